@@ -1,0 +1,52 @@
+# sverm: `make run` serves the embedded default, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+SVERM_ADMIN_EMAIL ?= admin@local
+SVERM_ADMIN_PASSWORD ?=
+# The PostgreSQL the suite also runs against when reachable (required when CI=true).
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-sqlite test-postgres lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bootstrap --email "$(SVERM_ADMIN_EMAIL)" $(if $(SVERM_ADMIN_PASSWORD),--password "$(SVERM_ADMIN_PASSWORD)")
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) sverm.asgi:application
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+test: lint test-sqlite test-postgres
+
+# The embedded default: SQLite, in-memory channel layer; integration tests skip unless CI=true.
+test-sqlite: install
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest $(PYTEST_ARGS)
+
+# The same suite on PostgreSQL, plus the integration tests against Redis and a Celery worker.
+test-postgres: install
+	@if $(PY) -m tests.probe postgres "$(TEST_POSTGRES_URL)"; then \
+		DATABASE_URL="$(TEST_POSTGRES_URL)" SVERM_TEST_REDIS_URL="$(TEST_REDIS_URL)" \
+			$(PY) -m pytest $(PYTEST_ARGS); \
+	elif [ "$$CI" = "true" ]; then \
+		echo "PostgreSQL at $(TEST_POSTGRES_URL) is unreachable and CI=true: failing." >&2; exit 1; \
+	else \
+		echo "PostgreSQL at $(TEST_POSTGRES_URL) is unreachable: ran on SQLite only."; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

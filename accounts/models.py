@@ -1,0 +1,144 @@
+"""Users (email login), workspaces (the tenant), memberships with roles, and API keys."""
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.validators import EmailValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.roles import Role
+from sverm.api.ids import PrefixedIdField
+from sverm.api.scoping import ScopedQuerySet
+
+
+class Plan(models.TextChoices):
+    FREE = "free", "Free"
+    PRO = "pro", "Pro"
+    TEAM = "team", "Team"
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra):
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create_user(email, password, **extra)
+
+    def get_by_natural_key(self, username):
+        return self.get(email__iexact=username)
+
+
+# `admin@local` is the embedded default admin: accept the `local` and `localhost` domains.
+validate_login_email = EmailValidator(allowlist=["localhost", "local"])
+
+
+class LoginEmailField(models.EmailField):
+    default_validators = [validate_login_email]
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    id = PrefixedIdField(prefix="usr")
+    email = LoginEmailField(unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(
+        default=False, help_text="Platform operators: may use the admin and see every workspace."
+    )
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Workspace(models.Model):
+    id = PrefixedIdField(prefix="wsp")
+    name = models.CharField(max_length=200)
+    plan = models.CharField(max_length=10, choices=Plan.choices, default=Plan.FREE)
+    members = models.ManyToManyField(User, through="Membership", related_name="workspaces")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "id"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class Membership(models.Model):
+    id = PrefixedIdField(prefix="mem")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "workspace"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="accounts_membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.workspace.name}"
+
+
+class ApiKey(models.Model):
+    """A workspace's secret `sk-sverm-…`: only its SHA-256 is stored, its prefix kept for lookup."""
+
+    id = PrefixedIdField(prefix="key")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.OPERATOR)
+    prefix = models.CharField(max_length=24, db_index=True, editable=False)
+    hashed_key = models.CharField(max_length=64, editable=False)
+    # The key acts as its creator (createdBy on what it makes), with the key's own role.
+    created_by = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "workspace"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,247 @@
+"""Writes for accounts: login, workspaces, memberships, API keys, bootstrap."""
+
+import hashlib
+import hmac
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth import authenticate
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import ApiKey, Membership, Plan, User, Workspace
+from accounts.roles import Role
+from accounts.selectors import user_get_by_email
+from sverm.api.errors import Conflict, InvalidRequest, Unauthorized
+from sverm.services import model_update
+
+API_KEY_PREFIX = "sk-sverm-"
+_API_KEY_ALPHABET = string.ascii_letters + string.digits
+_API_KEY_SECRET_LENGTH = 40
+_API_KEY_LOOKUP_LENGTH = 8
+# last_used_at is written at most once per this interval per key, not on every request.
+API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+# ---------------------------------------------------------------------------------------------
+# Login
+# ---------------------------------------------------------------------------------------------
+def auth_login(*, email: str, password: str) -> dict[str, str]:
+    user = authenticate(username=email.strip().lower(), password=password)
+    if user is None:
+        raise Unauthorized("Invalid email or password.")
+    refresh = RefreshToken.for_user(user)
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    return {"token": str(refresh.access_token), "refresh": str(refresh)}
+
+
+def auth_refresh(*, refresh: str) -> dict[str, str]:
+    serializer = TokenRefreshSerializer(data={"refresh": refresh})
+    try:
+        serializer.is_valid(raise_exception=True)
+    except (TokenError, InvalidToken, AuthenticationFailed):
+        raise Unauthorized("The refresh token is invalid or expired; log in again.") from None
+    return {"token": serializer.validated_data["access"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Workspaces and members
+# ---------------------------------------------------------------------------------------------
+@transaction.atomic
+def workspace_create(*, name: str, owner: User, plan: str = Plan.FREE) -> Workspace:
+    workspace = Workspace.objects.create(name=name, plan=plan)
+    Membership.objects.create(workspace=workspace, user=owner, role=Role.ADMIN)
+    return workspace
+
+
+def workspace_update(*, workspace: Workspace, data: dict) -> Workspace:
+    allowed = {key: value for key, value in data.items() if key in {"name", "plan"}}
+    workspace, _ = model_update(instance=workspace, data=allowed)
+    return workspace
+
+
+def _ensure_an_admin_remains(*, membership: Membership, new_role: str | None) -> None:
+    if membership.role != Role.ADMIN or new_role == Role.ADMIN:
+        return
+    admins = Membership.objects.select_for_update().filter(
+        workspace_id=membership.workspace_id, role=Role.ADMIN
+    )
+    if admins.count() <= 1:
+        raise Conflict("A workspace needs at least one admin; promote another member first.")
+
+
+def membership_add(*, workspace: Workspace, email: str, role: str) -> Membership:
+    user = user_get_by_email(email=email)
+    if user is None:
+        raise InvalidRequest(
+            "No user has this email address; an operator creates users in the admin.",
+            field_errors=[
+                {
+                    "field": "email",
+                    "pointer": "#/email",
+                    "detail": "No user has this email address.",
+                    "code": "does_not_exist",
+                }
+            ],
+        )
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(workspace=workspace, user=user, role=role)
+    except IntegrityError:
+        raise Conflict(f"{user.email} is already a member of this workspace.") from None
+
+
+@transaction.atomic
+def membership_update_role(*, membership: Membership, role: str) -> Membership:
+    _ensure_an_admin_remains(membership=membership, new_role=role)
+    membership, _ = model_update(instance=membership, data={"role": role})
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    _ensure_an_admin_remains(membership=membership, new_role=None)
+    membership.delete()
+
+
+# ---------------------------------------------------------------------------------------------
+# API keys
+# ---------------------------------------------------------------------------------------------
+def _hash_key(raw_key: str) -> str:
+    # Keys carry ~238 bits of randomness, so a fast hash is safe; no salt or KDF is needed.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_create(
+    *, workspace: Workspace, name: str, role: str, created_by: User
+) -> tuple[ApiKey, str]:
+    """Returns the key and its raw secret; the secret is never stored and cannot be shown again."""
+    secret = "".join(secrets.choice(_API_KEY_ALPHABET) for _ in range(_API_KEY_SECRET_LENGTH))
+    raw_key = API_KEY_PREFIX + secret
+    api_key = ApiKey.objects.create(
+        workspace=workspace,
+        name=name,
+        role=role,
+        prefix=raw_key[: len(API_KEY_PREFIX) + _API_KEY_LOOKUP_LENGTH],
+        hashed_key=_hash_key(raw_key),
+        created_by=created_by,
+    )
+    return api_key, raw_key
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKey:
+    prefix = raw_key[: len(API_KEY_PREFIX) + _API_KEY_LOOKUP_LENGTH]
+    digest = _hash_key(raw_key)
+    match = None
+    for candidate in ApiKey.objects.select_related("created_by").filter(prefix=prefix):
+        if hmac.compare_digest(candidate.hashed_key, digest):
+            match = candidate
+    if match is None:
+        raise Unauthorized("Invalid API key.")
+    if match.revoked_at is not None:
+        raise Unauthorized("This API key has been revoked.")
+    if not match.created_by.is_active:
+        raise Unauthorized("This API key's owner is deactivated.")
+    now = timezone.now()
+    if match.last_used_at is None or now - match.last_used_at >= API_KEY_TOUCH_INTERVAL:
+        ApiKey.objects.filter(pk=match.pk).update(last_used_at=now)
+        match.last_used_at = now
+    return match
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Idempotent: revoking a revoked key keeps its first revocation time."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap
+# ---------------------------------------------------------------------------------------------
+BOOTSTRAP_KEY_NAME = "bootstrap"
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    user: User
+    workspace: Workspace
+    user_created: bool
+    generated_password: str | None
+    api_key: ApiKey
+    raw_api_key: str | None  # None when the existing key was kept
+
+
+@transaction.atomic
+def platform_bootstrap(
+    *,
+    email: str,
+    password: str | None,
+    workspace_name: str = "Default",
+    plan: str | None = None,
+    rotate_key: bool = False,
+) -> BootstrapResult:
+    """Idempotent first-run setup: a superuser, a workspace it administers, and an API key.
+
+    Re-running keeps what exists: the password is set only when given, and a new API key is
+    made only when none is active or `rotate_key` is asked for.
+    """
+    email = email.strip().lower()
+    user = user_get_by_email(email=email)
+    generated = None
+    created = user is None
+    if created:
+        if not password:
+            generated = password = secrets.token_urlsafe(16)
+        user = User.objects.create_superuser(email=email, password=password)
+    else:
+        changed = []
+        if password and not user.check_password(password):
+            user.set_password(password)
+            changed.append("password")
+        for flag in ("is_staff", "is_superuser", "is_active"):
+            if not getattr(user, flag):
+                setattr(user, flag, True)
+                changed.append(flag)
+        if changed:
+            user.save(update_fields=changed)
+
+    membership = (
+        Membership.objects.select_related("workspace")
+        .filter(user=user, role=Role.ADMIN, workspace__name=workspace_name)
+        .order_by("created_at")
+        .first()
+    )
+    if membership is None:
+        workspace = workspace_create(name=workspace_name, owner=user, plan=plan or Plan.FREE)
+    else:
+        workspace = membership.workspace
+        if plan:
+            workspace = workspace_update(workspace=workspace, data={"plan": plan})
+
+    keys = ApiKey.objects.filter(
+        workspace=workspace, name=BOOTSTRAP_KEY_NAME, revoked_at__isnull=True
+    ).order_by("created_at")
+    existing = keys.first()
+    raw_key = None
+    if existing is None or rotate_key:
+        for key in keys:
+            api_key_revoke(api_key=key)
+        existing, raw_key = api_key_create(
+            workspace=workspace, name=BOOTSTRAP_KEY_NAME, role=Role.ADMIN, created_by=user
+        )
+    return BootstrapResult(
+        user=user,
+        workspace=workspace,
+        user_created=created,
+        generated_password=generated,
+        api_key=existing,
+        raw_api_key=raw_key,
+    )

@@ -1,0 +1,23 @@
+"""Routes of `/api/auth`, `/api/workspaces`, `/api/workspaces/{id}/members` and `/api/api-keys`."""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from accounts import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("workspaces", views.WorkspaceViewSet, basename="workspace")
+router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
+
+members = views.MemberViewSet.as_view({"get": "list", "post": "create"})
+member = views.MemberViewSet.as_view(
+    {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+)
+
+urlpatterns = [
+    path("auth/login", views.LoginView.as_view(), name="auth-login"),
+    path("auth/refresh", views.RefreshView.as_view(), name="auth-refresh"),
+    path("workspaces/<str:workspace_id>/members", members, name="workspace-members"),
+    path("workspaces/<str:workspace_id>/members/<str:user_id>", member, name="workspace-member"),
+    *router.urls,
+]

@@ -1,0 +1,212 @@
+"""`/api/auth`, `/api/workspaces`, `/api/workspaces/{id}/members`, `/api/api-keys`."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from accounts.models import ApiKey, Membership, Workspace
+from accounts.roles import Role
+from accounts.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    LoginInputSerializer,
+    LoginOutputSerializer,
+    MemberAddSerializer,
+    MemberSerializer,
+    MemberUpdateSerializer,
+    RefreshInputSerializer,
+    RefreshOutputSerializer,
+    WorkspaceCreateSerializer,
+    WorkspaceSerializer,
+    WorkspaceUpdateSerializer,
+)
+from sverm.api.errors import Forbidden
+from sverm.api.serializers import SuccessSerializer
+from sverm.api.viewsets import WorkspaceScopedViewSet
+
+WORKSPACE_ID_PARAM = OpenApiParameter(
+    "workspace_id", str, description="Only rows of this workspace (`wsp_…`)."
+)
+
+
+class LoginView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    error_statuses = ["401"]
+
+    @extend_schema(
+        tags=["auth"],
+        request=LoginInputSerializer,
+        responses={200: LoginOutputSerializer},
+        summary="Exchange email and password for a JWT",
+    )
+    def post(self, request):
+        data = LoginInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tokens = services.auth_login(**data.validated_data)
+        return Response(LoginOutputSerializer(tokens).data)
+
+
+class RefreshView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    error_statuses = ["401"]
+
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshInputSerializer,
+        responses={200: RefreshOutputSerializer},
+        summary="Exchange a refresh token for a new access token",
+    )
+    def post(self, request):
+        data = RefreshInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(RefreshOutputSerializer(services.auth_refresh(**data.validated_data)).data)
+
+
+@extend_schema(tags=["workspaces"])
+class WorkspaceViewSet(WorkspaceScopedViewSet):
+    queryset = Workspace.objects.all()
+    serializer_class = WorkspaceSerializer
+    action_roles = {"partial_update": Role.ADMIN}
+    lookup_value_regex = "[^/]+"
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "caller": self.caller}
+
+    @extend_schema(summary="List the workspaces you are a member of")
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Create a workspace (you become its admin)",
+        request=WorkspaceCreateSerializer,
+        responses={201: WorkspaceSerializer},
+    )
+    def create(self, request):
+        if self.caller.api_key_id:
+            raise Forbidden("API keys act within one workspace; log in to create workspaces.")
+        data = WorkspaceCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace = services.workspace_create(owner=request.user, **data.validated_data)
+        request._sverm_caller = None  # the caller now holds a new role
+        return Response(self.get_serializer(workspace).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Get a workspace")
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Rename a workspace or change its plan (admin)",
+        request=WorkspaceUpdateSerializer,
+        responses={200: WorkspaceSerializer},
+    )
+    def partial_update(self, request, pk=None):
+        workspace = self.get_object()
+        data = WorkspaceUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace = services.workspace_update(workspace=workspace, data=data.validated_data)
+        return Response(self.get_serializer(workspace).data)
+
+
+@extend_schema(tags=["workspaces"])
+class MemberViewSet(WorkspaceScopedViewSet):
+    queryset = Membership.objects.select_related("user")
+    serializer_class = MemberSerializer
+    workspace_url_kwarg = "workspace_id"
+    lookup_field = "user_id"
+    lookup_value_regex = "[^/]+"
+    action_roles = {"create": Role.ADMIN, "partial_update": Role.ADMIN, "destroy": Role.ADMIN}
+    error_statuses = ["409"]
+
+    @extend_schema(summary="List a workspace's members")
+    def list(self, request, workspace_id=None):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Add an existing user to the workspace by email (admin)",
+        request=MemberAddSerializer,
+        responses={201: MemberSerializer},
+    )
+    def create(self, request, workspace_id=None):
+        data = MemberAddSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace = get_object_or_404(Workspace, pk=workspace_id)
+        membership = services.membership_add(workspace=workspace, **data.validated_data)
+        return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Get one member")
+    def retrieve(self, request, workspace_id=None, user_id=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Change a member's role (admin)",
+        request=MemberUpdateSerializer,
+        responses={200: MemberSerializer},
+    )
+    def partial_update(self, request, workspace_id=None, user_id=None):
+        membership = self.get_object()
+        data = MemberUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.membership_update_role(membership=membership, **data.validated_data)
+        return Response(self.get_serializer(membership).data)
+
+    @extend_schema(summary="Remove a member (admin)", responses={200: SuccessSerializer})
+    def destroy(self, request, workspace_id=None, user_id=None):
+        services.membership_remove(membership=self.get_object())
+        return Response({"success": True})
+
+
+@extend_schema(tags=["api-keys"])
+class ApiKeyViewSet(WorkspaceScopedViewSet):
+    queryset = ApiKey.objects.all()
+    serializer_class = ApiKeySerializer
+    action_roles = {
+        "list": Role.ADMIN,
+        "retrieve": Role.ADMIN,
+        "create": Role.ADMIN,
+        "destroy": Role.ADMIN,
+    }
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        summary="List API keys of the workspaces you administer", parameters=[WORKSPACE_ID_PARAM]
+    )
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Create an API key; the secret is in `key`, shown only here (admin)",
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer},
+    )
+    def create(self, request):
+        data = ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace_id = data.validated_data["workspaceId"]
+        self.require_role(workspace_id)
+        api_key, raw_key = services.api_key_create(
+            workspace=get_object_or_404(Workspace, pk=workspace_id),
+            name=data.validated_data["name"],
+            role=data.validated_data["role"],
+            created_by=request.user,
+        )
+        body = ApiKeyCreatedSerializer(api_key, context={"raw_key": raw_key}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Get an API key (never its secret)")
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(summary="Revoke an API key (admin)", responses={200: SuccessSerializer})
+    def destroy(self, request, pk=None):
+        services.api_key_revoke(api_key=self.get_object())
+        return Response({"success": True})

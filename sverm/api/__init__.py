@@ -1,0 +1,1 @@
+"""Plumbing every sverm API shares: errors, ids, auth, scoping, pagination, schema."""

@@ -1,0 +1,72 @@
+"""The request id: taken from `X-Request-ID` or generated, echoed back, and put in every log line."""
+
+import logging
+import re
+from contextvars import ContextVar
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from ulid import ULID
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+def current_request_id() -> str:
+    return request_id_var.get()
+
+
+def new_request_id() -> str:
+    return f"req_{str(ULID()).lower()}"
+
+
+def request_id_from(meta_value: str | None) -> str:
+    """The caller's id when it is a sane token, else a fresh one (never trust log-breaking input)."""
+    if meta_value and _VALID_REQUEST_ID.match(meta_value):
+        return meta_value
+    return new_request_id()
+
+
+class RequestIdMiddleware:
+    """Sets the id for the request's context and on its response; works sync and async."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def _begin(self, request):
+        request_id = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id
+        return request_id_var.set(request_id)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        token = self._begin(request)
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request.request_id
+            return response
+        finally:
+            request_id_var.reset(token)
+
+    async def __acall__(self, request):
+        token = self._begin(request)
+        try:
+            response = await self.get_response(request)
+            response[REQUEST_ID_HEADER] = request.request_id
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return True

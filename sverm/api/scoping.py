@@ -1,0 +1,97 @@
+"""Tenancy in one place: who the caller is, which workspaces they hold which role in, and the
+queryset filter every workspace-owned model uses (`for_caller`).
+
+A resource in a workspace the caller is not a member of is 404 (its existence is not leaked);
+a member whose role is too low gets 403.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from django.db import models
+
+from accounts.roles import Role
+from sverm.api.errors import Forbidden, NotFound
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated principal of one request."""
+
+    user_id: str | None
+    api_key_id: str | None = None
+    is_staff: bool = False
+    roles: Mapping[str, str] = field(default_factory=dict)
+
+    def role_in(self, workspace_id: str) -> str | None:
+        if self.is_staff:
+            return Role.ADMIN
+        return self.roles.get(workspace_id)
+
+    def workspace_ids(self, min_role: str = Role.VIEWER) -> list[str] | None:
+        """Workspaces where the caller holds at least `min_role`; None means every workspace."""
+        if self.is_staff:
+            return None
+        return [ws for ws, role in self.roles.items() if Role.allows(role, min_role)]
+
+    def require_role(self, workspace_id: str, role: str) -> str:
+        held = self.role_in(workspace_id)
+        if held is None:
+            raise NotFound(f"Workspace {workspace_id} not found.")
+        if not Role.allows(held, role):
+            raise Forbidden(
+                f"This needs the {role} role in workspace {workspace_id}; you have {held}."
+            )
+        return held
+
+
+ANONYMOUS = Caller(user_id=None)
+
+
+def caller_for(request) -> Caller:
+    """The request's Caller, computed once: the API key's workspace and role, or the user's
+    memberships (every workspace, as admin, for platform staff using a JWT)."""
+    cached = getattr(request, "_sverm_caller", None)
+    if cached is not None:
+        return cached
+    from accounts.models import ApiKey
+    from accounts.selectors import user_workspace_roles
+
+    user = getattr(request, "user", None)
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, ApiKey):
+        caller = Caller(
+            user_id=auth.created_by_id,
+            api_key_id=auth.pk,
+            roles={auth.workspace_id: auth.role},
+        )
+    elif user is not None and user.is_authenticated:
+        caller = Caller(
+            user_id=user.pk, is_staff=user.is_staff, roles=user_workspace_roles(user_id=user.pk)
+        )
+    else:
+        caller = ANONYMOUS
+    request._sverm_caller = caller
+    return caller
+
+
+class ScopedQuerySet(models.QuerySet):
+    """QuerySet of a workspace-owned model; the model names its path to the workspace id in
+    `workspace_lookup` ("id" for Workspace itself, "workspace" for a direct foreign key)."""
+
+    def for_caller(self, caller: Caller, min_role: str = Role.VIEWER):
+        ids = caller.workspace_ids(min_role)
+        if ids is None:
+            return self
+        return self.filter(**{f"{self.model.workspace_lookup}__in": ids})
+
+    def in_workspace(self, workspace_id: str):
+        return self.filter(**{self.model.workspace_lookup: workspace_id})
+
+
+def workspace_id_of(obj: models.Model) -> str:
+    """Follow the model's `workspace_lookup` from an instance to its workspace id."""
+    *path, last = type(obj).workspace_lookup.split("__")
+    for name in path:
+        obj = getattr(obj, name)
+    return obj.pk if last in ("id", "pk") else getattr(obj, f"{last}_id")

@@ -1,0 +1,100 @@
+"""Liveness (`/healthz`) and readiness (`/readyz`: database, channel layer, broker when configured)."""
+
+import asyncio
+import logging
+import time
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+logger = logging.getLogger("sverm.health")
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+async def _channel_layer_round_trip() -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    channel = await layer.new_channel("readyz.")
+    await layer.send(channel, {"type": "readyz.ping"})
+    message = await asyncio.wait_for(layer.receive(channel), CHECK_TIMEOUT_SECONDS)
+    if message.get("type") != "readyz.ping":
+        raise RuntimeError("channel layer returned another message")
+
+
+def check_channel_layer() -> None:
+    async_to_sync(_channel_layer_round_trip)()
+
+
+def check_broker() -> None:
+    from sverm.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_SECONDS)
+
+
+def readiness() -> tuple[bool, dict[str, str]]:
+    checks = {"database": check_database, "channelLayer": check_channel_layer}
+    if not settings.CELERY_BROKER_URL.startswith("memory://"):
+        checks["broker"] = check_broker
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        started = time.monotonic()
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:
+            logger.warning("readiness check %s failed: %s", name, exc)
+            results[name] = f"error: {type(exc).__name__}: {exc}"[:300]
+        else:
+            logger.debug("readiness check %s took %.3fs", name, time.monotonic() - started)
+    return all(value == "ok" for value in results.values()), results
+
+
+HealthSerializer = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
+        "checks": serializers.DictField(child=serializers.CharField(), required=False),
+    },
+)
+
+
+class HealthzView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(tags=["health"], summary="Liveness: the process answers", responses=HealthSerializer)
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
+class ReadyzView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        tags=["health"],
+        summary="Readiness: database, channel layer and broker reachable",
+        responses={200: HealthSerializer, 503: HealthSerializer},
+    )
+    def get(self, request):
+        ready, checks = readiness()
+        return Response(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status=200 if ready else 503,
+        )

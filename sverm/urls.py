@@ -1,0 +1,28 @@
+"""Top-level routes: admin, docs, health, `/api` and `/v1`, and the API catch-all."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import (
+    SpectacularJSONAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
+
+from sverm.api.views import RouteNotFoundView
+from sverm.health import HealthzView, ReadyzView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
+    path("healthz", HealthzView.as_view(), name="healthz"),
+    path("readyz", ReadyzView.as_view(), name="readyz"),
+    path("api/", include("accounts.urls")),
+    re_path(r"^(?:api|v1)(?:/.*)?$", RouteNotFoundView.as_view(), name="api-not-found"),
+]
+
+handler400 = "sverm.api.errors.handler400"
+handler403 = "sverm.api.errors.handler403"
+handler404 = "sverm.api.errors.handler404"
+handler500 = "sverm.api.errors.handler500"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SwarmsConfig(AppConfig):
+    name = "swarms"
+    verbose_name = "Swarms"
