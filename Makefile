@@ -33,9 +33,9 @@ lint: install
 
 test: lint test-sqlite test-postgres
 
-# The embedded default: SQLite, in-memory channel layer; integration tests skip unless CI=true.
+# The embedded default: SQLite, in-memory channel layer, nothing else installed.
 test-sqlite: install
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest $(PYTEST_ARGS)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 # The same suite on PostgreSQL, plus the integration tests against Redis and a Celery worker.
 test-postgres: install

@@ -60,11 +60,17 @@ class WorkspaceAdmin(admin.ModelAdmin):
     search_fields = ["name", "id", "memberships__user__email"]
     readonly_fields = ["id", "created_at", "updated_at"]
     inlines = [MembershipInline]
+    # The Count annotation makes a GROUP BY, which drops Meta.ordering; autocomplete paginates.
+    ordering = ["-created_at", "-id"]
 
     def get_queryset(self, request):
         from django.db.models import Count
 
-        return super().get_queryset(request).annotate(_member_count=Count("memberships"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_member_count=Count("memberships", distinct=True))
+        )
 
     @admin.display(description="Members", ordering="_member_count")
     def member_count(self, workspace):
@@ -101,8 +107,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     ]
-    fields = ["id", "name", "masked", "workspace", "role", "created_by", "created_at",
-              "last_used_at", "revoked_at"]
+    fields = [
+        "id",
+        "name",
+        "masked",
+        "workspace",
+        "role",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     actions = ["revoke_keys"]
     autocomplete_fields = ["workspace"]
 
@@ -138,9 +153,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         )
         obj.pk = api_key.pk
         obj.__dict__.update(api_key.__dict__)
-        messages.warning(
-            request, f"New API key (shown only now, copy it): {raw_key}"
-        )
+        messages.warning(request, f"New API key (shown only now, copy it): {raw_key}")
 
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request, queryset):

@@ -1,4 +1,4 @@
-"""Workspace roles, ordered: viewer < operator < admin. Kept free of models to avoid import cycles."""
+"""Workspace roles, ordered viewer < operator < admin; free of models to avoid import cycles."""
 
 from django.db import models
 

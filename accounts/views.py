@@ -27,6 +27,7 @@ from accounts.serializers import (
 )
 from sverm.api.errors import Forbidden
 from sverm.api.serializers import SuccessSerializer
+from sverm.api.throttling import AuthRateThrottle
 from sverm.api.viewsets import WorkspaceScopedViewSet
 
 WORKSPACE_ID_PARAM = OpenApiParameter(
@@ -37,7 +38,8 @@ WORKSPACE_ID_PARAM = OpenApiParameter(
 class LoginView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    error_statuses = ["401"]
+    throttle_classes = [AuthRateThrottle]
+    error_statuses = ["401", "429"]
 
     @extend_schema(
         tags=["auth"],
@@ -55,7 +57,8 @@ class LoginView(APIView):
 class RefreshView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    error_statuses = ["401"]
+    throttle_classes = [AuthRateThrottle]
+    error_statuses = ["401", "429"]
 
     @extend_schema(
         tags=["auth"],

@@ -1,4 +1,4 @@
-"""Liveness (`/healthz`) and readiness (`/readyz`: database, channel layer, broker when configured)."""
+"""Liveness (`/healthz`) and readiness (`/readyz`: database, channel layer, broker if any)."""
 
 import asyncio
 import logging
@@ -78,7 +78,9 @@ class HealthzView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(tags=["health"], summary="Liveness: the process answers", responses=HealthSerializer)
+    @extend_schema(
+        tags=["health"], summary="Liveness: the process answers", responses=HealthSerializer
+    )
     def get(self, request):
         return Response({"status": "ok"})
 

@@ -12,9 +12,7 @@ def model_update(*, instance: models.Model, data: dict[str, Any]) -> tuple[model
         return instance, False
     for name in changed:
         setattr(instance, name, data[name])
-    auto_now = [
-        f.name for f in instance._meta.concrete_fields if getattr(f, "auto_now", False)
-    ]
+    auto_now = [f.name for f in instance._meta.concrete_fields if getattr(f, "auto_now", False)]
     instance.full_clean(exclude=[f.name for f in instance._meta.fields if f.name not in changed])
     instance.save(update_fields=changed + auto_now)
     return instance, True

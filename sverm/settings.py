@@ -203,6 +203,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "sverm.api.pagination.KeysetPagination",
     "DEFAULT_SCHEMA_CLASS": "sverm.api.schema.SvermAutoSchema",
     "EXCEPTION_HANDLER": "sverm.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("SVERM_AUTH_RATE", "20/min")},
+    # Client IPs come from REMOTE_ADDR unless told how many proxies append X-Forwarded-For.
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": False,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",

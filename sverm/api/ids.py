@@ -24,7 +24,9 @@ def new_id(prefix: str) -> str:
 
 
 def has_prefix(value: str, prefix: str) -> bool:
-    return isinstance(value, str) and value.startswith(prefix + "_") and len(value) == len(prefix) + 27
+    return (
+        isinstance(value, str) and value.startswith(prefix + "_") and len(value) == len(prefix) + 27
+    )
 
 
 class PrefixedIdField(models.CharField):
@@ -42,7 +44,11 @@ class PrefixedIdField(models.CharField):
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
         kwargs["prefix"] = self.prefix
-        for key, default in (("max_length", ID_MAX_LENGTH), ("primary_key", True), ("editable", False)):
+        for key, default in (
+            ("max_length", ID_MAX_LENGTH),
+            ("primary_key", True),
+            ("editable", False),
+        ):
             if kwargs.get(key) == default:
                 kwargs.pop(key)
         return name, path, args, kwargs

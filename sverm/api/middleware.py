@@ -1,4 +1,4 @@
-"""The request id: taken from `X-Request-ID` or generated, echoed back, and put in every log line."""
+"""The request id: taken from `X-Request-ID` or generated, echoed, and on every log line."""
 
 import logging
 import re
@@ -22,7 +22,7 @@ def new_request_id() -> str:
 
 
 def request_id_from(meta_value: str | None) -> str:
-    """The caller's id when it is a sane token, else a fresh one (never trust log-breaking input)."""
+    """The caller's id when it is a sane token, else a fresh one (log lines stay unbroken)."""
     if meta_value and _VALID_REQUEST_ID.match(meta_value):
         return meta_value
     return new_request_id()

@@ -71,7 +71,10 @@ def _encode_value(value: Any) -> Any:
 
 
 def encode_cursor(row: Model, ordering: Ordering) -> str:
-    payload = {"o": _fingerprint(ordering), "v": [_encode_value(_row_value(row, n)) for n, _ in ordering]}
+    payload = {
+        "o": _fingerprint(ordering),
+        "v": [_encode_value(_row_value(row, n)) for n, _ in ordering],
+    }
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -102,8 +105,9 @@ def _beyond(ordering: Ordering, values: list[Any], forward: bool) -> Q:
     """Rows strictly after (forward) or strictly before the position `values` in `ordering`."""
     condition = Q(pk__in=[])
     for index, (name, descending) in enumerate(ordering):
-        greater = descending != forward  # forward in a descending column means smaller values
-        step = Q(**{f"{name}__{'lt' if greater else 'gt'}": values[index]})
+        # Moving forward through an ascending column, or backward through a descending one.
+        greater = descending != forward
+        step = Q(**{f"{name}__{'gt' if greater else 'lt'}": values[index]})
         for prev in range(index):
             step &= Q(**{ordering[prev][0]: values[prev]})
         condition |= step
@@ -125,7 +129,9 @@ class KeysetPagination(BasePagination):
         try:
             limit = int(raw)
         except ValueError:
-            raise InvalidRequest(f"`limit` must be an integer from 1 to {self.max_limit}.") from None
+            raise InvalidRequest(
+                f"`limit` must be an integer from 1 to {self.max_limit}."
+            ) from None
         if not 1 <= limit <= self.max_limit:
             raise InvalidRequest(f"`limit` must be an integer from 1 to {self.max_limit}.")
         return limit
@@ -144,7 +150,9 @@ class KeysetPagination(BasePagination):
         self.has_next = self.has_previous = False
         if before:
             values = decode_cursor(before, ordering, model, "before")
-            rows = list(queryset.filter(_beyond(ordering, values, False)).order_by(*reverse_by)[: limit + 1])
+            rows = list(
+                queryset.filter(_beyond(ordering, values, False)).order_by(*reverse_by)[: limit + 1]
+            )
             self.has_previous = len(rows) > limit
             rows = rows[:limit][::-1]
             self.has_next = queryset.filter(
@@ -207,10 +215,28 @@ class KeysetPagination(BasePagination):
 
     def get_schema_operation_parameters(self, view) -> list[dict]:
         def param(name: str, description: str, schema: dict) -> dict:
-            return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+            return {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": description,
+                "schema": schema,
+            }
 
         return [
-            param("limit", "Page size (1–100, default 100).", {"type": "integer", "minimum": 1, "maximum": 100}),
-            param("after", "Keyset cursor: return the page after this row (next page).", {"type": "string"}),
-            param("before", "Keyset cursor: return the page before this row (prev page).", {"type": "string"}),
+            param(
+                "limit",
+                "Page size (1-100, default 100).",
+                {"type": "integer", "minimum": 1, "maximum": 100},
+            ),
+            param(
+                "after",
+                "Keyset cursor: return the page after this row (next page).",
+                {"type": "string"},
+            ),
+            param(
+                "before",
+                "Keyset cursor: return the page before this row (prev page).",
+                {"type": "string"},
+            ),
         ]

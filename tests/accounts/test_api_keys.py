@@ -36,8 +36,10 @@ def test_create_returns_the_secret_once_and_stores_only_its_hash(api_client, wor
     assert stored.hashed_key == hashlib.sha256(raw.encode()).hexdigest()
     assert raw not in {getattr(stored, f.attname) for f in ApiKey._meta.concrete_fields}
 
-    for listed in (api_client.get("/api/api-keys").json()["data"][0],
-                   api_client.get(f"/api/api-keys/{body['id']}").json()):
+    for listed in (
+        api_client.get("/api/api-keys").json()["data"][0],
+        api_client.get(f"/api/api-keys/{body['id']}").json(),
+    ):
         assert "key" not in listed
         assert listed["prefix"] == raw[:17]
 

@@ -123,3 +123,33 @@ def test_token_of_deactivated_user_is_401(api_client, user):
     user.is_active = False
     user.save()
     assert_problem(api_client.get("/api/workspaces"), 401, "unauthorized")
+
+
+def test_auth_endpoints_allow_20_requests_a_minute_per_ip(anon_client, user):
+    payload = {"email": user.email, "password": "wrong"}
+    statuses = [
+        anon_client.post("/api/auth/login", payload, format="json").status_code for _ in range(20)
+    ]
+    assert statuses == [401] * 20
+    response = anon_client.post("/api/auth/login", payload, format="json")
+    assert_problem(response, 429, "rate_limited")
+    assert 1 <= int(response["Retry-After"]) <= 60
+    # Refresh shares the budget; another address has its own.
+    assert anon_client.post("/api/auth/refresh", {"refresh": "x"}, format="json").status_code == 429
+    other = anon_client.post(
+        "/api/auth/login", {"email": user.email, "password": PASSWORD}, format="json",
+        REMOTE_ADDR="10.0.0.9",
+    )
+    assert other.status_code == 200
+
+
+def test_forwarded_for_is_not_trusted_without_proxies(anon_client, user):
+    payload = {"email": user.email, "password": "wrong"}
+    for index in range(20):
+        anon_client.post(
+            "/api/auth/login", payload, format="json", HTTP_X_FORWARDED_FOR=f"1.2.3.{index}"
+        )
+    response = anon_client.post(
+        "/api/auth/login", payload, format="json", HTTP_X_FORWARDED_FOR="9.9.9.9"
+    )
+    assert response.status_code == 429

@@ -22,7 +22,13 @@ def test_list_members(client_for, member_of, workspace, user):
         (viewer.pk, "viewer"),
     }
     assert set(body["data"][0]) == {
-        "userId", "email", "name", "workspaceId", "role", "createdAt", "updatedAt"
+        "userId",
+        "email",
+        "name",
+        "workspaceId",
+        "role",
+        "createdAt",
+        "updatedAt",
     }
     assert body["pageInfo"]["total"] == 2
 
@@ -35,7 +41,9 @@ def test_add_by_email_change_role_and_remove(api_client, make_user, workspace):
     assert response.status_code == 201
     assert response.json()["userId"] == newcomer.pk and response.json()["role"] == "operator"
 
-    response = api_client.patch(members_url(workspace, newcomer.pk), {"role": "admin"}, format="json")
+    response = api_client.patch(
+        members_url(workspace, newcomer.pk), {"role": "admin"}, format="json"
+    )
     assert response.status_code == 200 and response.json()["role"] == "admin"
     assert api_client.get(members_url(workspace, newcomer.pk)).json()["role"] == "admin"
 
@@ -47,7 +55,9 @@ def test_add_by_email_change_role_and_remove(api_client, make_user, workspace):
 
 def test_add_defaults_to_viewer(api_client, make_user, workspace):
     make_user(email="quiet@example.com")
-    response = api_client.post(members_url(workspace), {"email": "quiet@example.com"}, format="json")
+    response = api_client.post(
+        members_url(workspace), {"email": "quiet@example.com"}, format="json"
+    )
     assert response.json()["role"] == "viewer"
 
 
@@ -85,10 +95,16 @@ def test_admin_can_step_down_when_another_admin_remains(api_client, workspace, u
 def test_non_admins_cannot_change_members(client_for, member_of, make_user, workspace, user, role):
     client = client_for(member_of(workspace, role))
     make_user(email="x@example.com")
-    assert_problem(client.post(members_url(workspace), {"email": "x@example.com"}, format="json"),
-                   403, "forbidden")
-    assert_problem(client.patch(members_url(workspace, user.pk), {"role": "viewer"}, format="json"),
-                   403, "forbidden")
+    assert_problem(
+        client.post(members_url(workspace), {"email": "x@example.com"}, format="json"),
+        403,
+        "forbidden",
+    )
+    assert_problem(
+        client.patch(members_url(workspace, user.pk), {"role": "viewer"}, format="json"),
+        403,
+        "forbidden",
+    )
     assert_problem(client.delete(members_url(workspace, user.pk)), 403, "forbidden")
     assert Membership.objects.filter(workspace=workspace).count() == 2
 

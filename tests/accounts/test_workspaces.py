@@ -36,8 +36,13 @@ def test_create_makes_the_caller_admin(api_client, user):
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [({}, "name"), ({"name": ""}, "name"), ({"name": "x", "plan": "gold"}, "plan"),
-     ({"name": "x", "owner": "me"}, "owner"), ({"name": "x" * 201}, "name")],
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x", "plan": "gold"}, "plan"),
+        ({"name": "x", "owner": "me"}, "owner"),
+        ({"name": "x" * 201}, "name"),
+    ],
 )
 def test_invalid_create_is_400_and_creates_nothing(api_client, payload, field):
     body = assert_problem(
@@ -78,7 +83,9 @@ def test_patch_below_admin_is_403_and_changes_nothing(client_for, member_of, wor
 
 
 def test_patch_other_workspace_is_404(api_client, other_workspace):
-    response = api_client.patch(f"/api/workspaces/{other_workspace.pk}", {"name": "x"}, format="json")
+    response = api_client.patch(
+        f"/api/workspaces/{other_workspace.pk}", {"name": "x"}, format="json"
+    )
     assert_problem(response, 404, "not_found")
 
 

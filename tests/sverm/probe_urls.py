@@ -43,12 +43,10 @@ class BoomView(APIView):
         raise RuntimeError("kaboom")
 
 
-urlpatterns = [
-    path(f"{prefix}/probe", ProbeView.as_view()) for prefix in ("v1", "api")
-] + [
-    path(f"{prefix}/probe/forbidden", ForbiddenView.as_view()) for prefix in ("v1", "api")
-] + [
-    path(f"{prefix}/probe/budget", BudgetView.as_view()) for prefix in ("v1", "api")
-] + [
-    path(f"{prefix}/probe/boom", BoomView.as_view()) for prefix in ("v1", "api")
-] + real_urlpatterns
+urlpatterns = (
+    [path(f"{prefix}/probe", ProbeView.as_view()) for prefix in ("v1", "api")]
+    + [path(f"{prefix}/probe/forbidden", ForbiddenView.as_view()) for prefix in ("v1", "api")]
+    + [path(f"{prefix}/probe/budget", BudgetView.as_view()) for prefix in ("v1", "api")]
+    + [path(f"{prefix}/probe/boom", BoomView.as_view()) for prefix in ("v1", "api")]
+    + real_urlpatterns
+)

@@ -94,8 +94,12 @@ def test_api_validation_errors_point_at_fields(api_client):
 
 @pytest.mark.parametrize(
     ("payload", "detail"),
-    [("[1, 2]", "Expected a JSON object."), ('"text"', "Expected a JSON object."),
-     ("42", "Expected a JSON object."), ("null", "No data provided")],
+    [
+        ("[1, 2]", "Expected a JSON object."),
+        ('"text"', "Expected a JSON object."),
+        ("42", "Expected a JSON object."),
+        ("null", "No data provided"),
+    ],
 )
 def test_body_that_is_not_an_object_is_400(api_client, payload, detail):
     response = api_client.post("/api/probe", data=payload, content_type="application/json")

@@ -1,4 +1,4 @@
-"""`manage.py bootstrap`: idempotent first-run setup of the platform admin, a workspace and a key."""
+"""`manage.py bootstrap`: idempotent first-run setup of the admin, a workspace and a key."""
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -42,7 +42,8 @@ class Command(BaseCommand):
         write(f"Admin: {result.user.email} ({'created' if result.user_created else 'exists'})")
         if result.generated_password:
             write(f"Admin password: {result.generated_password}")
-        write(f"Workspace: {result.workspace.name} {result.workspace.id} (plan {result.workspace.plan})")
+        workspace = result.workspace
+        write(f"Workspace: {workspace.name} {workspace.id} (plan {workspace.plan})")
         if result.raw_api_key:
             write(f"API key: {result.raw_api_key}")
         else:

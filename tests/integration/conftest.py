@@ -1,0 +1,145 @@
+"""The real stack: PostgreSQL (the suite's test database), Redis, a Daphne server and a Celery
+worker as separate processes. Missing services skip these tests locally and fail them in CI."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from django.db import connection
+
+from tests.probe import reachable
+
+ROOT = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+REDIS_URL = os.environ.get("SVERM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true requires it)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def stack_env(transactional_db) -> dict[str, str]:
+    """Environment for child processes, pointing at this test run's PostgreSQL database."""
+    if connection.vendor != "postgresql":
+        unavailable("integration tests need DATABASE_URL pointing at PostgreSQL")
+    if not reachable("redis", REDIS_URL):
+        unavailable(f"Redis at {REDIS_URL} is unreachable")
+    db = connection.settings_dict
+    database_url = (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="sverm.settings",
+        DATABASE_URL=database_url,
+        REDIS_URL=REDIS_URL,
+        SECRET_KEY="integration-" + "x" * 40,
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+    )
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def server(stack_env, tmp_path):
+    """A real Daphne process serving sverm.asgi on a free port; yields its base URL."""
+    port = free_port()
+    log = (tmp_path / "daphne.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "sverm.asgi:application",
+        ],
+        cwd=ROOT,
+        env={**stack_env, "SVERM_DATA_DIR": str(tmp_path)},
+        stdout=log,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            pytest.fail("Daphne did not start:\n" + (tmp_path / "daphne.log").read_text())
+        time.sleep(0.2)
+    yield base
+    stop(process)
+
+
+@pytest.fixture
+def celery_worker(stack_env, tmp_path):
+    """A real Celery worker process on the Redis broker; yields its node name."""
+    name = f"sverm-test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+    log = (tmp_path / "worker.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "sverm",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            name,
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env={**stack_env, "SVERM_DATA_DIR": str(tmp_path)},
+        stdout=log,
+        stderr=log,
+    )
+    yield name
+    stop(process)
+
+
+def manage(stack_env, *args) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=stack_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

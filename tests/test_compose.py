@@ -1,0 +1,497 @@
+"""The production deployment files (Dockerfile, .dockerignore, docker-compose.yml) fit the code.
+
+There is no Docker engine here, so the files are parsed and checked statically: the stack's
+shape (services, dependencies, healthchecks, shared configuration), Compose's variable
+interpolation, and every command the containers run against what exists in the project (manage.py
+subcommands, the Daphne target, the Celery app and its CLI, the readiness route).
+"""
+
+import ast
+import importlib
+import re
+import shlex
+from pathlib import Path
+from urllib.parse import urlparse
+
+import click
+import dj_database_url
+import pytest
+import yaml
+from celery import Celery
+from celery.app.utils import find_app
+from celery.bin.base import CLIContext
+from celery.bin.celery import celery as celery_cli
+from celery.worker.control import Panel
+from daphne.cli import CommandLineInterface
+from django.core.management import get_commands, load_command_class
+from django.http.request import validate_host
+from django.urls import resolve
+from packaging.specifiers import SpecifierSet
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+APP_SERVICES = ("migrate", "web", "worker", "beat")
+LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat")
+# What an operator must export; everything else has a default.
+REQUIRED_ENV = {"POSTGRES_PASSWORD": "s3cret-pw", "SECRET_KEY": "not-a-real-key"}
+
+
+# --- Compose variable interpolation ---------------------------------------------------------
+class MissingVariable(Exception):
+    pass
+
+
+_INTERPOLATION = re.compile(
+    r"\$(?:(?P<escaped>\$)"
+    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<invalid>))"
+)
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's `$$`, `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?err}`."""
+
+    def replace(match: re.Match) -> str:
+        if match["escaped"]:
+            return "$"
+        if match["invalid"] is not None and match["braced"] is None and match["named"] is None:
+            raise ValueError(f"invalid interpolation at {match.start()} in {value!r}")
+        name = match["braced"] or match["named"]
+        op, arg = match["op"], match["arg"]
+        current = env.get(name)
+        unset = current is None or (op is not None and op.startswith(":") and current == "")
+        if op in (":-", "-"):
+            return arg if unset else current
+        if op in (":?", "?"):
+            if unset:
+                raise MissingVariable(f"{name}: {arg}")
+            return current
+        return current or ""
+
+    return _INTERPOLATION.sub(replace, value)
+
+
+def interpolated(node, env: dict[str, str]):
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, list):
+        return [interpolated(item, env) for item in node]
+    if isinstance(node, dict):
+        return {key: interpolated(item, env) for key, item in node.items()}
+    return node
+
+
+# --- loading the files ----------------------------------------------------------------------
+def raw_compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def load_compose(env: dict[str, str] = REQUIRED_ENV) -> dict:
+    """The file as Compose sees it with `env` exported (merge keys resolved, `${...}` filled)."""
+    return interpolated(raw_compose(), env)
+
+
+def environment_of(service: dict) -> dict[str, str]:
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        raw = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw)
+    return {key: "" if value is None else str(value) for key, value in raw.items()}
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with line continuations joined and comments dropped."""
+    instructions, current = [], ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        keyword, _, args = (current + line).partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+        current = ""
+    assert not current, "the Dockerfile ends inside a line continuation"
+    return instructions
+
+
+def dockerfile_env() -> dict[str, str]:
+    env = {}
+    for keyword, args in dockerfile_instructions():
+        if keyword == "ENV":
+            for token in shlex.split(args):
+                key, sep, value = token.partition("=")
+                assert sep, f"ENV {args!r}: use the KEY=value form"
+                env[key] = value
+    return env
+
+
+def dockerfile_runs() -> list[str]:
+    return [args for keyword, args in dockerfile_instructions() if keyword == "RUN"]
+
+
+def as_argv(command) -> list[str]:
+    """An interpolated Compose command or healthcheck test, or an exec-form CMD, as its argv."""
+    if isinstance(command, list):
+        if command and command[0] == "CMD-SHELL":
+            assert len(command) == 2, command
+            return shlex.split(command[1])
+        if command and command[0] == "CMD":
+            command = command[1:]
+        return [str(part) for part in command]
+    return shlex.split(command)
+
+
+def container_port(port_mapping: str) -> int:
+    return int(str(port_mapping).split(":")[-1].split("/")[0])
+
+
+def app_commands() -> list[tuple[str, list[str]]]:
+    """Every command run in the sverm image: each service's command, each healthcheck, the CMD."""
+    compose = load_compose()
+    commands = []
+    for name, service in compose["services"].items():
+        if service.get("image") != compose["services"]["web"]["image"]:
+            continue
+        if "command" in service:
+            commands.append((f"{name}.command", as_argv(service["command"])))
+        if "healthcheck" in service:
+            test = service["healthcheck"]["test"]
+            commands.append((f"{name}.healthcheck", as_argv(test)))
+    [cmd] = [args for keyword, args in dockerfile_instructions() if keyword == "CMD"]
+    commands.append(("Dockerfile.CMD", yaml.safe_load(cmd)))
+    return commands
+
+
+# --- checking a command against the code ----------------------------------------------------
+def check_manage_py(argv: list[str]) -> None:
+    assert (ROOT / "manage.py").is_file()
+    commands = get_commands()
+    assert argv[2] in commands, f"manage.py has no {argv[2]!r} command"
+    command = load_command_class(commands[argv[2]], argv[2])
+    command.create_parser("manage.py", argv[2]).parse_args(argv[3:])
+
+
+def check_python_code(code: str) -> None:
+    tree = compile(code, "<healthcheck>", "exec", ast.PyCF_ONLY_AST)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module.split(".")[0] == "sverm":
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
+
+
+def check_daphne(argv: list[str]) -> None:
+    args = CommandLineInterface().parser.parse_args(argv[1:])
+    module_name, _, attribute = args.application.partition(":")
+    assert attribute, f"daphne target {args.application!r} is not module:attribute"
+    application = getattr(importlib.import_module(module_name), attribute)
+    assert callable(application)
+    assert args.host == "0.0.0.0", "Daphne must listen on every interface inside the container"
+
+
+def celery_app_and_subcommand(argv: list[str]) -> tuple[Celery, str, list[str]]:
+    assert argv[1] in ("-A", "--app"), f"{argv}: pass the app with -A first"
+    app = find_app(argv[2])
+    return app, argv[3], argv[4:]
+
+
+def check_celery(argv: list[str]) -> None:
+    app, subcommand, rest = celery_app_and_subcommand(argv)
+    assert isinstance(app, Celery)
+    assert app is importlib.import_module("sverm.celery").app
+    assert subcommand in celery_cli.commands, f"celery has no {subcommand!r} command"
+    parent = click.Context(celery_cli, info_name="celery")
+    parent.obj = CLIContext(app=app, no_color=True, workdir=None, quiet=True)
+    ctx = celery_cli.commands[subcommand].make_context(subcommand, list(rest), parent=parent)
+    if subcommand in ("inspect", "control"):
+        # The remote command the workers' control panel must know, e.g. `inspect ping`.
+        action = ctx.params["command"]
+        assert action in Panel.meta, f"workers have no {action!r} remote command"
+        assert Panel.meta[action].type == subcommand
+
+
+def check_argv(argv: list[str]) -> None:
+    program = argv[0]
+    if program == "python" and argv[1] == "manage.py":
+        check_manage_py(argv)
+    elif program == "python" and argv[1] == "-c":
+        check_python_code(argv[2])
+    elif program == "daphne":
+        check_daphne(argv)
+    elif program == "celery":
+        check_celery(argv)
+    else:
+        pytest.fail(f"unrecognised program in {argv}")
+
+
+# --- the stack's shape ----------------------------------------------------------------------
+def test_services_exist():
+    services = load_compose()["services"]
+    assert set(LONG_RUNNING) | {"migrate"} <= set(services)
+
+
+@pytest.mark.parametrize("name", [*LONG_RUNNING])
+def test_long_running_services_have_healthchecks_and_restart(name):
+    service = load_compose()["services"][name]
+    test = service["healthcheck"]["test"]
+    assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL"), test
+    assert service["restart"] == "unless-stopped"
+
+
+def test_backing_service_healthchecks():
+    services = load_compose()["services"]
+    assert services["postgres"]["image"].startswith("postgres:16")
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["redis"]["image"].startswith("redis:7")
+    assert services["redis"]["healthcheck"]["test"][-2:] == ["redis-cli", "ping"]
+
+
+def test_app_services_share_image_build_and_environment():
+    compose = load_compose()
+    services = compose["services"]
+    shared = compose["x-app"]
+    for name in APP_SERVICES:
+        assert services[name]["image"] == shared["image"] == "sverm:latest", name
+        assert services[name]["build"] == shared["build"], name
+        assert environment_of(services[name]) == environment_of(shared), name
+        assert services[name]["volumes"] == shared["volumes"], name
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"} <= set(environment_of(shared))
+    assert (ROOT / shared["build"] / "Dockerfile").is_file()
+
+
+def test_migrate_is_one_shot_and_waits_for_postgres():
+    migrate = load_compose()["services"]["migrate"]
+    assert as_argv(migrate["command"])[1:3] == ["manage.py", "migrate"]
+    assert "--noinput" in as_argv(migrate["command"])
+    # Restarting a one-shot would rerun it forever and web would never see it complete.
+    assert migrate["restart"] == "no"
+    assert "healthcheck" not in migrate
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_web_waits_for_migrations_and_redis():
+    depends_on = load_compose()["services"]["web"]["depends_on"]
+    assert depends_on["migrate"]["condition"] == "service_completed_successfully"
+    assert depends_on["redis"]["condition"] == "service_healthy"
+
+
+def test_dependency_conditions_can_be_met():
+    services = load_compose()["services"]
+    for name, service in services.items():
+        for target, spec in (service.get("depends_on") or {}).items():
+            assert target in services, f"{name} depends on unknown {target}"
+            if spec["condition"] == "service_healthy":
+                assert "healthcheck" in services[target], f"{name} waits on {target}'s health"
+            elif spec["condition"] == "service_completed_successfully":
+                assert services[target]["restart"] == "no", f"{target} must be one-shot"
+
+
+def test_named_volumes_are_declared():
+    compose = load_compose()
+    declared = set(compose["volumes"])
+    mounts = {
+        mount.split(":")[0]
+        for service in compose["services"].values()
+        for mount in service.get("volumes", [])
+    }
+    named = {source for source in mounts if not source.startswith((".", "/", "~"))}
+    assert named, "no named volumes mounted"
+    assert named <= declared
+    postgres_mounts = load_compose()["services"]["postgres"]["volumes"]
+    assert any(m.endswith(":/var/lib/postgresql/data") for m in postgres_mounts)
+
+
+# --- interpolation and the environment the app sees -----------------------------------------
+@pytest.mark.parametrize("missing", sorted(REQUIRED_ENV))
+def test_secrets_have_no_defaults(missing):
+    unset = {key: value for key, value in REQUIRED_ENV.items() if key != missing}
+    for env in (unset, {**REQUIRED_ENV, missing: ""}):
+        with pytest.raises(MissingVariable, match=missing):
+            load_compose(env)
+
+
+def test_app_environment_points_at_the_compose_services():
+    compose = load_compose()
+    services = compose["services"]
+    env = environment_of(compose["x-app"])
+
+    database = dj_database_url.parse(env["DATABASE_URL"])
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["HOST"] in services
+    assert services[database["HOST"]]["image"].startswith("postgres:")
+    postgres_env = environment_of(services[database["HOST"]])
+    assert database["PASSWORD"] == postgres_env["POSTGRES_PASSWORD"] == "s3cret-pw"
+    assert database["USER"] == postgres_env["POSTGRES_USER"]
+    assert database["NAME"] == postgres_env["POSTGRES_DB"]
+
+    redis = urlparse(env["REDIS_URL"])
+    assert redis.scheme == "redis"
+    assert redis.hostname in services
+    assert services[redis.hostname]["image"].startswith("redis:")
+
+    assert env["SECRET_KEY"] == "not-a-real-key"
+    assert env["DEBUG"] in ("0", "false", "False")
+    assert "OPENAI_API_KEY" in env and env["OPENAI_API_KEY"] == ""
+    overridden = load_compose({**REQUIRED_ENV, "OPENAI_API_KEY": "sk-x"})
+    assert environment_of(overridden["services"]["worker"])["OPENAI_API_KEY"] == "sk-x"
+
+
+def test_worker_concurrency_defaults_and_overrides():
+    def concurrency(env):
+        argv = as_argv(load_compose(env)["services"]["worker"]["command"])
+        [value] = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--concurrency=")]
+        return int(value)
+
+    assert concurrency(REQUIRED_ENV) == 4
+    assert concurrency({**REQUIRED_ENV, "SVERM_WORKER_CONCURRENCY": "9"}) == 9
+
+
+# --- every command refers to something that exists ------------------------------------------
+COMMANDS = app_commands()
+
+
+@pytest.mark.parametrize(("where", "argv"), COMMANDS, ids=[where for where, _ in COMMANDS])
+def test_command_refers_to_existing_code(where, argv):
+    check_argv(argv)
+
+
+def test_every_role_is_run():
+    by_where = dict(COMMANDS)
+    assert by_where["migrate.command"][:3] == ["python", "manage.py", "migrate"]
+    assert by_where["web.command"][0] == "daphne"
+    assert "sverm.asgi:application" in by_where["web.command"]
+    assert by_where["worker.command"][:4] == ["celery", "-A", "sverm", "worker"]
+    assert by_where["beat.command"][:4] == ["celery", "-A", "sverm", "beat"]
+
+
+def test_web_healthcheck_hits_readyz_on_daphne_port():
+    services = load_compose()["services"]
+    web = services["web"]
+    argv = as_argv(web["healthcheck"]["test"])
+    assert argv[:2] == ["python", "-c"], "the slim image has no curl"
+    [url] = re.findall(r"https?://[^'\"\s]+", argv[2])
+    url = urlparse(url)
+
+    match = resolve(url.path)
+    assert match.url_name == "readyz"
+
+    daphne = CommandLineInterface().parser.parse_args(as_argv(web["command"])[1:])
+    assert url.port == daphne.port
+    assert [container_port(p) for p in web["ports"]] == [daphne.port]
+
+    # Django answers 400 to a Host it does not allow, which would keep web unhealthy forever.
+    env = environment_of(services["web"])
+    allowed = [host.strip() for host in env["ALLOWED_HOSTS"].split(",") if host.strip()]
+    assert "localhost" in allowed
+    assert validate_host(url.hostname, allowed)
+
+
+def test_worker_healthcheck_pings_this_worker():
+    worker = load_compose()["services"]["worker"]
+    command = as_argv(worker["command"])
+    ping = as_argv(worker["healthcheck"]["test"])
+    assert worker["healthcheck"]["test"][0] == "CMD-SHELL", "$HOSTNAME needs a shell"
+    assert ping[3:5] == ["inspect", "ping"]
+    # The worker keeps Celery's default node name, celery@<container hostname>.
+    assert not {"-n", "--hostname"} & set(command)
+    assert ping[ping.index("-d") + 1] == "celery@$HOSTNAME"
+    assert {"-t", "--timeout"} & set(ping)
+
+
+def test_beat_schedule_lives_on_the_data_volume():
+    beat = load_compose()["services"]["beat"]
+    argv = as_argv(beat["command"])
+    schedule = Path(argv[argv.index("--schedule") + 1])
+    data_dir = Path(dockerfile_env()["SVERM_DATA_DIR"])
+    assert data_dir in schedule.parents
+    assert f"{data_dir}" in [mount.split(":")[1] for mount in beat["volumes"]]
+    # The healthcheck looks for the same schedule file.
+    assert f"'{schedule}*'" in as_argv(beat["healthcheck"]["test"])[2]
+
+
+# --- Dockerfile and .dockerignore -----------------------------------------------------------
+def test_dockerfile_base_image_satisfies_requires_python():
+    [base] = [args for keyword, args in dockerfile_instructions() if keyword == "FROM"]
+    assert base == "python:3.11-slim"
+    requires = re.search(r'requires-python\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert SpecifierSet(requires[1]).contains(base.split(":")[1].split("-")[0])
+
+
+def test_dockerfile_installs_the_project_and_runs_unprivileged():
+    runs = dockerfile_runs()
+    assert any(re.search(r"\bpip install \.(\s|$)", run) for run in runs)
+    users = [args for keyword, args in dockerfile_instructions() if keyword == "USER"]
+    assert users, "the image runs as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    # The runtime user owns the data dir (beat's schedule, a fresh named volume's owner).
+    data_dir = dockerfile_env()["SVERM_DATA_DIR"]
+    assert any(
+        re.search(rf"\bchown\s+{re.escape(user)}\b", run) and data_dir in run for run in runs
+    )
+
+
+def test_dockerfile_env():
+    env = dockerfile_env()
+    assert env["SVERM_DATA_DIR"] == "/data"
+    assert env["STATIC_ROOT"] == "/app/staticfiles"
+    assert "SECRET_KEY" not in env, "a secret baked into the image"
+
+
+def test_dockerfile_collects_static_with_a_build_only_key():
+    [run] = [run for run in dockerfile_runs() if "collectstatic" in run]
+    tokens = shlex.split(run)
+    assignments = {}
+    while tokens and "=" in tokens[0] and not tokens[0].startswith("-"):
+        key, _, value = tokens.pop(0).partition("=")
+        assignments[key] = value
+    assert tokens == ["python", "manage.py", "collectstatic", "--noinput"]
+    check_manage_py(tokens)
+    # Without SECRET_KEY the settings would generate one into the image's data dir.
+    assert assignments.get("SECRET_KEY")
+    assert "REDIS_URL" not in assignments and "DATABASE_URL" not in assignments
+
+
+def test_dockerfile_exposes_the_web_port():
+    exposed = [args for keyword, args in dockerfile_instructions() if keyword == "EXPOSE"]
+    web = load_compose()["services"]["web"]
+    assert [int(port.split("/")[0]) for port in " ".join(exposed).split()] == [
+        container_port(p) for p in web["ports"]
+    ]
+
+
+def test_dockerignore_keeps_local_state_out():
+    patterns = {
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", ".git", "*.sqlite3", ".secret_key", "staticfiles"} <= patterns
+    assert {"__pycache__", "**/__pycache__", ".pytest_cache"} & patterns
+
+
+# --- the interpolation helper itself --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("template", "env", "expected"),
+    [
+        ("a-${X:-d}", {}, "a-d"),
+        ("a-${X:-d}", {"X": ""}, "a-d"),
+        ("a-${X-d}", {"X": ""}, "a-"),
+        ("${X:?boom}", {"X": "v"}, "v"),
+        ("$$HOSTNAME ${X}", {"X": "v"}, "$HOSTNAME v"),
+    ],
+)
+def test_interpolate(template, env, expected):
+    assert interpolate(template, env) == expected
+
+
+def test_interpolate_rejects_missing_and_malformed():
+    with pytest.raises(MissingVariable):
+        interpolate("${X:?boom}", {"X": ""})
+    with pytest.raises(ValueError):
+        interpolate("cost: $5", {})
