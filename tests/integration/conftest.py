@@ -65,27 +65,26 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-@pytest.fixture
-def server(stack_env, tmp_path):
-    """A real Daphne process serving sverm.asgi on a free port; yields its base URL."""
-    port = free_port()
-    log = (tmp_path / "daphne.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "sverm.asgi:application",
-        ],
+def spawn(stack_env, tmp_path, name: str, *args: str) -> subprocess.Popen:
+    """`python -m <args>` as a child process of the stack, logging to tmp_path/<name>.log."""
+    log = (tmp_path / f"{name}.log").open("w")
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
         cwd=ROOT,
         env={**stack_env, "SVERM_DATA_DIR": str(tmp_path)},
         stdout=log,
         stderr=log,
     )
+
+
+@pytest.fixture
+def server(stack_env, tmp_path):
+    """A real Daphne process serving sverm.asgi on a free port; yields its base URL."""
+    port = free_port()
+    process = spawn(
+        stack_env, tmp_path, "daphne",
+        "daphne", "-b", "127.0.0.1", "-p", str(port), "sverm.asgi:application",
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -106,28 +105,11 @@ def server(stack_env, tmp_path):
 def celery_worker(stack_env, tmp_path):
     """A real Celery worker process on the Redis broker; yields its node name."""
     name = f"sverm-test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
-    log = (tmp_path / "worker.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "sverm",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            name,
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env={**stack_env, "SVERM_DATA_DIR": str(tmp_path)},
-        stdout=log,
-        stderr=log,
-    )
+    process = spawn(
+        stack_env, tmp_path, "worker",
+        "celery", "-A", "sverm", "worker", "--pool=solo", "--concurrency=1",
+        "--without-gossip", "--without-mingle", "-n", name, "--loglevel=INFO",
+    )  # fmt: skip
     yield name
     stop(process)
 
