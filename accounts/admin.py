@@ -7,7 +7,7 @@ from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as BaseUserCreationForm
 
 from accounts import services
-from accounts.models import ApiKey, Membership, User, Workspace
+from accounts.models import ApiKey, Integration, Membership, User, Workspace
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -166,3 +166,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Keys are revoked, not deleted, so their history stays readable.
         return False
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ["id", "installer", "publisher", "installed_by", "created_at"]
+    search_fields = ["id", "installer__name", "installer__id", "publisher__name", "publisher__id"]
+    list_select_related = ["installer", "publisher", "installed_by"]
+    autocomplete_fields = ["installer", "publisher"]
+    readonly_fields = ["id", "installed_by", "created_at"]
+    list_filter = ["created_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.installed_by = request.user
+        super().save_model(request, obj, form, change)

@@ -144,3 +144,38 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Integration(models.Model):
+    """An installed integration: the installer workspace may read (and run) the swarms of the
+    publisher workspace. Installing needs an admin of both."""
+
+    id = PrefixedIdField(prefix="int")
+    installer = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="installed_integrations"
+    )
+    publisher = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="published_integrations"
+    )
+    installed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "installer"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["installer", "publisher"], name="accounts_integration_unique"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(installer=models.F("publisher")),
+                name="accounts_integration_not_self",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.installer.name} sees {self.publisher.name}"

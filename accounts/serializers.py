@@ -2,7 +2,14 @@
 
 from rest_framework import serializers
 
-from accounts.models import ApiKey, Membership, Plan, Workspace, validate_login_email
+from accounts.models import (
+    ApiKey,
+    Integration,
+    Membership,
+    Plan,
+    Workspace,
+    validate_login_email,
+)
 from accounts.roles import Role
 from sverm.api.serializers import InputSerializer
 
@@ -114,3 +121,21 @@ class ApiKeyCreateSerializer(InputSerializer):
     workspaceId = serializers.CharField(max_length=32)
     name = serializers.CharField(max_length=100)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.OPERATOR)
+
+
+class IntegrationSerializer(serializers.ModelSerializer):
+    workspaceId = serializers.CharField(source="installer_id")
+    publisherWorkspaceId = serializers.CharField(source="publisher_id")
+    installedBy = serializers.CharField(source="installed_by_id", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Integration
+        fields = ["id", "workspaceId", "publisherWorkspaceId", "installedBy", "createdAt"]
+        read_only_fields = fields
+
+
+class IntegrationCreateSerializer(InputSerializer):
+    publisherWorkspaceId = serializers.CharField(
+        max_length=32, help_text="The workspace whose swarms become visible."
+    )

@@ -15,7 +15,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import ApiKey, Membership, Plan, User, Workspace
+from accounts.models import ApiKey, Integration, Membership, Plan, User, Workspace
 from accounts.roles import Role
 from accounts.selectors import user_get_by_email
 from sverm.api.errors import Conflict, InvalidRequest, Unauthorized
@@ -108,6 +108,35 @@ def membership_update_role(*, membership: Membership, role: str) -> Membership:
 def membership_remove(*, membership: Membership) -> None:
     _ensure_an_admin_remains(membership=membership, new_role=None)
     membership.delete()
+
+
+# ---------------------------------------------------------------------------------------------
+# Integrations
+# ---------------------------------------------------------------------------------------------
+def integration_install(*, installer: Workspace, publisher: Workspace, installed_by: User):
+    if installer.pk == publisher.pk:
+        raise InvalidRequest(
+            "A workspace cannot install itself.",
+            field_errors=[
+                {
+                    "field": "publisherWorkspaceId",
+                    "pointer": "#/publisherWorkspaceId",
+                    "detail": "Must be another workspace.",
+                    "code": "invalid",
+                }
+            ],
+        )
+    try:
+        with transaction.atomic():
+            return Integration.objects.create(
+                installer=installer, publisher=publisher, installed_by=installed_by
+            )
+    except IntegrityError:
+        raise Conflict("This integration is already installed.") from None
+
+
+def integration_remove(*, integration: Integration) -> None:
+    integration.delete()
 
 
 # ---------------------------------------------------------------------------------------------

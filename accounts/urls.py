@@ -14,10 +14,15 @@ member = views.MemberViewSet.as_view(
     {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
 )
 
+integrations = views.IntegrationViewSet.as_view({"get": "list", "post": "create"})
+integration = views.IntegrationViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+
 urlpatterns = [
     path("auth/login", views.LoginView.as_view(), name="auth-login"),
     path("auth/refresh", views.RefreshView.as_view(), name="auth-refresh"),
     path("workspaces/<str:workspace_id>/members", members, name="workspace-members"),
     path("workspaces/<str:workspace_id>/members/<str:user_id>", member, name="workspace-member"),
+    path("workspaces/<str:workspace_id>/integrations", integrations, name="integrations"),
+    path("workspaces/<str:workspace_id>/integrations/<str:pk>", integration, name="integration"),
     *router.urls,
 ]

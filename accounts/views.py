@@ -1,6 +1,5 @@
 """`/api/auth`, `/api/workspaces`, `/api/workspaces/{id}/members`, `/api/api-keys`."""
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -8,12 +7,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
-from accounts.models import ApiKey, Membership, Workspace
+from accounts.filters import API_KEY_LIST, INTEGRATION_LIST, MEMBER_LIST, WORKSPACE_LIST
+from accounts.models import ApiKey, Integration, Membership, Workspace
 from accounts.roles import Role
 from accounts.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeySerializer,
+    IntegrationCreateSerializer,
+    IntegrationSerializer,
     LoginInputSerializer,
     LoginOutputSerializer,
     MemberAddSerializer,
@@ -76,6 +78,7 @@ class RefreshView(APIView):
 class WorkspaceViewSet(WorkspaceScopedViewSet):
     queryset = Workspace.objects.all()
     serializer_class = WorkspaceSerializer
+    list_spec = WORKSPACE_LIST
     action_roles = {"partial_update": Role.ADMIN}
     lookup_value_regex = "[^/]+"
 
@@ -84,8 +87,7 @@ class WorkspaceViewSet(WorkspaceScopedViewSet):
 
     @extend_schema(summary="List the workspaces you are a member of")
     def list(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list_response()
 
     @extend_schema(
         summary="Create a workspace (you become its admin)",
@@ -122,6 +124,7 @@ class WorkspaceViewSet(WorkspaceScopedViewSet):
 class MemberViewSet(WorkspaceScopedViewSet):
     queryset = Membership.objects.select_related("user")
     serializer_class = MemberSerializer
+    list_spec = MEMBER_LIST
     workspace_url_kwarg = "workspace_id"
     lookup_field = "user_id"
     lookup_value_regex = "[^/]+"
@@ -130,8 +133,7 @@ class MemberViewSet(WorkspaceScopedViewSet):
 
     @extend_schema(summary="List a workspace's members")
     def list(self, request, workspace_id=None):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list_response()
 
     @extend_schema(
         summary="Add an existing user to the workspace by email (admin)",
@@ -141,7 +143,7 @@ class MemberViewSet(WorkspaceScopedViewSet):
     def create(self, request, workspace_id=None):
         data = MemberAddSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workspace = get_object_or_404(Workspace, pk=workspace_id)
+        workspace = Workspace.objects.get(pk=workspace_id)
         membership = services.membership_add(workspace=workspace, **data.validated_data)
         return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
 
@@ -171,6 +173,7 @@ class MemberViewSet(WorkspaceScopedViewSet):
 class ApiKeyViewSet(WorkspaceScopedViewSet):
     queryset = ApiKey.objects.all()
     serializer_class = ApiKeySerializer
+    list_spec = API_KEY_LIST
     action_roles = {
         "list": Role.ADMIN,
         "retrieve": Role.ADMIN,
@@ -183,8 +186,7 @@ class ApiKeyViewSet(WorkspaceScopedViewSet):
         summary="List API keys of the workspaces you administer", parameters=[WORKSPACE_ID_PARAM]
     )
     def list(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list_response()
 
     @extend_schema(
         summary="Create an API key; the secret is in `key`, shown only here (admin)",
@@ -197,7 +199,7 @@ class ApiKeyViewSet(WorkspaceScopedViewSet):
         workspace_id = data.validated_data["workspaceId"]
         self.require_role(workspace_id)
         api_key, raw_key = services.api_key_create(
-            workspace=get_object_or_404(Workspace, pk=workspace_id),
+            workspace=Workspace.objects.get(pk=workspace_id),
             name=data.validated_data["name"],
             role=data.validated_data["role"],
             created_by=request.user,
@@ -212,4 +214,48 @@ class ApiKeyViewSet(WorkspaceScopedViewSet):
     @extend_schema(summary="Revoke an API key (admin)", responses={200: SuccessSerializer})
     def destroy(self, request, pk=None):
         services.api_key_revoke(api_key=self.get_object())
+        return Response({"success": True})
+
+
+@extend_schema(tags=["workspaces"])
+class IntegrationViewSet(WorkspaceScopedViewSet):
+    """Integrations installed in a workspace: each makes a publisher workspace's swarms
+    readable (and runnable) from it."""
+
+    queryset = Integration.objects.all()
+    serializer_class = IntegrationSerializer
+    list_spec = INTEGRATION_LIST
+    workspace_url_kwarg = "workspace_id"
+    lookup_value_regex = "[^/]+"
+    action_roles = {"create": Role.ADMIN, "destroy": Role.ADMIN}
+    error_statuses = ["409"]
+
+    @extend_schema(summary="List the integrations installed in a workspace")
+    def list(self, request, workspace_id=None):
+        return self.list_response()
+
+    @extend_schema(
+        summary="Install an integration (admin of both workspaces)",
+        request=IntegrationCreateSerializer,
+        responses={201: IntegrationSerializer},
+    )
+    def create(self, request, workspace_id=None):
+        data = IntegrationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        publisher_id = data.validated_data["publisherWorkspaceId"]
+        self.require_role(publisher_id, Role.ADMIN)
+        integration = services.integration_install(
+            installer=Workspace.objects.get(pk=workspace_id),
+            publisher=Workspace.objects.get(pk=publisher_id),
+            installed_by=request.user,
+        )
+        return Response(self.get_serializer(integration).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Get an installed integration")
+    def retrieve(self, request, workspace_id=None, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(summary="Remove an integration (admin)", responses={200: SuccessSerializer})
+    def destroy(self, request, workspace_id=None, pk=None):
+        services.integration_remove(integration=self.get_object())
         return Response({"success": True})

@@ -199,7 +199,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_FILTER_BACKENDS": [],
+    "DEFAULT_FILTER_BACKENDS": [
+        "sverm.api.listing.ShorthandFilterBackend",
+        "sverm.api.listing.ListFilterBackend",
+    ],
     "DEFAULT_PAGINATION_CLASS": "sverm.api.pagination.KeysetPagination",
     "DEFAULT_SCHEMA_CLASS": "sverm.api.schema.SvermAutoSchema",
     "EXCEPTION_HANDLER": "sverm.api.errors.exception_handler",

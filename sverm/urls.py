@@ -19,6 +19,7 @@ urlpatterns = [
     path("healthz", HealthzView.as_view(), name="healthz"),
     path("readyz", ReadyzView.as_view(), name="readyz"),
     path("api/", include("accounts.urls")),
+    path("api/", include("swarms.urls")),
     re_path(r"^(?:api|v1)(?:/.*)?$", RouteNotFoundView.as_view(), name="api-not-found"),
 ]
 

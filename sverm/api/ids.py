@@ -8,6 +8,7 @@ PREFIXES = {
     "workspace": "wsp",
     "membership": "mem",
     "api_key": "key",
+    "integration": "int",
     "swarm": "swm",
     "swarm_version": "swv",
     "run": "run",

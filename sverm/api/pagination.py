@@ -1,50 +1,34 @@
 """Keyset (cursor) pagination for every `/api` list: `{"data": [...], "pageInfo": {...}}`.
 
-The cursor is an opaque token holding the ordering key values of a row plus a fingerprint of the
-ordering it was made under, so a cursor cannot be replayed against another sort. The ordering always
-ends with the primary key, which makes it total: no row is skipped or repeated between pages.
+The order comes from the view's `orderBy` (see `sverm.api.listing`) and always ends with the id,
+so it is total: no row is skipped or repeated between pages, nulls included. Cursors are signed
+tokens holding the row's order-key values and the order they were made under; a tampered cursor or
+one replayed under another order is refused.
 """
 
-import base64
-import binascii
-import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.core import signing
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db.models import Model, Q, QuerySet
+from django.db.models import F, Model, Q, QuerySet
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
 from sverm.api.errors import InvalidRequest
+from sverm.api.listing import OrderKey, parse_order_by
 
-Ordering = list[tuple[str, bool]]  # (field path, descending)
-
-
-def ordering_of(queryset: QuerySet) -> Ordering:
-    """The queryset's ordering as (field, descending) pairs, made total with the primary key."""
-    raw = list(queryset.query.order_by) or list(queryset.model._meta.ordering)
-    ordering: Ordering = []
-    for item in raw:
-        if not isinstance(item, str):
-            raise TypeError("keyset pagination needs plain field orderings")
-        descending = item.startswith("-")
-        name = item.lstrip("-")
-        name = "pk" if name == queryset.model._meta.pk.name else name
-        ordering.append((name, descending))
-    if not any(name == "pk" for name, _ in ordering):
-        ordering.append(("pk", bool(ordering and ordering[-1][1])))
-    return ordering
+CURSOR_SALT = "sverm.api.cursor"
 
 
-def _fingerprint(ordering: Ordering) -> str:
-    return ",".join(("-" if desc else "") + name for name, desc in ordering)
+def _fingerprint(keys: list[OrderKey]) -> str:
+    return ",".join(
+        f"{'-' if k.descending else ''}{k.path}{'^' if k.nulls_first else '$'}" for k in keys
+    )
 
 
 def _model_field(model: type[Model], path: str):
-    if path == "pk":
-        return model._meta.pk
     field = None
     for part in path.split("__"):
         field = model._meta.get_field(part)
@@ -56,6 +40,8 @@ def _model_field(model: type[Model], path: str):
 def _row_value(row: Model, path: str) -> Any:
     value: Any = row
     for part in path.split("__"):
+        if value is None:
+            return None
         value = getattr(value, part)
         if isinstance(value, Model):
             value = value.pk
@@ -70,52 +56,80 @@ def _encode_value(value: Any) -> Any:
     return value
 
 
-def encode_cursor(row: Model, ordering: Ordering) -> str:
-    payload = {
-        "o": _fingerprint(ordering),
-        "v": [_encode_value(_row_value(row, n)) for n, _ in ordering],
-    }
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_cursor(row: Model, keys: list[OrderKey]) -> str:
+    values = [_encode_value(_row_value(row, key.path)) for key in keys]
+    return signing.dumps({"o": _fingerprint(keys), "v": values}, salt=CURSOR_SALT, compress=True)
 
 
-def decode_cursor(token: str, ordering: Ordering, model: type[Model], param: str) -> list[Any]:
+def decode_cursor(token: str, keys: list[OrderKey], model: type[Model], param: str) -> list[Any]:
     bad = InvalidRequest(f"The `{param}` cursor is not valid; use a cursor from pageInfo.")
     try:
-        padded = token + "=" * (-len(token) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeError):
+        payload = signing.loads(token, salt=CURSOR_SALT)
+    except (signing.BadSignature, ValueError, UnicodeError):
         raise bad from None
     if not isinstance(payload, dict) or not isinstance(payload.get("v"), list):
         raise bad
-    if payload.get("o") != _fingerprint(ordering) or len(payload["v"]) != len(ordering):
+    if payload.get("o") != _fingerprint(keys) or len(payload["v"]) != len(keys):
         raise InvalidRequest(
-            f"The `{param}` cursor was made for another ordering; start again without it."
+            f"The `{param}` cursor was made for another orderBy; start again without it."
         )
     values = []
-    for (name, _), raw_value in zip(ordering, payload["v"], strict=True):
+    for key, raw in zip(keys, payload["v"], strict=True):
         try:
-            values.append(_model_field(model, name).to_python(raw_value))
+            values.append(None if raw is None else _model_field(model, key.path).to_python(raw))
         except (ValidationError, FieldDoesNotExist, TypeError, ValueError):
             raise bad from None
     return values
 
 
-def _beyond(ordering: Ordering, values: list[Any], forward: bool) -> Q:
-    """Rows strictly after (forward) or strictly before the position `values` in `ordering`."""
+def _strictly_after(key: OrderKey, value: Any) -> Q:
+    """Rows that come after `value` in this one key."""
+    nothing = Q(pk__in=[])
+    if value is None:
+        # Nulls first: every non-null row follows. Nulls last: nothing follows in this key.
+        return Q(**{f"{key.path}__isnull": False}) if key.nulls_first else nothing
+    after = Q(**{f"{key.path}__{'lt' if key.descending else 'gt'}": value})
+    if not key.nulls_first:
+        after |= Q(**{f"{key.path}__isnull": True})
+    return after
+
+
+def _equal(key: OrderKey, value: Any) -> Q:
+    return Q(**{f"{key.path}__isnull": True}) if value is None else Q(**{key.path: value})
+
+
+def rows_after(keys: list[OrderKey], values: list[Any]) -> Q:
+    """Rows strictly after the position `values` under `keys` (lexicographic)."""
     condition = Q(pk__in=[])
-    for index, (name, descending) in enumerate(ordering):
-        # Moving forward through an ascending column, or backward through a descending one.
-        greater = descending != forward
-        step = Q(**{f"{name}__{'gt' if greater else 'lt'}": values[index]})
+    for index, key in enumerate(keys):
+        step = _strictly_after(key, values[index])
         for prev in range(index):
-            step &= Q(**{ordering[prev][0]: values[prev]})
+            step &= _equal(keys[prev], values[prev])
         condition |= step
     return condition
 
 
-def _at(ordering: Ordering, values: list[Any]) -> Q:
-    return Q(**{name: value for (name, _), value in zip(ordering, values, strict=True)})
+def order_by_expressions(keys: list[OrderKey]) -> list:
+    expressions = []
+    for key in keys:
+        nulls = {"nulls_first": True} if key.nulls_first else {"nulls_last": True}
+        field = F(key.path)
+        expressions.append(field.desc(**nulls) if key.descending else field.asc(**nulls))
+    return expressions
+
+
+def ordering_keys(request, view, queryset: QuerySet) -> list[OrderKey]:
+    spec = getattr(view, "list_spec", None)
+    if spec is not None:
+        return parse_order_by(request.query_params.get("orderBy"), spec)
+    keys = []
+    for item in list(queryset.query.order_by) or list(queryset.model._meta.ordering):
+        descending = item.startswith("-")
+        keys.append(OrderKey(item.lstrip("-"), descending, descending))
+    pk = queryset.model._meta.pk.name
+    if not any(k.path in (pk, "pk") for k in keys):
+        keys.append(OrderKey(pk, bool(keys and keys[-1].descending), False))
+    return keys
 
 
 class KeysetPagination(BasePagination):
@@ -142,35 +156,29 @@ class KeysetPagination(BasePagination):
         before = request.query_params.get("before")
         if after and before:
             raise InvalidRequest("Pass either `after` or `before`, not both.")
-        ordering = ordering_of(queryset)
+        keys = ordering_keys(request, view, queryset)
+        backward = [key.reversed() for key in keys]
         model = queryset.model
-        order_by = [("-" if desc else "") + name for name, desc in ordering]
-        reverse_by = [("" if desc else "-") + name for name, desc in ordering]
         self.total = queryset.count()
         self.has_next = self.has_previous = False
         if before:
-            values = decode_cursor(before, ordering, model, "before")
-            rows = list(
-                queryset.filter(_beyond(ordering, values, False)).order_by(*reverse_by)[: limit + 1]
-            )
+            values = decode_cursor(before, keys, model, "before")
+            page = queryset.filter(rows_after(backward, values))
+            rows = list(page.order_by(*order_by_expressions(backward))[: limit + 1])
             self.has_previous = len(rows) > limit
             rows = rows[:limit][::-1]
-            self.has_next = queryset.filter(
-                _beyond(ordering, values, True) | _at(ordering, values)
-            ).exists()
+            self.has_next = queryset.filter(~rows_after(backward, values)).exists()
         else:
-            base = queryset.order_by(*order_by)
+            page = queryset
             if after:
-                values = decode_cursor(after, ordering, model, "after")
-                base = base.filter(_beyond(ordering, values, True))
-                self.has_previous = queryset.filter(
-                    _beyond(ordering, values, False) | _at(ordering, values)
-                ).exists()
-            rows = list(base[: limit + 1])
+                values = decode_cursor(after, keys, model, "after")
+                page = queryset.filter(rows_after(keys, values))
+                self.has_previous = queryset.filter(~rows_after(keys, values)).exists()
+            rows = list(page.order_by(*order_by_expressions(keys))[: limit + 1])
             self.has_next = len(rows) > limit
             rows = rows[:limit]
-        self.start_cursor = encode_cursor(rows[0], ordering) if rows else None
-        self.end_cursor = encode_cursor(rows[-1], ordering) if rows else None
+        self.start_cursor = encode_cursor(rows[0], keys) if rows else None
+        self.end_cursor = encode_cursor(rows[-1], keys) if rows else None
         return rows
 
     def get_paginated_response(self, data) -> Response:
@@ -188,6 +196,7 @@ class KeysetPagination(BasePagination):
         )
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
+        page_info_fields = ["total", "hasNextPage", "hasPreviousPage", "startCursor", "endCursor"]
         return {
             "type": "object",
             "required": ["data", "pageInfo"],
@@ -195,13 +204,7 @@ class KeysetPagination(BasePagination):
                 "data": schema,
                 "pageInfo": {
                     "type": "object",
-                    "required": [
-                        "total",
-                        "hasNextPage",
-                        "hasPreviousPage",
-                        "startCursor",
-                        "endCursor",
-                    ],
+                    "required": page_info_fields,
                     "properties": {
                         "total": {"type": "integer"},
                         "hasNextPage": {"type": "boolean"},
@@ -227,7 +230,7 @@ class KeysetPagination(BasePagination):
             param(
                 "limit",
                 "Page size (1-100, default 100).",
-                {"type": "integer", "minimum": 1, "maximum": 100},
+                {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
             ),
             param(
                 "after",

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.db import models
+from django.db.models import Q
 
 from accounts.roles import Role
 from sverm.api.errors import Forbidden, NotFound
@@ -75,18 +76,42 @@ def caller_for(request) -> Caller:
     return caller
 
 
+SOURCES = ("workspace", "integration")
+
+
 class ScopedQuerySet(models.QuerySet):
     """QuerySet of a workspace-owned model; the model names its path to the workspace id in
-    `workspace_lookup` ("id" for Workspace itself, "workspace" for a direct foreign key)."""
+    `workspace_lookup` ("id" for Workspace itself, "workspace" for a direct foreign key), and sets
+    `integration_visible = True` when installed integrations make its rows readable elsewhere."""
 
     def for_caller(self, caller: Caller, min_role: str = Role.VIEWER):
-        ids = caller.workspace_ids(min_role)
-        if ids is None:
-            return self
-        return self.filter(**{f"{self.model.workspace_lookup}__in": ids})
+        """Rows the caller may see holding at least `min_role` (readable integrations included)."""
+        return self.visible_in(caller.workspace_ids(min_role))
 
     def in_workspace(self, workspace_id: str):
         return self.filter(**{self.model.workspace_lookup: workspace_id})
+
+    def visible_in(self, workspace_ids: list[str] | None, source: str | None = None):
+        """Rows seen from `workspace_ids` (None: every workspace). `source` narrows to the
+        workspaces' own rows ("workspace") or to rows their installed integrations make visible
+        ("integration"); omitted is the union."""
+        lookup = self.model.workspace_lookup
+        own = Q() if workspace_ids is None else Q(**{f"{lookup}__in": workspace_ids})
+        if not getattr(self.model, "integration_visible", False):
+            return self.none() if source == "integration" else self.filter(own)
+        from accounts.models import Integration
+
+        installed = Integration.objects.all()
+        if workspace_ids is not None:
+            installed = installed.filter(installer_id__in=workspace_ids)
+        integrated = Q(**{f"{lookup}__in": installed.values("publisher_id")})
+        if source == "workspace":
+            return self.filter(own)
+        if source == "integration":
+            return self.filter(integrated) if workspace_ids is None else self.filter(
+                integrated & ~own
+            )
+        return self.filter(own | integrated) if workspace_ids is not None else self
 
 
 def workspace_id_of(obj: models.Model) -> str:

@@ -6,12 +6,13 @@ Scoping and role checks happen here and only here. Subclasses may not override `
 
 from typing import ClassVar
 
+from django.db.models import Model, QuerySet
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.viewsets import GenericViewSet
 
 from accounts.roles import Role
-from sverm.api.errors import InvalidRequest
-from sverm.api.scoping import Caller, caller_for, workspace_id_of
+from sverm.api.errors import Forbidden, InvalidRequest, NotFound
+from sverm.api.scoping import SOURCES, Caller, caller_for, workspace_id_of
 
 
 class WorkspaceScopedViewSet(GenericViewSet):
@@ -58,8 +59,16 @@ class WorkspaceScopedViewSet(GenericViewSet):
         if workspace_id is not None:
             self.require_role(workspace_id)
 
-    def get_queryset(self):
-        queryset = self.safely_get_queryset(self.queryset.all())
+    def _source(self) -> str | None:
+        source = self.request.query_params.get("source")
+        if source is None:
+            return None
+        if source not in SOURCES:
+            raise InvalidRequest(f"`source` must be one of {', '.join(SOURCES)}, or omitted.")
+        return source
+
+    def scope(self, queryset: QuerySet) -> QuerySet:
+        """`queryset` narrowed to what the caller may see for this action."""
         if getattr(self, "swagger_fake_view", False):
             return queryset.none()
         path_workspace = self.path_workspace_id()
@@ -71,12 +80,39 @@ class WorkspaceScopedViewSet(GenericViewSet):
                 if not workspace_id:
                     raise InvalidRequest(f"`{self.workspace_query_param}` must not be empty.")
                 self.require_role(workspace_id)
-                return queryset.in_workspace(workspace_id)
-            return queryset.for_caller(self.caller, self.required_role())
-        # Members see that the row exists; get_object then checks the action's role (403).
+                return queryset.visible_in([workspace_id], self._source())
+            return queryset.visible_in(
+                self.caller.workspace_ids(self.required_role()), self._source()
+            )
+        # Members see that the row exists; check_access then applies the action's role (403).
         return queryset.for_caller(self.caller, Role.VIEWER)
 
-    def get_object(self):
-        obj = super().get_object()
-        self.require_role(workspace_id_of(obj))
+    def get_queryset(self):
+        return self.scope(self.safely_get_queryset(self.queryset.all()))
+
+    def check_access(self, obj: Model, role: str | None = None) -> Model:
+        """The action's role in the object's workspace; rows seen through an integration are
+        read-only."""
+        role = role or self.required_role()
+        workspace_id = workspace_id_of(obj)
+        if self.caller.role_in(workspace_id) is None and getattr(obj, "integration_visible", False):
+            if role == Role.VIEWER:
+                return obj
+            raise Forbidden("This resource is shared with you through an integration: read-only.")
+        self.require_role(workspace_id, role)
         return obj
+
+    def get_object(self):
+        return self.check_access(super().get_object())
+
+    def get_scoped(self, queryset: QuerySet, pk: str, role: str | None = None) -> Model:
+        """Another model's row by id (e.g. a nested route's parent), scoped and role-checked."""
+        obj = queryset.for_caller(self.caller, Role.VIEWER).filter(pk=pk).first()
+        if obj is None:
+            raise NotFound()
+        return self.check_access(obj, role)
+
+    def list_response(self):
+        """The filtered, ordered, paginated list for this view."""
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

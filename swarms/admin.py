@@ -1,0 +1,113 @@
+"""Admin for swarms: versions inline (read-only), soft delete, restore and purge as actions."""
+
+from django.contrib import admin, messages
+
+from sverm.api.errors import ApplicationError
+from swarms import services
+from swarms.models import Swarm, SwarmVersion
+
+
+class SwarmVersionInline(admin.TabularInline):
+    model = SwarmVersion
+    fk_name = "swarm"
+    extra = 0
+    can_delete = False
+    fields = ["number", "id", "model_names", "instructions", "created_by", "created_at"]
+    readonly_fields = fields
+    ordering = ["-number"]
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class DeletedFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("deleted", "Soft-deleted")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.alive()
+        if self.value() == "deleted":
+            return queryset.deleted()
+        return queryset
+
+
+@admin.register(Swarm)
+class SwarmAdmin(admin.ModelAdmin):
+    list_display = ["name", "id", "workspace", "retention_tier", "state", "default_version",
+                    "created_by", "created_at"]  # fmt: skip
+    list_filter = [DeletedFilter, "retention_tier", "workspace", "created_at"]
+    search_fields = ["name", "id", "workspace__name", "workspace__id"]
+    list_select_related = ["workspace", "default_version", "created_by"]
+    readonly_fields = ["id", "workspace", "created_by", "deleted_at", "created_at", "updated_at"]
+    fields = ["id", "workspace", "name", "description", "default_version", "runtime_user",
+              "retention_tier", "created_by", "deleted_at", "created_at", "updated_at"]  # fmt: skip
+    autocomplete_fields = ["runtime_user"]
+    inlines = [SwarmVersionInline]
+    actions = ["soft_delete", "restore", "purge"]
+
+    def has_add_permission(self, request):
+        return False  # swarms are created through the API, which also makes version 1
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the soft-delete and purge actions replace Django's delete
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "default_version":
+            swarm_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = SwarmVersion.objects.filter(swarm_id=swarm_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="State")
+    def state(self, swarm):
+        return "deleted" if swarm.deleted_at else "active"
+
+    def _apply(self, request, queryset, service, verb):
+        done, refused = 0, []
+        for swarm in queryset:
+            try:
+                service(swarm=swarm)
+                done += 1
+            except ApplicationError as exc:
+                refused.append(exc.message)
+        if done:
+            self.message_user(request, f"{verb} {done} swarm(s).", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
+
+    @admin.action(description="Soft-delete selected swarms")
+    def soft_delete(self, request, queryset):
+        self._apply(request, queryset, services.swarm_soft_delete, "Soft-deleted")
+
+    @admin.action(description="Restore selected swarms")
+    def restore(self, request, queryset):
+        self._apply(request, queryset, services.swarm_restore, "Restored")
+
+    @admin.action(description="Purge selected soft-deleted swarms (permanent)")
+    def purge(self, request, queryset):
+        self._apply(request, queryset, services.swarm_purge, "Purged")
+
+
+@admin.register(SwarmVersion)
+class SwarmVersionAdmin(admin.ModelAdmin):
+    list_display = ["swarm", "number", "id", "created_by", "created_at"]
+    search_fields = ["id", "swarm__id", "swarm__name"]
+    list_select_related = ["swarm", "created_by"]
+    readonly_fields = ["id", "swarm", "number", "definition", "instructions", "model_names",
+                       "created_by", "created_at"]  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

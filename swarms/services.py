@@ -1,0 +1,141 @@
+"""Writes for swarms: create with version 1, update, versions, soft delete, restore, purge."""
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts.models import Membership, User, Workspace
+from sverm.api.errors import Conflict, InvalidRequest
+from sverm.services import model_update
+from swarms.definitions import default_definition
+from swarms.models import RetentionTier, Swarm, SwarmVersion
+
+
+def _field_error(field: str, detail: str, code: str = "invalid") -> InvalidRequest:
+    return InvalidRequest(
+        f"{field}: {detail}",
+        field_errors=[{"field": field, "pointer": f"#/{field}", "detail": detail, "code": code}],
+    )
+
+
+@transaction.atomic
+def swarm_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    created_by: User | None,
+    description: str = "",
+    instructions: str = "",
+    models: list[str] | None = None,
+    retention_tier: str = RetentionTier.STANDARD,
+) -> Swarm:
+    swarm = Swarm.objects.create(
+        workspace=workspace,
+        name=name,
+        description=description,
+        created_by=created_by,
+        retention_tier=retention_tier,
+    )
+    version = _version_add(
+        swarm=swarm, instructions=instructions, models=models or [], created_by=created_by
+    )
+    swarm.default_version = version
+    swarm.save(update_fields=["default_version"])
+    return swarm
+
+
+def _version_add(*, swarm: Swarm, instructions: str, models: list[str], created_by) -> SwarmVersion:
+    last = swarm.versions.aggregate(last=Max("number"))["last"] or 0
+    return SwarmVersion.objects.create(
+        swarm=swarm,
+        number=last + 1,
+        instructions=instructions,
+        model_names=models,
+        definition=default_definition(models=models, instructions=instructions),
+        created_by=created_by,
+    )
+
+
+def _ensure_alive(swarm: Swarm) -> None:
+    if swarm.deleted_at is not None:
+        raise Conflict(f"Swarm {swarm.pk} is deleted; restore it first.")
+
+
+@transaction.atomic
+def swarm_version_create(
+    *,
+    swarm: Swarm,
+    created_by: User | None,
+    instructions: str | None = None,
+    models: list[str] | None = None,
+    set_default: bool = False,
+) -> SwarmVersion:
+    """A new version; omitted fields are carried over from the default version."""
+    swarm = Swarm.objects.select_for_update().get(pk=swarm.pk)  # serialises version numbers
+    _ensure_alive(swarm)
+    base = swarm.default_version
+    version = _version_add(
+        swarm=swarm,
+        instructions=instructions
+        if instructions is not None
+        else (base.instructions if base else ""),
+        models=models if models is not None else (base.model_names if base else []),
+        created_by=created_by,
+    )
+    if set_default:
+        swarm.default_version = version
+        swarm.save(update_fields=["default_version", "updated_at"])
+    return version
+
+
+@transaction.atomic
+def swarm_update(*, swarm: Swarm, data: dict) -> Swarm:
+    """`data` keys: name, description, runtime_user_id, default_version_id, retention_tier."""
+    swarm = Swarm.objects.select_for_update().get(pk=swarm.pk)
+    _ensure_alive(swarm)
+    changes = {k: v for k, v in data.items() if k in {"name", "description", "retention_tier"}}
+    if "runtime_user_id" in data:
+        user_id = data["runtime_user_id"]
+        if (
+            user_id is not None
+            and not Membership.objects.filter(
+                workspace_id=swarm.workspace_id, user_id=user_id
+            ).exists()
+        ):
+            raise _field_error("runtimeUserId", "Not a member of the swarm's workspace.")
+        changes["runtime_user_id"] = user_id
+    if "default_version_id" in data:
+        version_id = data["default_version_id"]
+        if not SwarmVersion.objects.filter(pk=version_id, swarm=swarm).exists():
+            raise _field_error("defaultVersionId", "Not a version of this swarm.")
+        changes["default_version_id"] = version_id
+    swarm, _ = model_update(instance=swarm, data=changes)
+    return swarm
+
+
+def swarm_soft_delete(*, swarm: Swarm) -> Swarm:
+    """Idempotent: deleting a deleted swarm keeps its first deletion time."""
+    if swarm.deleted_at is None:
+        swarm.deleted_at = timezone.now()
+        swarm.save(update_fields=["deleted_at", "updated_at"])
+    return swarm
+
+
+def swarm_restore(*, swarm: Swarm) -> Swarm:
+    if swarm.deleted_at is None:
+        raise Conflict(f"Swarm {swarm.pk} is not deleted.")
+    swarm.deleted_at = None
+    swarm.save(update_fields=["deleted_at", "updated_at"])
+    return swarm
+
+
+@transaction.atomic
+def swarm_purge(*, swarm: Swarm) -> None:
+    """Removes a soft-deleted swarm and its versions for good. Billing records keep their own
+    copies of what they need and do not reference the swarm, so they stay."""
+    swarm = Swarm.objects.select_for_update().get(pk=swarm.pk)
+    if swarm.deleted_at is None:
+        raise Conflict(f"Swarm {swarm.pk} is not deleted; soft-delete it before purging.")
+    swarm.default_version = None
+    swarm.save(update_fields=["default_version"])
+    swarm.delete()

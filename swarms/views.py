@@ -1,0 +1,160 @@
+"""`/api/swarms` (seed 003) and `/api/swarms/{id}/versions`."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.models import Workspace
+from accounts.roles import Role
+from sverm.api.serializers import SuccessSerializer
+from sverm.api.viewsets import WorkspaceScopedViewSet
+from swarms import services
+from swarms.filters import SWARM_LIST, VERSION_LIST, SwarmFilterSet
+from swarms.models import Swarm, SwarmVersion
+from swarms.serializers import (
+    SwarmCreateSerializer,
+    SwarmSerializer,
+    SwarmUpdateSerializer,
+    SwarmVersionCreateSerializer,
+    SwarmVersionSerializer,
+)
+
+LIST_PARAMETERS = [
+    OpenApiParameter(
+        "workspace_id",
+        str,
+        description="Filter to swarms in this workspace. When omitted, returns swarms across "
+        "every workspace the caller is a member of (admins see all).",
+    ),
+    OpenApiParameter(
+        "source",
+        str,
+        enum=["workspace", "integration"],
+        description="Narrow by source. `workspace` = the workspace's own rows; `integration` = "
+        "only rows made visible by installed integrations; omit = union.",
+    ),
+]
+
+
+@extend_schema(tags=["swarms"])
+class SwarmViewSet(WorkspaceScopedViewSet):
+    queryset = Swarm.objects.all()
+    serializer_class = SwarmSerializer
+    filterset_class = SwarmFilterSet
+    list_spec = SWARM_LIST
+    lookup_value_regex = "[^/]+"
+    action_roles = {"purge": Role.ADMIN}
+    error_statuses = ["409"]
+
+    @extend_schema(summary="List swarms", parameters=LIST_PARAMETERS)
+    def list(self, request):
+        return self.list_response()
+
+    @extend_schema(
+        summary="Create swarm (and its version 1)",
+        request=SwarmCreateSerializer,
+        responses={201: SwarmSerializer},
+    )
+    def create(self, request):
+        data = SwarmCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        self.require_role(values["workspaceId"])
+        swarm = services.swarm_create(
+            workspace=Workspace.objects.get(pk=values["workspaceId"]),
+            name=values["name"],
+            description=values.get("description", ""),
+            instructions=values.get("instructions", ""),
+            models=values.get("models"),
+            created_by=request.user,
+            **({"retention_tier": values["retentionTier"]} if "retentionTier" in values else {}),
+        )
+        return Response(self.get_serializer(swarm).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Get a swarm by ID (soft-deleted ones too)")
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Update swarm", request=SwarmUpdateSerializer, responses={200: SwarmSerializer}
+    )
+    def partial_update(self, request, pk=None):
+        swarm = self.get_object()
+        data = SwarmUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        renames = {
+            "runtimeUserId": "runtime_user_id",
+            "defaultVersionId": "default_version_id",
+            "retentionTier": "retention_tier",
+        }
+        changes = {renames.get(key, key): value for key, value in data.validated_data.items()}
+        swarm = services.swarm_update(swarm=swarm, data=changes)
+        return Response(self.get_serializer(swarm).data)
+
+    @extend_schema(summary="Soft-delete a swarm", responses={200: SuccessSerializer})
+    def destroy(self, request, pk=None):
+        services.swarm_soft_delete(swarm=self.get_object())
+        return Response({"success": True})
+
+    @extend_schema(
+        summary="Permanently delete a soft-deleted swarm (admin)",
+        request=None,
+        responses={200: SuccessSerializer},
+    )
+    @action(detail=True, methods=["delete"])
+    def purge(self, request, pk=None):
+        services.swarm_purge(swarm=self.get_object())
+        return Response({"success": True})
+
+    @extend_schema(
+        summary="Restore a soft-deleted swarm", request=None, responses={200: SwarmSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def restore(self, request, pk=None):
+        swarm = services.swarm_restore(swarm=self.get_object())
+        return Response(self.get_serializer(swarm).data)
+
+
+@extend_schema(tags=["swarms"])
+class SwarmVersionViewSet(WorkspaceScopedViewSet):
+    queryset = SwarmVersion.objects.all()
+    serializer_class = SwarmVersionSerializer
+    list_spec = VERSION_LIST
+    lookup_value_regex = "[^/]+"
+    lookup_url_kwarg = "version_id"
+    error_statuses = ["409"]
+
+    def swarm(self, role: str | None = None) -> Swarm:
+        return self.get_scoped(Swarm.objects.all(), self.kwargs["swarm_id"], role)
+
+    def safely_get_queryset(self, queryset):
+        return queryset.filter(swarm_id=self.kwargs.get("swarm_id"))
+
+    @extend_schema(summary="List a swarm's versions (newest first)")
+    def list(self, request, swarm_id=None):
+        self.swarm(Role.VIEWER)  # 404 for an invisible swarm, not an empty list
+        return self.list_response()
+
+    @extend_schema(
+        summary="Create a version (omitted fields carry over from the default version)",
+        request=SwarmVersionCreateSerializer,
+        responses={201: SwarmVersionSerializer},
+    )
+    def create(self, request, swarm_id=None):
+        swarm = self.swarm()
+        data = SwarmVersionCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        version = services.swarm_version_create(
+            swarm=swarm,
+            created_by=request.user,
+            instructions=values.get("instructions"),
+            models=values.get("models"),
+            set_default=values["setDefault"],
+        )
+        return Response(self.get_serializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Get one version of a swarm")
+    def retrieve(self, request, swarm_id=None, version_id=None):
+        return Response(self.get_serializer(self.get_object()).data)
