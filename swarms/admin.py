@@ -1,6 +1,8 @@
 """Admin for swarms: versions inline (read-only), soft delete, restore and purge as actions."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 
 from sverm.api.errors import ApplicationError
 from swarms import services
@@ -39,8 +41,23 @@ class DeletedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class SwarmForm(forms.ModelForm):
+    class Meta:
+        model = Swarm
+        fields = ["name", "description", "default_version", "runtime_user", "retention_tier"]
+
+    def clean_runtime_user(self):
+        user = self.cleaned_data.get("runtime_user")
+        if user is not None and not user.memberships.filter(
+            workspace_id=self.instance.workspace_id
+        ).exists():
+            raise forms.ValidationError("Not a member of the swarm's workspace.")
+        return user
+
+
 @admin.register(Swarm)
 class SwarmAdmin(admin.ModelAdmin):
+    form = SwarmForm
     list_display = ["name", "id", "workspace", "retention_tier", "state", "default_version",
                     "created_by", "created_at"]  # fmt: skip
     list_filter = [DeletedFilter, "retention_tier", "workspace", "created_at"]
@@ -61,7 +78,7 @@ class SwarmAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "default_version":
-            swarm_id = request.resolver_match.kwargs.get("object_id")
+            swarm_id = unquote(request.resolver_match.kwargs.get("object_id") or "")
             kwargs["queryset"] = SwarmVersion.objects.filter(swarm_id=swarm_id)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 

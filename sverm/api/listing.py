@@ -5,9 +5,12 @@ nulls variants) and `ids`. Every bad input is an `InvalidRequest` naming where i
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Left, Right, StrIndex
+from django.db.models.lookups import Exact, GreaterThan
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 from django_filters.rest_framework import DjangoFilterBackend
@@ -24,6 +27,7 @@ MAX_IDS = 100
 MAX_ORDER_KEYS = 5
 
 STRING, INTEGER, DATETIME, ENUM, BOOLEAN = "string", "integer", "datetime", "enum", "boolean"
+_INT64 = -(2**63)
 
 _COMPARISON = {"eq", "neq", "in", "notIn", "lt", "lte", "gt", "gte", "isNull"}
 OPERATORS = {
@@ -98,6 +102,19 @@ def parse_json_param(raw: str, param: str) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise InvalidRequest(f"`{param}` is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise InvalidRequest(f"`{param}` nests too deeply.") from None
+
+
+def check_text(value: str, where: str) -> str:
+    """Text the databases can store and compare: no NUL, no lone surrogates."""
+    if "\x00" in value:
+        raise InvalidRequest(f"{where}: must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{where}: must be valid Unicode (no lone surrogates).") from None
+    return value
 
 
 def _coerce(value: Any, spec: FieldSpec, where: str) -> Any:
@@ -106,25 +123,50 @@ def _coerce(value: Any, spec: FieldSpec, where: str) -> Any:
             raise InvalidRequest(f"{where}: expected a string.")
         if len(value) > MAX_TEXT_VALUE_LENGTH:
             raise InvalidRequest(f"{where}: longer than {MAX_TEXT_VALUE_LENGTH} characters.")
-        return value
+        return check_text(value, where)
     if spec.type == INTEGER:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidRequest(f"{where}: expected an integer.")
+        if isinstance(value, bool) or not isinstance(value, int) or not _INT64 <= value < -_INT64:
+            raise InvalidRequest(f"{where}: expected an integer (64-bit).")
         return value
     if spec.type == BOOLEAN:
         if not isinstance(value, bool):
             raise InvalidRequest(f"{where}: expected true or false.")
         return value
     if spec.type == ENUM:
-        if value not in spec.choices:
+        if not isinstance(value, str) or value not in spec.choices:
             raise InvalidRequest(f"{where}: expected one of {', '.join(spec.choices)}.")
         return value
     if spec.type == DATETIME:
-        parsed = parse_datetime(value) if isinstance(value, str) else None
-        if parsed is None:
-            raise InvalidRequest(f"{where}: expected an ISO 8601 date-time.")
-        return make_aware(parsed) if is_naive(parsed) else parsed
+        bad = InvalidRequest(f"{where}: expected an ISO 8601 date-time.")
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+            if parsed is None:
+                raise bad
+            parsed = make_aware(parsed) if is_naive(parsed) else parsed
+            parsed.astimezone(UTC)  # databases store UTC; years 1 and 9999 may not convert
+        except (ValueError, OverflowError):
+            raise bad from None
+        return parsed
     raise AssertionError(f"unknown field type {spec.type}")
+
+
+def _article(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def _case_sensitive(path: str, lookup: str, value: str) -> Q:
+    """contains/startsWith/endsWith that respect case on every database: SQLite's LIKE, which
+    Django uses for them, ignores ASCII case. Nulls never match (and stay in negations)."""
+    column = F(path)
+    if not value:
+        return Q(**{f"{path}__isnull": False})
+    if lookup == "contains":
+        expression = GreaterThan(StrIndex(column, Value(value)), 0)
+    elif lookup == "startswith":
+        expression = Exact(Left(column, len(value)), Value(value))
+    else:
+        expression = Exact(Right(column, len(value)), Value(value))
+    return Q(expression) & Q(**{f"{path}__isnull": False})
 
 
 class _FilterCompiler:
@@ -182,9 +224,11 @@ class _FilterCompiler:
         unknown = sorted(set(ops) - allowed)
         if unknown:
             raise InvalidRequest(
-                f"{where}: unknown operator {unknown[0]!r} for a {spec.type} field; "
+                f"{where}: unknown operator {unknown[0]!r} for {_article(spec.type)} field; "
                 f"allowed: {', '.join(sorted(allowed))}."
             )
+        if set(ops) == {"mode"}:
+            raise InvalidRequest(f"{where}: `mode` needs an operator beside it, e.g. contains.")
         mode = ops.get("mode", "default")
         if mode not in ("default", "insensitive"):
             raise InvalidRequest(f'{where}.mode: expected "default" or "insensitive".')
@@ -228,7 +272,10 @@ class _FilterCompiler:
                         "startsWith and endsWith."
                     )
                 lookup = _INSENSITIVE[lookup]
-            condition = Q(**{f"{path}__{lookup}": coerced})
+            if lookup in ("contains", "startswith", "endswith"):
+                condition = _case_sensitive(path, lookup, coerced)
+            else:
+                condition = Q(**{f"{path}__{lookup}": coerced})
             result &= ~condition if op == "neq" else condition
         return result
 
@@ -262,7 +309,7 @@ def parse_order_by(raw: str | None, spec: ListSpec) -> list[OrderKey]:
             raise InvalidRequest(
                 f"{where}: cannot order by {name!r}; sortable: {', '.join(sortable)}."
             )
-        if direction not in DIRECTIONS:
+        if not isinstance(direction, str) or direction not in DIRECTIONS:
             raise InvalidRequest(
                 f"{where}: unknown direction {direction!r}; use {', '.join(DIRECTIONS)}."
             )
@@ -278,7 +325,7 @@ def parse_order_by(raw: str | None, spec: ListSpec) -> list[OrderKey]:
 
 
 def parse_ids(raw: str) -> list[str]:
-    ids = [item.strip() for item in raw.split(",") if item.strip()]
+    ids = [check_text(item.strip(), "ids") for item in raw.split(",") if item.strip()]
     if not ids:
         raise InvalidRequest("`ids` must list at least one id, comma-separated.")
     if len(ids) > MAX_IDS:

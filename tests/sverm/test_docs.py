@@ -38,6 +38,14 @@ EXPECTED_PATHS = {
     "/api/workspaces/{workspace_id}/members/{user_id}": {"get", "patch", "delete"},
     "/api/api-keys": {"get", "post"},
     "/api/api-keys/{id}": {"get", "delete"},
+    "/api/workspaces/{workspace_id}/integrations": {"get", "post"},
+    "/api/workspaces/{workspace_id}/integrations/{id}": {"get", "delete"},
+    "/api/swarms": {"get", "post"},
+    "/api/swarms/{id}": {"get", "patch", "delete"},
+    "/api/swarms/{id}/purge": {"delete"},
+    "/api/swarms/{id}/restore": {"post"},
+    "/api/swarms/{swarm_id}/versions": {"get", "post"},
+    "/api/swarms/{swarm_id}/versions/{version_id}": {"get"},
     "/healthz": {"get"},
     "/readyz": {"get"},
 }
@@ -91,3 +99,28 @@ def test_ui_pages_load_their_assets_locally(client, page):
         assert asset.status_code == 200, source
         body = b"".join(asset.streaming_content) if asset.streaming else asset.content
         assert len(body) > 1000, source
+
+
+SEED_003_LIST_PARAMS = {
+    "limit", "after", "before", "ids", "filter", "orderBy", "workspace_id", "include_deleted",
+    "name", "source", "default_version_id", "created_by", "runtime_user_id", "retention_tier",
+}  # fmt: skip
+SEED_003_SWARM_FIELDS = {
+    "id", "workspaceId", "name", "description", "defaultVersionId", "createdBy",
+    "runtimeUserId", "deletedAt", "retentionTier", "createdAt", "updatedAt",
+}  # fmt: skip
+
+
+def test_swarm_list_documents_every_seed_parameter(schema):
+    params = {p["name"] for p in schema["paths"]["/api/swarms"]["get"]["parameters"]}
+    assert params == SEED_003_LIST_PARAMS
+
+
+def test_swarm_schema_has_exactly_the_seed_fields(schema):
+    swarm = schema["components"]["schemas"]["Swarm"]
+    assert set(swarm["properties"]) == SEED_003_SWARM_FIELDS
+    create = schema["components"]["schemas"]["SwarmCreateRequest"]
+    assert {"workspaceId", "name", "description", "instructions", "models"} <= set(
+        create["properties"]
+    )
+    assert set(create["required"]) == {"workspaceId", "name"}
