@@ -1,0 +1,60 @@
+"""The multi-agent engine: plain Python (no Django), frozen dataclasses in, events out.
+
+Django, Celery and Channels adapt to it from outside: they build a RunInput, pass callbacks that
+store events and usage, and keep the RunResult.
+"""
+
+from swarms.engine.budget import Budget, BudgetExhausted, Reservation, cost_usd
+from swarms.engine.estimate import estimate_cost
+from swarms.engine.plan import parse_plan
+from swarms.engine.providers import (
+    Completion,
+    CompletionRequest,
+    Message,
+    OpenAIProvider,
+    Provider,
+    ProviderError,
+    ProviderRouter,
+    SimulatedProvider,
+)
+from swarms.engine.runner import CancelToken, cancel_when, run_swarm
+from swarms.engine.schema import validate_definition
+from swarms.engine.types import (
+    AgentSpec,
+    Definition,
+    Event,
+    Limits,
+    Price,
+    RunInput,
+    RunResult,
+    Usage,
+)
+
+__all__ = [
+    "AgentSpec",
+    "Budget",
+    "BudgetExhausted",
+    "CancelToken",
+    "Completion",
+    "CompletionRequest",
+    "Definition",
+    "Event",
+    "Limits",
+    "Message",
+    "OpenAIProvider",
+    "Price",
+    "Provider",
+    "ProviderError",
+    "ProviderRouter",
+    "Reservation",
+    "RunInput",
+    "RunResult",
+    "SimulatedProvider",
+    "Usage",
+    "cancel_when",
+    "cost_usd",
+    "estimate_cost",
+    "parse_plan",
+    "run_swarm",
+    "validate_definition",
+]

@@ -1,0 +1,92 @@
+"""The hard USD limit of a run: reserve a call's worst case before it starts, settle the real cost.
+
+Reserving the worst case (prompt upper bound x input price + max_tokens x output price) before a
+call, and refusing the call when that could pass the limit, is what makes "a run never costs more
+than its budget" true by construction rather than by hoping the last call is cheap.
+"""
+
+import itertools
+from dataclasses import dataclass
+from decimal import Decimal
+
+from swarms.engine.types import Price, money
+
+_MILLION = Decimal(1_000_000)
+
+
+def cost_usd(tokens_in: int, tokens_out: int, price: Price) -> Decimal:
+    """Exact cost of a call: (tokens_in x input + tokens_out x output) / 1,000,000."""
+    total = tokens_in * price.input_per_million + tokens_out * price.output_per_million
+    return Decimal(total) / _MILLION
+
+
+class BudgetExhausted(Exception):
+    """A reservation would take spent + reserved past the limit."""
+
+    def __init__(self, *, limit: Decimal, spent: Decimal, reserved: Decimal, amount: Decimal):
+        self.limit, self.spent, self.reserved, self.amount = limit, spent, reserved, amount
+        super().__init__(
+            f"a call costing up to ${money(amount)} could take the run past its budget of "
+            f"${money(limit)} (spent ${money(spent)}, reserved ${money(reserved)})"
+        )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: int
+    amount: Decimal
+
+
+class Budget:
+    """Spent and reserved money of one run.
+
+    Used from the run's event loop only (no awaits inside, so no interleaving), hence no lock.
+    """
+
+    def __init__(self, limit: Decimal) -> None:
+        # A negative limit is not an error here: it simply refuses every reservation.
+        self.limit = limit
+        self._spent = Decimal(0)
+        self._open: dict[int, Decimal] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def spent(self) -> Decimal:
+        return self._spent
+
+    @property
+    def reserved(self) -> Decimal:
+        """Money held by reservations not yet settled or released."""
+        return sum(self._open.values(), Decimal(0))
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.limit - self._spent - self.reserved
+
+    def reserve(self, amount: Decimal) -> Reservation:
+        if amount < 0:
+            raise ValueError("reservation amount must not be negative")
+        if self._spent + self.reserved + amount > self.limit:
+            raise BudgetExhausted(
+                limit=self.limit, spent=self._spent, reserved=self.reserved, amount=amount
+            )
+        reservation = Reservation(id=next(self._ids), amount=amount)
+        self._open[reservation.id] = amount
+        return reservation
+
+    def settle(self, reservation: Reservation, actual_cost: Decimal) -> None:
+        """Replace the reservation with what the call really cost.
+
+        A cost above the reservation is still recorded (the provider did charge it); the
+        reservations are sized so that cannot happen with an honest provider.
+        """
+        self._close(reservation)
+        self._spent += actual_cost
+
+    def release(self, reservation: Reservation) -> None:
+        """Drop a reservation whose call never finished (aborted or failed): nothing is spent."""
+        self._close(reservation)
+
+    def _close(self, reservation: Reservation) -> None:
+        if self._open.pop(reservation.id, None) is None:
+            raise ValueError(f"reservation {reservation.id} is not open")

@@ -1,0 +1,65 @@
+"""Delivery of a run's events and usage to the caller's callbacks, one at a time, in order.
+
+Agent tasks only enqueue (a plain, non-awaiting call), and a single drain task awaits the
+callbacks. So callbacks never run concurrently, the order they see is the order things happened,
+and cancelling an agent's call can never interrupt a half-written usage record or event.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from swarms.engine.types import Event, Usage
+
+logger = logging.getLogger(__name__)
+
+_CLOSE = object()
+
+
+class EventSink:
+    def __init__(
+        self,
+        on_event: Callable[[Event], Awaitable[None]],
+        on_usage: Callable[[Usage], Awaitable[None]],
+    ) -> None:
+        self._on_event = on_event
+        self._on_usage = on_usage
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+        self.failed = asyncio.Event()  # set on the first callback that raises
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._drain(), name="swarm-event-sink")
+
+    def event(self, type_: str, agent_id: str | None, data: dict[str, Any]) -> None:
+        self._queue.put_nowait(Event(type=type_, agent_id=agent_id, data=data))
+
+    def usage(self, usage: Usage) -> None:
+        self._queue.put_nowait(usage)
+
+    async def close(self) -> None:
+        """Deliver everything queued so far, then stop."""
+        self._queue.put_nowait(_CLOSE)
+        if self._task is not None:
+            await self._task
+
+    def abort(self) -> None:
+        """Stop delivering (the caller's own task is being cancelled)."""
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _drain(self) -> None:
+        while (item := await self._queue.get()) is not _CLOSE:
+            try:
+                if isinstance(item, Usage):
+                    await self._on_usage(item)
+                else:
+                    await self._on_event(item)
+            except Exception as exc:
+                # Keep delivering: the terminal event matters most. The runner fails the run.
+                logger.exception("swarm engine callback failed for %r", item)
+                if self.failure is None:
+                    self.failure = exc
+                    self.failed.set()

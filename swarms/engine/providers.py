@@ -1,0 +1,181 @@
+"""LLM providers behind one small protocol: OpenAI-compatible endpoints, and an offline simulation.
+
+Each provider also states a true upper bound of the prompt tokens it will bill, because the budget
+reserves a call's worst case before starting it.
+"""
+
+import asyncio
+import math
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import openai
+
+from swarms.engine import simulation
+from swarms.engine.chat import Completion, CompletionRequest, Message
+
+__all__ = [
+    "Completion",
+    "CompletionRequest",
+    "Message",
+    "OpenAIProvider",
+    "Provider",
+    "ProviderError",
+    "ProviderRouter",
+    "SimulatedProvider",
+    "utf8_prompt_bound",
+]
+
+
+class ProviderError(Exception):
+    """A call failed for good (after the provider's own retries); the run fails `provider_error`."""
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+
+    async def complete(self, request: CompletionRequest) -> Completion: ...
+
+    def max_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        """A true upper bound of the `tokens_in` the provider will report for these messages."""
+        ...
+
+
+def utf8_prompt_bound(messages: Sequence[Message]) -> int:
+    """Upper bound of prompt tokens for any byte-level BPE tokenizer, without tokenizer files.
+
+    Every token covers at least one byte, so the UTF-8 size bounds the content's tokens; the
+    per-message and per-request terms cover the chat template's role and separator tokens.
+    """
+    content = sum(len(message.content.encode("utf-8")) for message in messages)
+    return content + 8 * len(messages) + 16
+
+
+def _chars_to_tokens(text_length: int) -> int:
+    return math.ceil(text_length / 4)
+
+
+class SimulatedProvider:
+    """Offline, deterministic stand-in for an LLM: the same request always gives the same text.
+
+    Its answers follow the agent's role and step (a manager plans in JSON, workers report, a writer
+    synthesises, ...), so a run without any API key still exercises every topology end to end.
+    Tokens are counted as ceil(characters / 4), the usual rule of thumb for English.
+    """
+
+    name = "simulated"
+
+    def __init__(self, latency_seconds: float = 0.0) -> None:
+        self.latency_seconds = latency_seconds
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        await asyncio.sleep(self.latency_seconds)
+        text = simulation.reply(request.model, request.agent_id, request.messages)
+        text = text[: request.max_tokens * 4]  # tokens_out must never exceed max_tokens
+        return Completion(
+            text=text,
+            tokens_in=self.max_prompt_tokens(request.messages),
+            tokens_out=_chars_to_tokens(len(text)),
+        )
+
+    def max_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        # Exact for this provider: it reports precisely this many tokens.
+        return _chars_to_tokens(sum(len(message.content) for message in messages))
+
+
+class OpenAIProvider:
+    """Chat completions on any OpenAI-compatible endpoint through the official `openai` SDK.
+
+    The SDK retries 408/409/429/5xx and timeouts with exponential backoff (honouring
+    `retry-after`/`retry-after-ms`); what still fails afterwards becomes a ProviderError.
+    `max_tokens_param` exists because OpenAI's reasoning models only accept
+    `max_completion_tokens` while most compatible servers only know `max_tokens`.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        name: str = "openai",
+        max_tokens_param: str = "max_tokens",
+    ) -> None:
+        if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
+            raise ValueError("max_tokens_param must be 'max_tokens' or 'max_completion_tokens'")
+        self.name = name
+        self.max_tokens_param = max_tokens_param
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+        )
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        try:
+            response = await self._client.chat.completions.create(
+                model=request.model,
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                **{self.max_tokens_param: request.max_tokens},
+            )
+        except openai.APITimeoutError as exc:
+            raise ProviderError(f"{self.name}: model '{request.model}' timed out") from exc
+        except openai.APIStatusError as exc:
+            raise ProviderError(
+                f"{self.name}: model '{request.model}' answered HTTP {exc.status_code}: "
+                f"{_short(exc.message)}"
+            ) from exc
+        except openai.APIConnectionError as exc:
+            raise ProviderError(
+                f"{self.name}: cannot reach the endpoint for model '{request.model}': "
+                f"{_short(str(exc))}"
+            ) from exc
+        except openai.OpenAIError as exc:
+            raise ProviderError(f"{self.name}: {_short(str(exc))}") from exc
+
+        if not response.choices:
+            raise ProviderError(f"{self.name}: model '{request.model}' returned no choices")
+        text = response.choices[0].message.content or ""
+        usage = response.usage
+        if usage is None:
+            # Some compatible servers omit usage; charge safe upper bounds rather than nothing.
+            return Completion(
+                text=text,
+                tokens_in=self.max_prompt_tokens(request.messages),
+                tokens_out=min(request.max_tokens, len(text.encode("utf-8"))),
+            )
+        return Completion(
+            text=text, tokens_in=usage.prompt_tokens or 0, tokens_out=usage.completion_tokens or 0
+        )
+
+    def max_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        return utf8_prompt_bound(messages)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+class ProviderRouter:
+    """Picks the provider of a model: an exact-name route, else the default."""
+
+    def __init__(self, routes: Mapping[str, Provider], default: Provider) -> None:
+        self.routes = dict(routes)
+        self.default = default
+
+    def for_model(self, model: str) -> Provider:
+        return self.routes.get(model, self.default)
+
+    @property
+    def simulated(self) -> bool:
+        """True when every provider this router can return is the simulation."""
+        providers = [*self.routes.values(), self.default]
+        return all(provider.name == SimulatedProvider.name for provider in providers)
+
+    @classmethod
+    def simulated_only(cls, latency_seconds: float = 0.0) -> "ProviderRouter":
+        return cls(routes={}, default=SimulatedProvider(latency_seconds=latency_seconds))
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,393 @@
+"""Running one swarm: calls under a hard budget, bounded concurrency, events, cancellation.
+
+`run_swarm` never raises for anything that goes wrong inside the run: every outcome is a
+RunResult with a status and an error code, and the caller's callbacks have seen exactly one
+terminal event. Only the cancellation of the caller's own task propagates.
+"""
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from swarms.engine.budget import Budget, BudgetExhausted, Reservation, cost_usd
+from swarms.engine.events import EventSink
+from swarms.engine.providers import (
+    Completion,
+    CompletionRequest,
+    Provider,
+    ProviderError,
+    ProviderRouter,
+)
+from swarms.engine.topologies import Job, run_topology
+from swarms.engine.types import AgentSpec, Event, Price, RunInput, RunResult, Usage, money
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_CHARS = 200
+
+
+class CancelToken:
+    """A cancellation request for one run; `cancel()` is safe from any thread.
+
+    The flag is a threading.Event and each waiting loop is woken with call_soon_threadsafe, so a
+    watcher thread (or a Celery signal handler) can cancel a run executing on another loop.
+    """
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._flag.set()
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody to wake
+                loop.call_soon_threadsafe(event.set)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._flag.is_set()
+
+    async def wait(self) -> None:
+        """Return once cancel() has been called."""
+        event = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), event)
+        with self._lock:
+            if self._flag.is_set():
+                return
+            self._waiters.append(waiter)
+        try:
+            await event.wait()
+        finally:
+            with self._lock:
+                self._waiters.remove(waiter)
+
+
+async def cancel_when(
+    requested: Callable[[], Awaitable[bool]], token: CancelToken, *, interval: float = 0.5
+) -> None:
+    """Poll `requested()` every `interval` seconds and cancel `token` once it returns True.
+
+    For executors where the cancel request arrives elsewhere (an API process writing the run's
+    status): run this as a task beside `run_swarm` and cancel the task when the run returns.
+    """
+    while not token.cancelled:
+        if await requested():
+            token.cancel()
+            return
+        await asyncio.sleep(interval)
+
+
+async def run_swarm(
+    spec: RunInput,
+    *,
+    router: ProviderRouter,
+    on_event: Callable[[Event], Awaitable[None]],
+    on_usage: Callable[[Usage], Awaitable[None]],
+    cancel: CancelToken | None = None,
+) -> RunResult:
+    """Run `spec` to a terminal status.
+
+    `on_usage` is awaited once per finished LLM call, before that call's `agent.message` event;
+    the callbacks are never called concurrently and see things in the order they happened.
+    """
+    sink = EventSink(on_event, on_usage)
+    sink.start()
+    try:
+        return await _Run(spec, router, sink).execute(cancel or CancelToken())
+    except asyncio.CancelledError:
+        sink.abort()
+        raise
+
+
+class _Halt(Exception):
+    """The run stops scheduling calls; the reason is in `_Run.halt_reason`."""
+
+
+@dataclass(frozen=True)
+class _Finished:
+    agent_id: str
+    label: str
+    text: str
+
+
+class _Run:
+    """The state of one run; implements `topologies.Steps`."""
+
+    def __init__(self, spec: RunInput, router: ProviderRouter, sink: EventSink) -> None:
+        self.spec = spec
+        self.router = router
+        self.sink = sink
+        self.budget = Budget(spec.budget_usd)
+        self.slots = asyncio.Semaphore(spec.definition.limits.max_parallel)
+        self.agents = spec.definition.expanded_agents()
+        self.usage: list[Usage] = []
+        self.finished: list[_Finished] = []
+        self.halt_reason: tuple[str, str] | None = None
+        self.expected = 0
+        self.started = 0
+        self.active = 0
+        self._settled = asyncio.Event()
+
+    # --- the run as a whole -------------------------------------------------------------------
+
+    async def execute(self, cancel: CancelToken) -> RunResult:
+        try:
+            self.sink.event(
+                "run.started",
+                None,
+                {
+                    "agents_total": len(self.agents),
+                    "topology": self.spec.definition.topology,
+                    "simulated": self.router.simulated,
+                },
+            )
+            unpriced = sorted({a.model for a in self.agents} - set(self.spec.prices))
+            if unpriced:
+                message = f"no price configured for model(s): {', '.join(unpriced)}"
+                return await self._finish("failed", "internal_error", message)
+            if cancel.cancelled:
+                return await self._finish("cancelled")
+            body = await self._supervise(cancel)
+            return await self._conclude(body)
+        except Exception as exc:  # a bug here must still end the run cleanly
+            logger.exception("swarm engine failed outside the topology")
+            return await self._finish("failed", "internal_error", _describe(exc))
+
+    async def _supervise(self, cancel: CancelToken) -> asyncio.Task[str]:
+        """Run the topology until it ends, the token is cancelled, or a callback fails."""
+        body = asyncio.create_task(run_topology(self, self.spec.definition, self.spec.task))
+        watchers = [
+            asyncio.create_task(cancel.wait()),
+            asyncio.create_task(self.sink.failed.wait()),
+        ]
+        try:
+            await asyncio.wait([body, *watchers], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            body.cancel()  # no-op when it has finished; else aborts the calls in flight
+            await asyncio.wait([body, *watchers])  # aborted calls release their reservations
+        return body
+
+    async def _conclude(self, body: asyncio.Task[str]) -> RunResult:
+        if self.sink.failure is not None:
+            message = f"recording the run failed: {_describe(self.sink.failure)}"
+            return await self._finish("failed", "internal_error", message)
+        if body.cancelled():
+            return await self._finish("cancelled")
+        error = body.exception()
+        if error is None:
+            return await self._finish("completed", output=body.result())
+        if isinstance(error, _Halt) and self.halt_reason is not None:
+            return await self._finish("failed", *self.halt_reason)
+        logger.error("swarm engine internal error", exc_info=error)
+        return await self._finish("failed", "internal_error", _describe(error))
+
+    async def _finish(
+        self,
+        status: str,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        output: str | None = None,
+    ) -> RunResult:
+        total = self._total()
+        if output is None:
+            output = self._partial_output()
+        if status == "completed":
+            data = {"output": output, "cost_usd": money(total)}
+        elif status == "failed":
+            data = {
+                "error_code": error_code,
+                "error_message": error_message,
+                "cost_usd": money(total),
+            }
+        else:
+            data = {"cost_usd": money(total)}
+        self.sink.event(f"run.{status}", None, data)
+        await self.sink.close()
+        return RunResult(
+            status=status,
+            output=output,
+            error_code=error_code,
+            error_message=error_message,
+            usage=tuple(self.usage),
+            total_cost_usd=total,
+        )
+
+    def _partial_output(self) -> str:
+        """What finished before the run stopped, under one heading per call."""
+        sections = []
+        for item in self.finished:
+            label = f" ({_shorten(item.label, 80)})" if item.label else ""
+            sections.append(f"## {item.agent_id}{label}\n\n{item.text}")
+        return "\n\n".join(sections)
+
+    def _total(self) -> Decimal:
+        return sum((usage.cost_usd for usage in self.usage), Decimal(0))
+
+    # --- topologies.Steps ---------------------------------------------------------------------
+
+    def expect_calls(self, count: int) -> None:
+        self.expected = count
+
+    def delegate(self, manager: AgentSpec, target: AgentSpec, subtask: str, note: str) -> None:
+        data = {"target": target.id, "summary": _shorten(subtask, SUMMARY_CHARS)}
+        if note:
+            data["note"] = note
+        self.sink.event("agent.delegated", manager.id, data)
+
+    def check(self) -> None:
+        if self.halt_reason is not None:
+            raise _Halt
+
+    async def fan_out(self, jobs: Sequence[Job]) -> list[str | None]:
+        results: list[str | None] = [None] * len(jobs)
+
+        async def one(index: int, job: Job) -> None:
+            # A halt refuses the remaining calls but lets the siblings in flight finish.
+            with contextlib.suppress(_Halt):
+                results[index] = await self.call(job)
+
+        # A TaskGroup, so cancelling the run cancels every call in flight with it.
+        async with asyncio.TaskGroup() as group:
+            for index, job in enumerate(jobs):
+                group.create_task(one(index, job), name=f"swarm-call-{job.agent.id}")
+        return results
+
+    async def call(self, job: Job) -> str:
+        self.check()
+        agent = job.agent
+        async with self.slots:
+            provider = self.router.for_model(agent.model)
+            price = self.spec.prices[agent.model]
+            reservation = await self._reserve(job, provider, price)
+            self.started += 1
+            self.active += 1
+            self.sink.event(
+                "agent.started",
+                agent.id,
+                {"model": agent.model, "task": _shorten(job.summary, SUMMARY_CHARS)},
+            )
+            request = CompletionRequest(
+                model=agent.model,
+                messages=job.messages,
+                max_tokens=agent.max_tokens,
+                agent_id=agent.id,
+            )
+            try:
+                completion = await provider.complete(request)
+            except ProviderError as exc:
+                self._release(reservation)
+                self.halt("provider_error", str(exc))
+                raise _Halt from exc
+            except BaseException:  # aborted (cancel) or broken: no usage to record
+                self._release(reservation)
+                raise
+            finally:
+                self.active -= 1
+        # From here on nothing awaits, so a cancel cannot split the bookkeeping of a finished call.
+        return self._record(job, provider, price, reservation, completion)
+
+    # --- one call's budget and bookkeeping --------------------------------------------------------
+
+    def halt(self, code: str, message: str) -> None:
+        if self.halt_reason is None:
+            self.halt_reason = (code, message)
+
+    async def _reserve(self, job: Job, provider: Provider, price: Price) -> Reservation:
+        """Reserve the call's worst case, waiting for calls in flight to settle if that would
+        pass the budget now; halt when it would pass it even with nothing in flight."""
+        if self.started >= self.spec.definition.limits.max_steps:
+            raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
+        worst = cost_usd(provider.max_prompt_tokens(job.messages), job.agent.max_tokens, price)
+        while True:
+            self.check()
+            try:
+                return self.budget.reserve(worst)
+            except BudgetExhausted as exc:
+                if self.budget.reserved == 0:
+                    self.halt(
+                        "budget_exceeded",
+                        f"Run stopped at its budget of ${money(self.budget.limit)}: the next call "
+                        f"({job.agent.id}) could cost up to ${money(worst)} and "
+                        f"${money(self.budget.spent)} is already spent.",
+                    )
+                    raise _Halt from exc
+            # Calls in flight usually settle below their reservation, which may make room.
+            await self._settled.wait()
+
+    def _record(
+        self,
+        job: Job,
+        provider: Provider,
+        price: Price,
+        reservation: Reservation,
+        completion: Completion,
+    ) -> str:
+        agent = job.agent
+        cost = cost_usd(completion.tokens_in, completion.tokens_out, price)
+        self.budget.settle(reservation, cost)
+        self._wake_reservations()
+        usage = Usage(
+            agent_id=agent.id,
+            model=agent.model,
+            provider=provider.name,
+            tokens_in=completion.tokens_in,
+            tokens_out=completion.tokens_out,
+            cost_usd=cost,
+        )
+        self.usage.append(usage)
+        self.finished.append(_Finished(agent.id, job.label, completion.text))
+        self.sink.usage(usage)
+        self.sink.event(
+            "agent.message",
+            agent.id,
+            {
+                "summary": _shorten(completion.text, SUMMARY_CHARS),
+                "tokens_in": completion.tokens_in,
+                "tokens_out": completion.tokens_out,
+                "cost_usd": money(cost),
+            },
+        )
+        self.sink.event(
+            "agent.completed", agent.id, {"output": completion.text, "cost_usd": money(cost)}
+        )
+        done = len(self.finished)
+        self.sink.event(
+            "run.progress",
+            None,
+            {
+                "progress": round(min(1.0, done / max(self.expected, done)), 4),
+                "cost_usd": money(self._total()),
+                "agents_active": self.active,
+                "agents_total": len(self.agents),
+            },
+        )
+        return completion.text
+
+    def _release(self, reservation: Reservation) -> None:
+        self.budget.release(reservation)
+        self._wake_reservations()
+
+    def _wake_reservations(self) -> None:
+        self._settled.set()
+        self._settled = asyncio.Event()
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _describe(error: BaseException) -> str:
+    """The first real error inside (possibly nested) exception groups, as `Type: message`."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,247 @@
+"""Validation of swarm definitions in their dict (YAML/JSON) shape, with errors that name the path.
+
+The API and the template loader call `validate_definition` on every write so a bad definition is
+refused with a 4xx before anything runs; `Definition` calls it again so the engine can rely on a
+well-formed team (exactly one manager, enough steps, ...) without defensive checks of its own.
+"""
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+TOPOLOGIES = ("debate", "hierarchical", "parallel", "sequential")
+
+# Roles each topology knows how to schedule; sequential runs any role in listed order.
+TOPOLOGY_ROLES: dict[str, tuple[str, ...]] = {
+    "hierarchical": ("manager", "worker", "writer"),
+    "parallel": ("aggregator", "worker"),
+    "debate": ("debater", "judge"),
+}
+# Roles whose agents may be replicated into `<id>-1`, `<id>-2`, ...
+REPLICABLE_ROLES = ("debater", "worker")
+
+MAX_TOKENS = 32768
+MAX_PARALLEL = 64
+MAX_STEPS = 500
+MAX_ROUNDS = 20
+MAX_REPLICAS = 16
+MAX_AGENT_ENTRIES = 32
+MAX_AGENTS_EXPANDED = 64
+MAX_INSTRUCTIONS_CHARS = 20_000
+MAX_MODEL_CHARS = 200
+
+TOP_LEVEL_FIELDS = ("version", "topology", "instructions", "limits", "agents")
+LIMIT_FIELDS = ("max_parallel", "max_steps", "rounds")
+AGENT_FIELDS = ("id", "role", "model", "instructions", "max_tokens", "replicas")
+
+_AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
+_ROLE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def validate_definition(data: Any, known_models: set[str] | None = None) -> list[str]:
+    """Every problem with `data`, each as `path: message`; an empty list means valid.
+
+    `known_models`, when given, is the set of model names that have a price (and a route).
+    """
+    if not isinstance(data, Mapping):
+        return ["definition: must be a mapping"]
+    errors = _unknown_fields(data, TOP_LEVEL_FIELDS, prefix="")
+    if "version" in data and (not _is_int(data["version"]) or data["version"] != 1):
+        errors.append("version: must be 1")
+
+    topology = data.get("topology")
+    if topology is None:
+        errors.append("topology: required")
+    elif topology not in TOPOLOGIES:
+        errors.append(f"topology: must be one of {', '.join(TOPOLOGIES)}")
+        topology = None
+    _check_text(data, "instructions", "instructions", errors)
+
+    limits = _validate_limits(data.get("limits", {}), errors)
+    agents = _validate_agents(data.get("agents"), topology, known_models, errors)
+    if topology is not None and agents is not None:
+        errors.extend(_team_errors(topology, agents, limits))
+    return errors
+
+
+def _validate_limits(limits: Any, errors: list[str]) -> dict[str, int]:
+    defaults = {"max_parallel": 4, "max_steps": 50, "rounds": 2}
+    if not isinstance(limits, Mapping):
+        errors.append("limits: must be a mapping")
+        return defaults
+    errors.extend(_unknown_fields(limits, LIMIT_FIELDS, prefix="limits."))
+    bounds = {"max_parallel": MAX_PARALLEL, "max_steps": MAX_STEPS, "rounds": MAX_ROUNDS}
+    result = dict(defaults)
+    for name, upper in bounds.items():
+        if name in limits:
+            if _int_in_range(limits[name], 1, upper):
+                result[name] = limits[name]
+            else:
+                errors.append(f"limits.{name}: must be an integer from 1 to {upper}")
+    return result
+
+
+def _validate_agents(
+    agents: Any, topology: str | None, known_models: set[str] | None, errors: list[str]
+) -> list[tuple[int, str, int]] | None:
+    """Check each agent entry; return (index, role, replicas) of those with a valid role, or None
+    when the list itself is unusable (then team-level checks would only add noise)."""
+    if agents is None:
+        errors.append("agents: required")
+        return None
+    if not isinstance(agents, list) or not agents:
+        errors.append("agents: must be a non-empty list of agents")
+        return None
+    if len(agents) > MAX_AGENT_ENTRIES:
+        errors.append(f"agents: at most {MAX_AGENT_ENTRIES} entries")
+        return None
+
+    team: list[tuple[int, str, int]] = []
+    seen_ids: dict[str, int] = {}
+    for index, agent in enumerate(agents):
+        path = f"agents[{index}]"
+        if not isinstance(agent, Mapping):
+            errors.append(f"{path}: must be a mapping")
+            continue
+        errors.extend(_unknown_fields(agent, AGENT_FIELDS, prefix=f"{path}."))
+        agent_id = _check_id(agent, path, errors)
+        role = _check_role(agent, path, topology, errors)
+        _check_model(agent, path, known_models, errors)
+        _check_text(agent, "instructions", f"{path}.instructions", errors)
+        if "max_tokens" in agent and not _int_in_range(agent["max_tokens"], 1, MAX_TOKENS):
+            errors.append(f"{path}.max_tokens: must be an integer from 1 to {MAX_TOKENS}")
+        replicas = agent.get("replicas", 1)
+        if not _int_in_range(replicas, 1, MAX_REPLICAS):
+            errors.append(f"{path}.replicas: must be an integer from 1 to {MAX_REPLICAS}")
+            replicas = 1
+        elif replicas > 1 and role is not None and role not in REPLICABLE_ROLES:
+            errors.append(f"{path}.replicas: only worker and debater agents can have replicas")
+        elif replicas > 1 and topology == "sequential":
+            errors.append(f"{path}.replicas: sequential agents cannot have replicas")
+
+        if agent_id is not None:
+            for expanded in expand_ids(agent_id, replicas):
+                if expanded in seen_ids:
+                    errors.append(f"{path}.id: duplicate agent id '{expanded}'")
+                    break
+                seen_ids[expanded] = index
+        if role is not None:  # counted even if other fields are wrong: no knock-on errors
+            team.append((index, role, replicas))
+    if len(seen_ids) > MAX_AGENTS_EXPANDED:
+        errors.append(f"agents: at most {MAX_AGENTS_EXPANDED} agents after replicas")
+    return team
+
+
+def _team_errors(topology: str, team: list[tuple[int, str, int]], limits: dict) -> list[str]:
+    """Topology-level rules: the roles a topology needs, and enough steps to run it at all."""
+    count: dict[str, int] = {}
+    for _, role, replicas in team:
+        count[role] = count.get(role, 0) + replicas
+    errors = []
+    steps = limits["max_steps"]
+    if topology == "hierarchical":
+        if count.get("manager", 0) != 1:
+            errors.append("agents: hierarchical needs exactly one manager")
+        if count.get("worker", 0) < 1:
+            errors.append("agents: hierarchical needs at least one worker")
+        if count.get("writer", 0) > 1:
+            errors.append("agents: hierarchical allows at most one writer")
+        if steps < 3:
+            errors.append("limits.max_steps: hierarchical needs at least 3 (plan, work, synthesis)")
+    elif topology == "parallel":
+        if count.get("worker", 0) < 1:
+            errors.append("agents: parallel needs at least one worker")
+        if count.get("aggregator", 0) != 1:
+            errors.append("agents: parallel needs exactly one aggregator")
+        needed = count.get("worker", 0) + 1
+        if steps < needed:
+            errors.append(
+                f"limits.max_steps: parallel needs at least {needed} "
+                "(one per worker, plus the aggregator)"
+            )
+    elif topology == "debate":
+        debaters = count.get("debater", 0)
+        if debaters < 2:
+            errors.append("agents: debate needs at least two debaters")
+        if count.get("judge", 0) != 1:
+            errors.append("agents: debate needs exactly one judge")
+        needed = debaters * limits["rounds"] + 1
+        if steps < needed:
+            errors.append(
+                f"limits.max_steps: debate needs at least {needed} (rounds x debaters + the judge)"
+            )
+    elif topology == "sequential":
+        needed = sum(count.values())
+        if steps < needed:
+            errors.append(f"limits.max_steps: sequential needs at least {needed} (one per agent)")
+    return errors
+
+
+def expand_ids(agent_id: str, replicas: int) -> list[str]:
+    """Ids of an agent's replicas: the id itself when single, else `<id>-1` ... `<id>-n`."""
+    if replicas == 1:
+        return [agent_id]
+    return [f"{agent_id}-{number}" for number in range(1, replicas + 1)]
+
+
+def _check_id(agent: Mapping, path: str, errors: list[str]) -> str | None:
+    value = agent.get("id")
+    if value is None:
+        errors.append(f"{path}.id: required")
+    elif not isinstance(value, str) or not _AGENT_ID.fullmatch(value):
+        errors.append(
+            f"{path}.id: must be 1-48 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    else:
+        return value
+    return None
+
+
+def _check_role(agent: Mapping, path: str, topology: str | None, errors: list[str]) -> str | None:
+    value = agent.get("role")
+    if value is None:
+        errors.append(f"{path}.role: required")
+        return None
+    allowed = TOPOLOGY_ROLES.get(topology or "")
+    if allowed is not None:
+        if value not in allowed:
+            errors.append(f"{path}.role: must be one of {', '.join(allowed)} for {topology}")
+            return None
+        return value
+    if not isinstance(value, str) or not _ROLE.fullmatch(value):
+        errors.append(f"{path}.role: must be a lowercase word of at most 32 characters")
+        return None
+    return value
+
+
+def _check_model(
+    agent: Mapping, path: str, known_models: set[str] | None, errors: list[str]
+) -> None:
+    value = agent.get("model")
+    if value is None:
+        errors.append(f"{path}.model: required")
+    elif not isinstance(value, str) or not value.strip() or len(value) > MAX_MODEL_CHARS:
+        errors.append(f"{path}.model: must be a model name of at most {MAX_MODEL_CHARS} characters")
+    elif known_models is not None and value not in known_models:
+        errors.append(f"{path}.model: unknown model '{value}'")
+
+
+def _check_text(data: Mapping, key: str, path: str, errors: list[str]) -> None:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        errors.append(f"{path}: must be a string")
+    elif len(value) > MAX_INSTRUCTIONS_CHARS:
+        errors.append(f"{path}: must be at most {MAX_INSTRUCTIONS_CHARS} characters")
+
+
+def _unknown_fields(data: Mapping, allowed: tuple[str, ...], *, prefix: str) -> list[str]:
+    return [f"{prefix}{key}: unknown field" for key in data if key not in allowed]
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass, but `max_tokens: true` is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_in_range(value: Any, low: int, high: int) -> bool:
+    return _is_int(value) and low <= value <= high

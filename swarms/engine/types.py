@@ -1,0 +1,149 @@
+"""The engine's input and output values: frozen dataclasses, money as Decimal, never float."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from swarms.engine.schema import expand_ids, validate_definition
+
+RUN_STATUSES = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    id: str
+    role: str
+    model: str
+    instructions: str = ""
+    max_tokens: int = 1024
+    replicas: int = 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_parallel: int = 4
+    max_steps: int = 50
+    rounds: int = 2
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A validated team: constructing one that the schema refuses raises ValueError, so the
+    topologies can rely on its shape (one manager, enough steps, ...)."""
+
+    topology: str  # "hierarchical" | "sequential" | "parallel" | "debate"
+    agents: tuple[AgentSpec, ...]
+    instructions: str = ""  # shared system instructions, prepended to every agent's
+    limits: Limits = Limits()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "agents", tuple(self.agents))
+        errors = validate_definition(self.to_dict())
+        if errors:
+            raise ValueError("invalid definition: " + "; ".join(errors))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Definition":
+        """Build from the template/YAML shape; raises ValueError naming every problem."""
+        errors = validate_definition(data)
+        if errors:
+            raise ValueError("invalid definition: " + "; ".join(errors))
+        return cls(
+            topology=data["topology"],
+            instructions=data.get("instructions", ""),
+            limits=Limits(**data.get("limits", {})),
+            agents=tuple(AgentSpec(**agent) for agent in data["agents"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict shape `from_dict` reads, with every default spelled out."""
+        return {
+            "topology": self.topology,
+            "instructions": self.instructions,
+            "limits": {
+                "max_parallel": self.limits.max_parallel,
+                "max_steps": self.limits.max_steps,
+                "rounds": self.limits.rounds,
+            },
+            "agents": [
+                {
+                    "id": agent.id,
+                    "role": agent.role,
+                    "model": agent.model,
+                    "instructions": agent.instructions,
+                    "max_tokens": agent.max_tokens,
+                    "replicas": agent.replicas,
+                }
+                for agent in self.agents
+            ],
+        }
+
+    def expanded_agents(self) -> tuple[AgentSpec, ...]:
+        """One spec per running agent: replicas become `<id>-1`, `<id>-2`, ... with replicas=1."""
+        expanded = []
+        for agent in self.agents:
+            for agent_id in expand_ids(agent.id, agent.replicas):
+                expanded.append(
+                    AgentSpec(
+                        id=agent_id,
+                        role=agent.role,
+                        model=agent.model,
+                        instructions=agent.instructions,
+                        max_tokens=agent.max_tokens,
+                    )
+                )
+        return tuple(expanded)
+
+    def role(self, role: str) -> tuple[AgentSpec, ...]:
+        """The expanded agents with `role`, in listed order."""
+        return tuple(agent for agent in self.expanded_agents() if agent.role == role)
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input_per_million: Decimal
+    output_per_million: Decimal
+
+
+@dataclass(frozen=True)
+class RunInput:
+    run_id: str
+    task: str
+    definition: Definition
+    budget_usd: Decimal
+    prices: Mapping[str, Price]  # keyed by model name
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    agent_id: str | None
+    data: dict[str, Any]  # JSON-serialisable: money as str
+
+
+@dataclass(frozen=True)
+class Usage:
+    agent_id: str
+    model: str
+    provider: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: Decimal
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # "completed" | "failed" | "cancelled"
+    output: str
+    error_code: str | None
+    error_message: str | None
+    usage: tuple[Usage, ...]
+    total_cost_usd: Decimal
+
+
+def money(value: Decimal) -> str:
+    """Decimal as a plain fixed-point string (`str()` would give '1E-7' for tiny costs)."""
+    return format(value, "f")
