@@ -1,1 +1,95 @@
-"""Models of this app arrive with the issues that build it."""
+"""Model prices, the append-only usage ledger (one row per LLM call) and its monthly rollup."""
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Workspace
+from sverm.api.scoping import ScopedQuerySet
+
+USD = {"max_digits": 20, "decimal_places": 10}
+
+
+class ModelPrice(models.Model):
+    """USD per million tokens for one model name, as agents name it in definitions."""
+
+    model = models.CharField(max_length=100, unique=True)
+    provider = models.CharField(
+        max_length=50, default="openai", help_text="Which configured provider serves it."
+    )
+    input_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, validators=[MinValueValidator(Decimal(0))]
+    )
+    output_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, validators=[MinValueValidator(Decimal(0))]
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return f"{self.model}: ${self.input_per_million}/${self.output_per_million} per M"
+
+
+class UsageRecord(models.Model):
+    """One LLM call. Append-only, and it outlives the run and swarm it belongs to (ids are
+    copied, not foreign keys), so purging a swarm never erases what was spent."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+")
+    run_id = models.CharField(max_length=32, db_index=True)
+    swarm_id = models.CharField(max_length=32, blank=True, default="", db_index=True)
+    swarm_type = models.CharField(
+        max_length=100, help_text="Template id, or `custom` for inline and swarm definitions."
+    )
+    agent_id = models.CharField(max_length=100)
+    model = models.CharField(max_length=100)
+    provider = models.CharField(max_length=50)
+    tokens_in = models.PositiveIntegerField()
+    tokens_out = models.PositiveIntegerField()
+    cost_usd = models.DecimalField(**USD)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "workspace"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "created_at"], name="usage_ws_created")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.agent_id} ${self.cost_usd}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("Usage records are append-only.")
+        super().save(*args, **kwargs)
+
+
+class MonthlyUsage(models.Model):
+    """Per workspace, month and swarm type: runs, tokens and cost, updated in the same
+    transaction as the ledger so reading usage never scans the ledger."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField(help_text="First day of the month (UTC).")
+    swarm_type = models.CharField(max_length=100)
+    runs = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(default=Decimal(0), **USD)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "workspace"
+
+    class Meta:
+        ordering = ["-month", "swarm_type"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "month", "swarm_type"], name="monthly_usage_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} {self.month:%Y-%m} {self.swarm_type}"
