@@ -5,6 +5,7 @@ in-memory channel layer, the local-memory cache and the in-process executor. Set
 switches the channel layer, the cache and the Celery broker to Redis.
 """
 
+import json
 import os
 import secrets
 from datetime import timedelta
@@ -166,6 +167,48 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+
+# ------------------------------------------------------------------------------
+# RUNS AND LLM PROVIDERS
+# ------------------------------------------------------------------------------
+# Runs execute in Celery workers when a broker is configured, else in a thread pool in-process.
+SVERM_EXECUTOR = os.environ.get("SVERM_EXECUTOR") or ("celery" if REDIS_URL else "thread")
+SVERM_EXECUTOR_THREADS = int(os.environ.get("SVERM_EXECUTOR_THREADS", "4"))
+SVERM_SIMULATED_LATENCY = float(os.environ.get("SVERM_SIMULATED_LATENCY", "0.2"))
+SVERM_DEFAULT_BUDGET_USD = os.environ.get("SVERM_DEFAULT_BUDGET_USD", "5.00")
+
+
+def _llm_providers() -> dict[str, dict]:
+    """Provider name -> {base_url, api_key, timeout}. `SVERM_PROVIDERS` (JSON) adds any
+    OpenAI-compatible endpoint; OPENAI_* and DEEPSEEK_* are shorthands."""
+    providers: dict[str, dict] = {}
+    timeout = float(os.environ.get("LLM_TIMEOUT_SECONDS", "60"))
+    if os.environ.get("OPENAI_API_KEY"):
+        providers["openai"] = {
+            "api_key": os.environ["OPENAI_API_KEY"],
+            "base_url": os.environ.get("OPENAI_BASE_URL", ""),
+            "timeout": timeout,
+        }
+    if os.environ.get("DEEPSEEK_API_KEY"):
+        providers["deepseek"] = {
+            "api_key": os.environ["DEEPSEEK_API_KEY"],
+            "base_url": os.environ.get("DEEPSEEK_BASE_URL", "https://api.deepseek.com"),
+            "timeout": timeout,
+        }
+    extra = os.environ.get("SVERM_PROVIDERS")
+    if extra:
+        try:
+            parsed = json.loads(extra)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"SVERM_PROVIDERS is not valid JSON: {exc}") from None
+        for name, config in parsed.items():
+            if not isinstance(config, dict) or "api_key" not in config:
+                raise ImproperlyConfigured(f"SVERM_PROVIDERS[{name!r}] needs an api_key.")
+            providers[name] = {"timeout": timeout, **config}
+    return providers
+
+
+LLM_PROVIDERS = _llm_providers()
 
 # ------------------------------------------------------------------------------
 # AUTH

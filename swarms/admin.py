@@ -6,7 +6,7 @@ from django.contrib.admin.utils import unquote
 
 from sverm.api.errors import ApplicationError
 from swarms import services
-from swarms.models import Swarm, SwarmVersion
+from swarms.models import Run, RunEvent, Swarm, SwarmVersion
 
 
 class SwarmVersionInline(admin.TabularInline):
@@ -128,3 +128,66 @@ class SwarmVersionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class RunEventInline(admin.TabularInline):
+    model = RunEvent
+    extra = 0
+    can_delete = False
+    fields = ["seq", "type", "agent_id", "data", "created_at"]
+    readonly_fields = fields
+    ordering = ["seq"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = ["id", "workspace", "swarm_type", "status", "progress_percent", "cost",
+                    "budget", "simulated", "created_at"]  # fmt: skip
+    list_filter = ["status", "simulated", "swarm_type", "created_at"]
+    search_fields = ["id", "task", "workspace__name", "workspace__id", "swarm__id", "swarm__name"]
+    list_select_related = ["workspace"]
+    date_hierarchy = "created_at"
+    inlines = [RunEventInline]
+    actions = ["cancel_runs"]
+    readonly_fields = [f.name for f in Run._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # runs are changed by the engine and the cancel action only
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Progress", ordering="progress")
+    def progress_percent(self, run):
+        return f"{run.progress:.0%}"
+
+    @admin.display(description="Cost (USD)", ordering="current_cost_usd")
+    def cost(self, run):
+        return f"{run.current_cost_usd:.6f}"
+
+    @admin.display(description="Budget (USD)", ordering="max_budget_usd")
+    def budget(self, run):
+        return f"{run.max_budget_usd:.2f}"
+
+    @admin.action(description="Cancel selected runs")
+    def cancel_runs(self, request, queryset):
+        done, refused = 0, []
+        for run in queryset:
+            try:
+                services.run_cancel(run=run)
+                done += 1
+            except ApplicationError as exc:
+                refused.append(exc.message)
+        if done:
+            self.message_user(request, f"Cancelled {done} run(s).", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)

@@ -4,7 +4,7 @@ import django_filters
 
 from accounts.filters import USER_LIST, WORKSPACE_LIST
 from sverm.api.listing import DATETIME, ENUM, INTEGER, FieldSpec, ListSpec
-from swarms.models import RetentionTier, Swarm
+from swarms.models import RetentionTier, Run, RunEventType, RunStatus, Swarm
 
 VERSION_LIST = ListSpec(
     name="SwarmVersion",
@@ -79,3 +79,46 @@ class SwarmFilterSet(django_filters.FilterSet):
         if mode == "only":
             return queryset.deleted()
         return queryset
+
+
+RUN_LIST = ListSpec(
+    name="Run",
+    fields={
+        "id": FieldSpec("id"),
+        "workspaceId": FieldSpec("workspace_id"),
+        "swarmId": FieldSpec("swarm_id", nullable=True),
+        "versionId": FieldSpec("version_id", nullable=True),
+        "templateId": FieldSpec("template_id"),
+        "status": FieldSpec("status", ENUM, choices=tuple(RunStatus.values)),
+        "createdBy": FieldSpec("created_by_id", nullable=True),
+        "createdAt": FieldSpec("created_at", DATETIME),
+        "startedAt": FieldSpec("started_at", DATETIME, nullable=True),
+        "completedAt": FieldSpec("completed_at", DATETIME, nullable=True),
+    },
+    relations={"swarm": ("swarm", SWARM_LIST), "creator": ("created_by", USER_LIST)},
+)
+
+EVENT_LIST = ListSpec(
+    name="RunEvent",
+    fields={
+        "seq": FieldSpec("seq", INTEGER),
+        "type": FieldSpec("type", ENUM, choices=tuple(RunEventType.values)),
+        "agentId": FieldSpec("agent_id"),
+        "createdAt": FieldSpec("created_at", DATETIME),
+    },
+    default_order=(("seq", "asc"),),
+    id_field="seq",
+)
+
+
+class RunFilterSet(django_filters.FilterSet):
+    swarm_id = django_filters.CharFilter(field_name="swarm_id", help_text="Runs of this swarm.")
+    status = django_filters.MultipleChoiceFilter(
+        field_name="status", choices=RunStatus.choices, help_text="One or more statuses."
+    )
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Run
+        fields: list[str] = []

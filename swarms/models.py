@@ -92,3 +92,107 @@ class SwarmVersion(models.Model):
         if not self._state.adding:
             raise ValueError("Swarm versions are immutable; create a new version instead.")
         super().save(*args, **kwargs)
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class Run(models.Model):
+    """One execution of a definition (a swarm version's, a template's or an inline one)."""
+
+    id = PrefixedIdField(prefix="run")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
+    # Purging a swarm removes its runs; the usage ledger keeps its own copy of what was spent.
+    swarm = models.ForeignKey(
+        Swarm, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    version = models.ForeignKey(
+        SwarmVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    template_id = models.CharField(max_length=100, blank=True, default="")
+    swarm_type = models.CharField(
+        max_length=100, help_text="Template id, or `custom` for swarm and inline definitions."
+    )
+    definition = models.JSONField(help_text="The definition as it was when the run started.")
+    task = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    progress = models.FloatField(default=0.0)
+    max_budget_usd = models.DecimalField(max_digits=12, decimal_places=6)
+    estimated_cost_usd = models.DecimalField(max_digits=20, decimal_places=10)
+    current_cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    agents_active = models.PositiveIntegerField(default=0)
+    agents_total = models.PositiveIntegerField(default=0)
+    simulated = models.BooleanField(default=False)
+    output = models.TextField(blank=True, default="")
+    error_code = models.CharField(max_length=50, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    webhook_url = models.URLField(max_length=2000, blank=True, default="")
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    last_seq = models.PositiveIntegerField(default=0)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "workspace"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="run_ws_created"),
+            models.Index(fields=["workspace", "status"], name="run_ws_status"),
+            models.Index(fields=["swarm", "-created_at"], name="run_swarm_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class RunEventType(models.TextChoices):
+    RUN_STARTED = "run.started"
+    AGENT_STARTED = "agent.started"
+    AGENT_DELEGATED = "agent.delegated"
+    AGENT_MESSAGE = "agent.message"
+    AGENT_COMPLETED = "agent.completed"
+    RUN_PROGRESS = "run.progress"
+    RUN_COMPLETED = "run.completed"
+    RUN_FAILED = "run.failed"
+    RUN_CANCELLED = "run.cancelled"
+
+
+class RunEvent(models.Model):
+    """One step of a run, numbered 1, 2, 3… per run: stored, then streamed."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=20, choices=RunEventType.choices)
+    agent_id = models.CharField(max_length=100, blank=True, default="")
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "run__workspace"
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="run_event_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} #{self.seq} {self.type}"

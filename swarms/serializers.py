@@ -1,11 +1,18 @@
-"""Wire shapes for `/api/swarms`, field for field as seed 003 (camelCase)."""
+"""Wire shapes: `/api/swarms` field for field as seed 003 (camelCase), `/api/runs`, and the
+`/v1` run API of seed 002 (snake_case)."""
 
+from decimal import ROUND_DOWN, Decimal
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sverm.api.serializers import InputSerializer
-from swarms.models import RetentionTier, Swarm, SwarmVersion
+from swarms.models import RetentionTier, Run, RunEvent, Swarm, SwarmVersion
 
 MAX_MODELS = 10
+MAX_TASK_LENGTH = 20_000
+MIN_BUDGET = Decimal("0.000001")
+MAX_BUDGET = Decimal("10000")
 
 
 class SwarmSerializer(serializers.ModelSerializer):
@@ -89,3 +96,188 @@ class SwarmVersionCreateSerializer(InputSerializer):
     )
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs on /api (camelCase)
+# ---------------------------------------------------------------------------------------------
+def _money(**kwargs):
+    return serializers.DecimalField(
+        max_digits=20, decimal_places=6, rounding=ROUND_DOWN, coerce_to_string=False, **kwargs
+    )
+
+
+class RunSerializer(serializers.ModelSerializer):
+    workspaceId = serializers.CharField(source="workspace_id")
+    swarmId = serializers.CharField(source="swarm_id", allow_null=True)
+    versionId = serializers.CharField(source="version_id", allow_null=True)
+    templateId = serializers.CharField(source="template_id", allow_blank=True)
+    maxBudgetUsd = _money(source="max_budget_usd")
+    estimatedCostUsd = _money(source="estimated_cost_usd")
+    currentCostUsd = _money(source="current_cost_usd")
+    agentsActive = serializers.IntegerField(source="agents_active")
+    agentsTotal = serializers.IntegerField(source="agents_total")
+    errorCode = serializers.CharField(source="error_code", allow_blank=True)
+    errorMessage = serializers.CharField(source="error_message", allow_blank=True)
+    webhookUrl = serializers.CharField(source="webhook_url", allow_blank=True)
+    createdBy = serializers.CharField(source="created_by_id", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id", "workspaceId", "swarmId", "versionId", "templateId", "task", "status",
+            "progress", "maxBudgetUsd", "estimatedCostUsd", "currentCostUsd", "agentsActive",
+            "agentsTotal", "simulated", "output", "errorCode", "errorMessage", "webhookUrl",
+            "createdBy", "createdAt", "startedAt", "completedAt",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class RunCreateSerializer(InputSerializer):
+    task = serializers.CharField(max_length=MAX_TASK_LENGTH)
+    maxBudgetUsd = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=MIN_BUDGET, max_value=MAX_BUDGET,
+        required=False, help_text="Hard limit in USD (default 5.00).",
+    )  # fmt: skip
+    versionId = serializers.CharField(max_length=32, required=False)
+    workspaceId = serializers.CharField(
+        max_length=32, required=False,
+        help_text="Workspace to run in; needed only for a swarm shared through an integration.",
+    )  # fmt: skip
+    webhookUrl = serializers.URLField(max_length=2000, required=False)
+
+
+class AgentCostSerializer(serializers.Serializer):
+    agentId = serializers.CharField(source="agent_id")
+    model = serializers.CharField()
+    costUsd = _money(source="cost_usd")
+    tokensIn = serializers.IntegerField(source="tokens_in")
+    tokensOut = serializers.IntegerField(source="tokens_out")
+
+
+class CostReportSerializer(serializers.Serializer):
+    totalUsd = _money(source="total_usd")
+    totalTokens = serializers.IntegerField(source="total_tokens")
+    agents = AgentCostSerializer(many=True)
+
+
+class AgentLogSerializer(serializers.Serializer):
+    agentId = serializers.CharField(source="agent_id")
+    timestamp = serializers.DateTimeField()
+    action = serializers.CharField()
+    target = serializers.CharField(allow_null=True)
+    summary = serializers.CharField(allow_blank=True)
+
+
+class RunResultSerializer(serializers.Serializer):
+    runId = serializers.CharField(source="run.id")
+    status = serializers.CharField(source="run.status")
+    output = serializers.CharField(source="run.output", allow_blank=True)
+    costReport = CostReportSerializer(source="cost_report")
+    agentLogs = AgentLogSerializer(source="agent_logs", many=True)
+    errorCode = serializers.CharField(source="run.error_code", allow_blank=True)
+    errorMessage = serializers.CharField(source="run.error_message", allow_blank=True)
+    simulated = serializers.BooleanField(source="run.simulated")
+    elapsedSeconds = serializers.FloatField(source="elapsed_seconds", allow_null=True)
+    createdAt = serializers.DateTimeField(source="run.created_at")
+    completedAt = serializers.DateTimeField(source="run.completed_at", allow_null=True)
+
+
+class RunEventSerializer(serializers.ModelSerializer):
+    runId = serializers.CharField(source="run_id")
+    agentId = serializers.CharField(source="agent_id", allow_blank=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = RunEvent
+        fields = ["seq", "type", "runId", "agentId", "data", "createdAt"]
+        read_only_fields = fields
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs on /v1 (seed 002, snake_case)
+# ---------------------------------------------------------------------------------------------
+class V1RunCreateSerializer(InputSerializer):
+    template = serializers.CharField(
+        max_length=65536, help_text="Template id (e.g. `research-swarm-v1`) or inline YAML."
+    )
+    task = serializers.CharField(max_length=MAX_TASK_LENGTH)
+    max_budget_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=MIN_BUDGET, max_value=MAX_BUDGET,
+        required=False, help_text="Maximum cost for this swarm (default: $5.00).",
+    )  # fmt: skip
+    webhook_url = serializers.URLField(max_length=2000, required=False)
+
+
+class V1RunCreatedSerializer(serializers.Serializer):
+    swarm_id = serializers.CharField(source="id")
+    status = serializers.CharField()
+    estimated_cost_usd = _money()
+    created_at = serializers.DateTimeField()
+
+
+class V1RunStatusSerializer(serializers.Serializer):
+    swarm_id = serializers.CharField(source="id")
+    status = serializers.CharField()
+    progress = serializers.FloatField()
+    current_cost_usd = _money()
+    agents_active = serializers.IntegerField()
+    agents_total = serializers.IntegerField()
+    simulated = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class V1AgentCostSerializer(serializers.Serializer):
+    agent_id = serializers.CharField()
+    model = serializers.CharField()
+    cost_usd = _money()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+
+
+class V1CostReportSerializer(serializers.Serializer):
+    total_usd = _money()
+    total_tokens = serializers.IntegerField()
+    agents = V1AgentCostSerializer(many=True)
+
+
+class V1AgentLogSerializer(serializers.Serializer):
+    agent_id = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    action = serializers.CharField()
+    target = serializers.CharField(allow_null=True)
+    summary = serializers.CharField(allow_blank=True)
+
+
+class V1ErrorInfoSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class V1RunResultSerializer(serializers.Serializer):
+    swarm_id = serializers.CharField(source="run.id")
+    status = serializers.CharField(source="run.status")
+    output = serializers.CharField(source="run.output", allow_blank=True)
+    cost_report = V1CostReportSerializer()
+    agent_logs = V1AgentLogSerializer(many=True)
+    elapsed_seconds = serializers.FloatField(allow_null=True)
+    simulated = serializers.BooleanField(source="run.simulated")
+    error = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(source="run.created_at")
+    completed_at = serializers.DateTimeField(source="run.completed_at", allow_null=True)
+
+    @extend_schema_field(V1ErrorInfoSerializer(allow_null=True))
+    def get_error(self, result) -> dict | None:
+        run = result["run"]
+        if not run.error_code:
+            return None
+        return {"code": run.error_code, "message": run.error_message}
+
+
+class V1RunCancelledSerializer(serializers.Serializer):
+    swarm_id = serializers.CharField(source="id")
+    status = serializers.CharField()
+    cost_usd = _money(source="current_cost_usd")

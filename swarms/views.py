@@ -1,4 +1,4 @@
-"""`/api/swarms` (seed 003) and `/api/swarms/{id}/versions`."""
+"""`/api/swarms` (seed 003) with versions and runs; `/api/runs` with results and events."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -7,12 +7,25 @@ from rest_framework.response import Response
 
 from accounts.models import Workspace
 from accounts.roles import Role
+from sverm.api.errors import InvalidRequest, NotFound
+from sverm.api.pagination import SeqPagination
 from sverm.api.serializers import SuccessSerializer
 from sverm.api.viewsets import WorkspaceScopedViewSet
-from swarms import services
-from swarms.filters import SWARM_LIST, VERSION_LIST, SwarmFilterSet
-from swarms.models import Swarm, SwarmVersion
+from swarms import selectors, services
+from swarms.filters import (
+    EVENT_LIST,
+    RUN_LIST,
+    SWARM_LIST,
+    VERSION_LIST,
+    RunFilterSet,
+    SwarmFilterSet,
+)
+from swarms.models import Run, RunEvent, Swarm, SwarmVersion
 from swarms.serializers import (
+    RunCreateSerializer,
+    RunEventSerializer,
+    RunResultSerializer,
+    RunSerializer,
     SwarmCreateSerializer,
     SwarmSerializer,
     SwarmUpdateSerializer,
@@ -20,6 +33,9 @@ from swarms.serializers import (
     SwarmVersionSerializer,
 )
 
+WORKSPACE_ID_PARAM = OpenApiParameter(
+    "workspace_id", str, description="Only rows of this workspace (`wsp_…`)."
+)
 LIST_PARAMETERS = [
     OpenApiParameter(
         "workspace_id",
@@ -44,8 +60,10 @@ class SwarmViewSet(WorkspaceScopedViewSet):
     filterset_class = SwarmFilterSet
     list_spec = SWARM_LIST
     lookup_value_regex = "[^/]+"
-    action_roles = {"purge": Role.ADMIN}
-    error_statuses = ["409"]
+    # Starting a run needs only read access to the swarm (integrations share swarms to run);
+    # the operator role is checked in the workspace the run is made in.
+    action_roles = {"purge": Role.ADMIN, "runs": Role.VIEWER}
+    error_statuses = ["409", "422"]
 
     @extend_schema(summary="List swarms", parameters=LIST_PARAMETERS)
     def list(self, request):
@@ -108,6 +126,47 @@ class SwarmViewSet(WorkspaceScopedViewSet):
         return Response({"success": True})
 
     @extend_schema(
+        summary="Start a run of the swarm's default (or a given) version",
+        request=RunCreateSerializer,
+        responses={201: RunSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def runs(self, request, pk=None):
+        swarm = self.get_object()
+        data = RunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        workspace_id = values.get("workspaceId") or swarm.workspace_id
+        if "workspaceId" not in values and self.caller.role_in(workspace_id) is None:
+            raise InvalidRequest(
+                "This swarm is shared with you through an integration: pass the `workspaceId` "
+                "to run it in."
+            )
+        self.require_role(workspace_id, Role.OPERATOR)
+        if (
+            workspace_id != swarm.workspace_id
+            and not Swarm.objects.visible_in([workspace_id]).filter(pk=swarm.pk).exists()
+        ):
+            raise NotFound(f"Swarm {swarm.pk} is not visible from workspace {workspace_id}.")
+        version = None
+        if "versionId" in values:
+            version = SwarmVersion.objects.filter(pk=values["versionId"]).first()
+            if version is None:
+                raise NotFound(f"Version {values['versionId']} not found.")
+        version = services.run_definition_for(swarm=swarm, version=version)
+        run = services.run_create(
+            workspace_id=workspace_id,
+            definition=version.definition,
+            task=values["task"],
+            max_budget_usd=values.get("maxBudgetUsd"),
+            created_by=request.user,
+            swarm=swarm,
+            version=version,
+            webhook_url=values.get("webhookUrl", ""),
+        )
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
         summary="Restore a soft-deleted swarm", request=None, responses={200: SwarmSerializer}
     )
     @action(detail=True, methods=["post"])
@@ -158,3 +217,62 @@ class SwarmVersionViewSet(WorkspaceScopedViewSet):
     @extend_schema(summary="Get one version of a swarm")
     def retrieve(self, request, swarm_id=None, version_id=None):
         return Response(self.get_serializer(self.get_object()).data)
+
+
+def _run_result(run: Run) -> dict:
+    return {
+        "run": run,
+        "cost_report": selectors.run_cost_report(run=run),
+        "agent_logs": selectors.run_agent_logs(run=run),
+        "elapsed_seconds": selectors.run_elapsed_seconds(run=run),
+    }
+
+
+@extend_schema(tags=["runs"])
+class RunViewSet(WorkspaceScopedViewSet):
+    queryset = Run.objects.all()
+    serializer_class = RunSerializer
+    filterset_class = RunFilterSet
+    list_spec = RUN_LIST
+    lookup_value_regex = "[^/]+"
+    error_statuses = ["409"]
+
+    @extend_schema(summary="List runs", parameters=[WORKSPACE_ID_PARAM])
+    def list(self, request):
+        return self.list_response()
+
+    @extend_schema(summary="Get a run: status, progress, cost")
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Cancel a run (stops scheduling, aborts calls in flight, keeps partial output)",
+        request=None,
+        responses={200: RunSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        run = services.run_cancel(run=self.get_object())
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(summary="A run's output, per-agent cost report and agent log",
+                   responses={200: RunResultSerializer})  # fmt: skip
+    @action(detail=True, methods=["get"])
+    def result(self, request, pk=None):
+        return Response(RunResultSerializer(_run_result(self.get_object())).data)
+
+
+@extend_schema(tags=["runs"])
+class RunEventViewSet(WorkspaceScopedViewSet):
+    queryset = RunEvent.objects.all()
+    serializer_class = RunEventSerializer
+    list_spec = EVENT_LIST
+    pagination_class = SeqPagination
+
+    def safely_get_queryset(self, queryset):
+        return queryset.filter(run_id=self.kwargs.get("run_id"))
+
+    @extend_schema(summary="A run's stored events, in order (`after=<seq>` resumes)")
+    def list(self, request, run_id=None):
+        self.get_scoped(Run.objects.all(), run_id, Role.VIEWER)
+        return self.list_response()

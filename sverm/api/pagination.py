@@ -243,3 +243,97 @@ class KeysetPagination(BasePagination):
                 {"type": "string"},
             ),
         ]
+
+
+class OffsetPagination(BasePagination):
+    """`/v1` lists, as seed 000: `{"items", "total", "limit", "offset"}` with `?limit&offset`."""
+
+    default_limit = 50
+    max_limit = 1000
+
+    def _int(self, request, name: str, default: int, low: int, high: int) -> int:
+        raw = request.query_params.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise InvalidRequest(f"`{name}` must be an integer from {low} to {high}.")
+        return value
+
+    def paginate_queryset(self, queryset: QuerySet, request, view=None) -> list[Model]:
+        self.limit = self._int(request, "limit", self.default_limit, 1, self.max_limit)
+        self.offset = self._int(request, "offset", 0, 0, 10**9)
+        self.total = queryset.count()
+        return list(queryset[self.offset : self.offset + self.limit])
+
+    def get_paginated_response(self, data) -> Response:
+        return Response(
+            {"items": data, "total": self.total, "limit": self.limit, "offset": self.offset}
+        )
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        return {
+            "type": "object",
+            "required": ["items", "total", "limit", "offset"],
+            "properties": {
+                "items": schema,
+                "total": {"type": "integer"},
+                "limit": {"type": "integer"},
+                "offset": {"type": "integer"},
+            },
+        }
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return [
+            {"name": "limit", "in": "query", "required": False,
+             "description": "Page size (1-1000, default 50).",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            {"name": "offset", "in": "query", "required": False,
+             "description": "Rows to skip.", "schema": {"type": "integer", "minimum": 0}},
+        ]  # fmt: skip
+
+
+class SeqPagination(KeysetPagination):
+    """Run events: keyset by their sequence number, so `after=<seq>` resumes exactly where a
+    reader (or a reconnecting stream) stopped. Cursors are the seq numbers themselves."""
+
+    def _seq(self, request, name: str) -> int | None:
+        raw = request.query_params.get(name)
+        if raw in (None, ""):
+            return None
+        if not raw.isdigit():
+            raise InvalidRequest(f"`{name}` must be an event sequence number (0 or more).")
+        return int(raw)
+
+    def paginate_queryset(self, queryset: QuerySet, request, view=None) -> list[Model]:
+        limit = self._limit(request)
+        after, before = self._seq(request, "after"), self._seq(request, "before")
+        if after is not None and before is not None:
+            raise InvalidRequest("Pass either `after` or `before`, not both.")
+        self.total = queryset.count()
+        if before is not None:
+            rows = list(queryset.filter(seq__lt=before).order_by("-seq")[: limit + 1])
+            self.has_previous = len(rows) > limit
+            rows = rows[:limit][::-1]
+            self.has_next = queryset.filter(seq__gte=before).exists()
+        else:
+            start = after or 0
+            rows = list(queryset.filter(seq__gt=start).order_by("seq")[: limit + 1])
+            self.has_next = len(rows) > limit
+            rows = rows[:limit]
+            self.has_previous = start > 0 and queryset.filter(seq__lte=start).exists()
+        self.start_cursor = str(rows[0].seq) if rows else None
+        self.end_cursor = str(rows[-1].seq) if rows else None
+        return rows
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        params = super().get_schema_operation_parameters(view)
+        for param in params:
+            if param["name"] in ("after", "before"):
+                side = "above" if param["name"] == "after" else "below"
+                param["description"] = f"Events with seq {side} this number."
+                param["schema"] = {"type": "integer", "minimum": 0}
+        return params

@@ -61,6 +61,7 @@ ERROR_DESCRIPTIONS = {
     "409": "Conflicts with the resource's current state.",
     "413": "Request body over 1 MiB.",
     "415": "Body not sent as application/json.",
+    "422": "Understood but refused, e.g. `budget_exceeded`: the estimate is above the budget.",
     "429": "Rate limited; see Retry-After.",
     "500": "Unexpected server error; quote correlation_id when reporting it.",
 }

@@ -35,6 +35,21 @@ class Caller:
             return None
         return [ws for ws, role in self.roles.items() if Role.allows(role, min_role)]
 
+    def v1_workspace(self, requested: str | None) -> str:
+        """The one workspace a `/v1` call acts in: the API key's; for a JWT the `Sverm-Workspace`
+        header's (404 if not a member), else the user's only or oldest membership."""
+        if self.api_key_id is not None:
+            (workspace_id,) = self.roles
+            if requested and requested != workspace_id:
+                raise NotFound(f"Workspace {requested} not found.")
+            return workspace_id
+        if requested:
+            self.require_role(requested, Role.VIEWER)
+            return requested
+        if not self.roles:
+            raise NotFound("You are not a member of any workspace; create one first.")
+        return next(iter(self.roles))
+
     def require_role(self, workspace_id: str, role: str) -> str:
         held = self.role_in(workspace_id)
         if held is None:
@@ -97,6 +112,9 @@ class ScopedQuerySet(models.QuerySet):
         ("integration"); omitted is the union."""
         lookup = self.model.workspace_lookup
         own = Q() if workspace_ids is None else Q(**{f"{lookup}__in": workspace_ids})
+        if getattr(self.model, "shared_when_unowned", False):
+            # Rows of no workspace (built-ins) are readable by everyone, as if their own.
+            own |= Q(**{f"{lookup}__isnull": True})
         if not getattr(self.model, "integration_visible", False):
             return self.none() if source == "integration" else self.filter(own)
         from accounts.models import Integration

@@ -95,6 +95,10 @@ class WorkspaceScopedViewSet(GenericViewSet):
         read-only."""
         role = role or self.required_role()
         workspace_id = workspace_id_of(obj)
+        if workspace_id is None and getattr(obj, "shared_when_unowned", False):
+            if role == Role.VIEWER:
+                return obj
+            raise Forbidden("Built-in resources are read-only.")
         if self.caller.role_in(workspace_id) is None and getattr(obj, "integration_visible", False):
             if role == Role.VIEWER:
                 return obj
@@ -111,6 +115,10 @@ class WorkspaceScopedViewSet(GenericViewSet):
         if obj is None:
             raise NotFound()
         return self.check_access(obj, role)
+
+    def v1_workspace_id(self) -> str:
+        """The workspace this `/v1` call acts in (see Caller.v1_workspace)."""
+        return self.caller.v1_workspace(self.request.headers.get("Sverm-Workspace"))
 
     def list_response(self):
         """The filtered, ordered, paginated list for this view."""

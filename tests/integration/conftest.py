@@ -46,6 +46,8 @@ def stack_env(transactional_db) -> dict[str, str]:
         SECRET_KEY="integration-" + "x" * 40,
         DEBUG="0",
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        # Slow enough simulated calls that a run can be cancelled while it is in flight.
+        SVERM_SIMULATED_LATENCY="1.0",
     )
     return env
 

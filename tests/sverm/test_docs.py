@@ -46,6 +46,19 @@ EXPECTED_PATHS = {
     "/api/swarms/{id}/restore": {"post"},
     "/api/swarms/{swarm_id}/versions": {"get", "post"},
     "/api/swarms/{swarm_id}/versions/{version_id}": {"get"},
+    "/api/swarms/{id}/runs": {"post"},
+    "/api/runs": {"get"},
+    "/api/runs/{id}": {"get"},
+    "/api/runs/{id}/cancel": {"post"},
+    "/api/runs/{id}/result": {"get"},
+    "/api/runs/{run_id}/events": {"get"},
+    "/api/templates": {"get", "post"},
+    "/api/templates/{id}": {"get", "patch", "delete"},
+    "/v1/swarms": {"get", "post"},
+    "/v1/swarms/{id}": {"get", "delete"},
+    "/v1/swarms/{id}/result": {"get"},
+    "/v1/templates": {"get"},
+    "/v1/templates/{id}": {"get"},
     "/healthz": {"get"},
     "/readyz": {"get"},
 }
@@ -124,3 +137,14 @@ def test_swarm_schema_has_exactly_the_seed_fields(schema):
         create["properties"]
     )
     assert set(create["required"]) == {"workspaceId", "name"}
+
+
+def test_every_v1_operation_documents_its_errors_as_the_seed_envelope(schema):
+    for path, operations in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/V1Error"), (method, path, status)

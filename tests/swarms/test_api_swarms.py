@@ -63,7 +63,7 @@ def test_create_answers_the_seed_shape_and_makes_version_1(api_client, workspace
             "name": "Researchers",
             "description": "Finds things out",
             "instructions": "Be terse.",
-            "models": ["gpt-4o", "claude-3-haiku"],
+            "models": ["gpt-4o", "deepseek-chat"],
         },
         format="json",
     )
@@ -88,11 +88,11 @@ def test_create_answers_the_seed_shape_and_makes_version_1(api_client, workspace
     assert version.pk == body["defaultVersionId"] == swarm.default_version_id
     assert version.number == 1
     assert version.instructions == "Be terse."
-    assert version.model_names == ["gpt-4o", "claude-3-haiku"]
+    assert version.model_names == ["gpt-4o", "deepseek-chat"]
     assert version.created_by_id == user.pk
     assert version.definition["instructions"] == "Be terse."
     models_used = {agent["model"] for agent in version.definition["agents"]}
-    assert models_used == {"gpt-4o", "claude-3-haiku"}
+    assert models_used == {"gpt-4o", "deepseek-chat"}
 
 
 def test_create_minimal_uses_defaults(api_client, workspace):
@@ -155,7 +155,10 @@ def test_invalid_create_is_400_naming_the_field_and_creates_nothing(
 
 
 def test_ten_models_are_allowed(api_client, workspace):
-    models = [f"m{i}" for i in range(10)]
+    from billing.models import ModelPrice
+
+    models = list(ModelPrice.objects.order_by("model").values_list("model", flat=True)[:10])
+    assert len(models) == 10
     response = api_client.post(
         "/api/swarms", {"workspaceId": workspace.pk, "name": "x", "models": models}, format="json"
     )
@@ -731,3 +734,16 @@ def test_list_query_count_is_constant(
     assert many == few
     with django_assert_max_num_queries(LIST_QUERIES):
         assert len(api_client.get("/api/swarms").json()["data"]) == 30
+
+
+def test_unknown_model_is_400_naming_its_position(api_client, workspace):
+    response = api_client.post(
+        "/api/swarms",
+        {"workspaceId": workspace.pk, "name": "x", "models": ["gpt-4o", "gpt-9"]},
+        format="json",
+    )
+    body = assert_problem(response, 400, "invalid_request")
+    assert body["errors"][0]["field"] == "models[1]"
+    assert body["errors"][0]["pointer"] == "#/models/1"
+    assert "gpt-9" in body["errors"][0]["detail"]
+    assert not Swarm.objects.exists()

@@ -89,25 +89,25 @@ def test_create_numbers_versions_and_carries_over_from_default(api_client, swarm
     assert v2["createdBy"] == user.pk
     assert default_of(swarm) == swarm.default_version_id  # setDefault defaults to false
 
-    response = post_version(api_client, swarm, {"models": ["claude-3-haiku", "gpt-4o-mini"]})
+    response = post_version(api_client, swarm, {"models": ["deepseek-chat", "gpt-4o-mini"]})
     assert response.status_code == 201, response.content
     v3 = response.json()
     assert v3["number"] == 3
     assert v3["instructions"] == "v1 instructions"
-    assert v3["models"] == ["claude-3-haiku", "gpt-4o-mini"]
-    assert {a["model"] for a in v3["definition"]["agents"]} == {"claude-3-haiku", "gpt-4o-mini"}
+    assert v3["models"] == ["deepseek-chat", "gpt-4o-mini"]
+    assert {a["model"] for a in v3["definition"]["agents"]} == {"deepseek-chat", "gpt-4o-mini"}
 
     stored = SwarmVersion.objects.get(pk=v3["id"])
     assert (stored.number, stored.instructions, stored.model_names) == (
         3,
         "v1 instructions",
-        ["claude-3-haiku", "gpt-4o-mini"],
+        ["deepseek-chat", "gpt-4o-mini"],
     )
     assert SwarmVersion.objects.filter(swarm=swarm).count() == 3
 
 
 def test_carry_over_comes_from_the_default_not_the_latest(api_client, swarm):
-    post_version(api_client, swarm, {"instructions": "not default", "models": ["other"]})
+    post_version(api_client, swarm, {"instructions": "not default", "models": ["gpt-4.1"]})
     response = post_version(api_client, swarm)
     assert response.json()["number"] == 3
     assert response.json()["instructions"] == "v1 instructions"
@@ -133,11 +133,11 @@ def test_set_default_moves_the_default(api_client, swarm):
 
 def test_patching_the_default_changes_what_is_carried_over(api_client, swarm, user):
     v2 = services.swarm_version_create(
-        swarm=swarm, created_by=user, instructions="two", models=["m2"]
+        swarm=swarm, created_by=user, instructions="two", models=["gpt-4.1-mini"]
     )
     api_client.patch(f"/api/swarms/{swarm.pk}", {"defaultVersionId": v2.pk}, format="json")
     v3 = post_version(api_client, swarm).json()
-    assert (v3["instructions"], v3["models"]) == ("two", ["m2"])
+    assert (v3["instructions"], v3["models"]) == ("two", ["gpt-4.1-mini"])
 
 
 def test_empty_instructions_are_not_carried_over(api_client, swarm):

@@ -1,10 +1,11 @@
-"""Writes for swarms: create with version 1, update, versions, soft delete, restore, purge."""
+"""Swarm writes: create with version 1, update, versions, soft delete, restore, purge."""
 
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Membership, User, Workspace
+from billing.selectors import price_map
 from sverm.api.errors import Conflict, InvalidRequest
 from sverm.services import model_update
 from swarms.definitions import default_definition
@@ -14,7 +15,14 @@ from swarms.models import RetentionTier, Swarm, SwarmVersion
 def _field_error(field: str, detail: str, code: str = "invalid") -> InvalidRequest:
     return InvalidRequest(
         f"{field}: {detail}",
-        field_errors=[{"field": field, "pointer": f"#/{field}", "detail": detail, "code": code}],
+        field_errors=[
+            {
+                "field": field,
+                "pointer": "#/" + field.replace("[", "/").replace("]", ""),
+                "detail": detail,
+                "code": code,
+            }
+        ],
     )
 
 
@@ -44,7 +52,19 @@ def swarm_create(
     return swarm
 
 
+def _check_models(models: list[str]) -> None:
+    known = set(price_map())
+    for index, model in enumerate(models):
+        if model not in known:
+            raise _field_error(
+                f"models[{index}]",
+                f"unknown model {model!r}; known: {', '.join(sorted(known))}.",
+                code="unknown_model",
+            )
+
+
 def _version_add(*, swarm: Swarm, instructions: str, models: list[str], created_by) -> SwarmVersion:
+    _check_models(models)
     last = swarm.versions.aggregate(last=Max("number"))["last"] or 0
     return SwarmVersion.objects.create(
         swarm=swarm,

@@ -1,0 +1,91 @@
+"""Reads for runs: the cost report and agent log of a result."""
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from django.db.models import Sum
+
+from billing.models import UsageRecord
+from swarms.models import Run, RunEvent
+
+MONEY_PLACES = Decimal("0.000001")
+LOG_ACTIONS = {"agent.delegated": "delegate", "agent.message": "message",
+               "agent.completed": "complete"}  # fmt: skip
+
+
+def money(amount: Decimal) -> Decimal:
+    """Rounded down to 6 decimals: shown amounts add up and never pass the budget."""
+    return Decimal(amount).quantize(MONEY_PLACES, rounding=ROUND_DOWN)
+
+
+@dataclass(frozen=True)
+class AgentCost:
+    agent_id: str
+    model: str
+    cost_usd: Decimal
+    tokens_in: int
+    tokens_out: int
+
+
+@dataclass(frozen=True)
+class CostReport:
+    total_usd: Decimal
+    total_tokens: int
+    agents: list[AgentCost]
+
+
+def run_cost_report(*, run: Run) -> CostReport:
+    """Per agent and model, from the ledger. The total is the exact total rounded down to
+    6 decimals (as the run's current cost shows it); agent costs are rounded so that they add
+    up to it exactly (largest remainders get the leftover micro-dollars)."""
+    rows = list(
+        UsageRecord.objects.filter(run_id=run.pk)
+        .values("agent_id", "model")
+        .annotate(cost=Sum("cost_usd"), tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"))
+        .order_by("agent_id", "model")
+    )
+    exact = [Decimal(r["cost"]) for r in rows]
+    total = money(sum(exact, Decimal(0)))
+    shown = [money(cost) for cost in exact]
+    leftover = int((total - sum(shown, Decimal(0))) / MONEY_PLACES)
+    by_remainder = sorted(range(len(rows)), key=lambda i: exact[i] - shown[i], reverse=True)
+    for index in by_remainder[:leftover]:
+        shown[index] += MONEY_PLACES
+    agents = [
+        AgentCost(r["agent_id"], r["model"], shown[i], r["tokens_in"], r["tokens_out"])
+        for i, r in enumerate(rows)
+    ]
+    return CostReport(
+        total_usd=total,
+        total_tokens=sum(a.tokens_in + a.tokens_out for a in agents),
+        agents=agents,
+    )
+
+
+def run_agent_logs(*, run: Run) -> list[dict]:
+    events = RunEvent.objects.filter(run=run, type__in=list(LOG_ACTIONS)).order_by("seq")
+    logs = []
+    for event in events:
+        data = event.data or {}
+        summary = data.get("summary") or (data.get("output") or "")[:200]
+        logs.append(
+            {
+                "agent_id": event.agent_id,
+                "timestamp": event.created_at,
+                "action": LOG_ACTIONS[event.type],
+                "target": data.get("target"),
+                "summary": summary,
+            }
+        )
+    return logs
+
+
+def run_elapsed_seconds(*, run: Run) -> float | None:
+    if run.started_at is None:
+        return None
+    end = run.completed_at
+    if end is None:
+        from django.utils import timezone
+
+        end = timezone.now()
+    return round((end - run.started_at).total_seconds(), 3)

@@ -1,0 +1,23 @@
+"""Writes for swarms, versions and runs."""
+
+from swarms.services.runs import run_cancel, run_create, run_definition_for
+from swarms.services.swarms import (
+    swarm_create,
+    swarm_purge,
+    swarm_restore,
+    swarm_soft_delete,
+    swarm_update,
+    swarm_version_create,
+)
+
+__all__ = [
+    "run_cancel",
+    "run_create",
+    "run_definition_for",
+    "swarm_create",
+    "swarm_purge",
+    "swarm_restore",
+    "swarm_soft_delete",
+    "swarm_update",
+    "swarm_version_create",
+]

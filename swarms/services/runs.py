@@ -1,0 +1,219 @@
+"""Run writes: create (with the estimate and budget check), cancel, and the run's lifecycle as
+the executor reports it."""
+
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from billing.selectors import price_map
+from billing.services import usage_run_started
+from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest
+from swarms.engine import Definition, RunResult, estimate_cost, validate_definition
+from swarms.models import Run, RunEvent, RunStatus, Swarm, SwarmVersion
+from swarms.providers import check_models_routable, simulated_mode
+
+CUSTOM_SWARM_TYPE = "custom"
+# How long a cancel call waits for the executor to stop the run before answering.
+CANCEL_WAIT_SECONDS = 5.0
+
+
+def usd(amount: Decimal) -> str:
+    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+
+
+def run_definition_for(*, swarm: Swarm, version: SwarmVersion | None) -> SwarmVersion:
+    """The version a swarm run executes: the given one (must be the swarm's), else the default."""
+    if version is None:
+        version = swarm.default_version
+    if version is None:
+        raise Conflict(f"Swarm {swarm.pk} has no version to run.")
+    if version.swarm_id != swarm.pk:
+        raise InvalidRequest(
+            "versionId: not a version of this swarm.",
+            field_errors=[
+                {
+                    "field": "versionId",
+                    "pointer": "#/versionId",
+                    "detail": "Not a version of this swarm.",
+                    "code": "invalid",
+                }
+            ],
+        )
+    return version
+
+
+def _checked_definition(definition: dict[str, Any], prices) -> Definition:
+    errors = validate_definition(definition, known_models=set(prices))
+    if errors:
+        raise InvalidRequest(
+            "The swarm definition is invalid: " + "; ".join(errors[:10]),
+            field_errors=[
+                {"field": f"definition.{e.split(':', 1)[0]}", "pointer": "#/definition",
+                 "detail": e, "code": "invalid"}
+                for e in errors
+            ],
+        )  # fmt: skip
+    parsed = Definition.from_dict(definition)
+    check_models_routable({agent.model for agent in parsed.agents})
+    return parsed
+
+
+def run_create(
+    *,
+    workspace_id: str,
+    definition: dict[str, Any],
+    task: str,
+    max_budget_usd: Decimal | None,
+    created_by: User | None,
+    swarm: Swarm | None = None,
+    version: SwarmVersion | None = None,
+    template_id: str = "",
+    webhook_url: str = "",
+) -> Run:
+    """Queue a run after checking its definition and that its expected cost fits the budget
+    (422 `budget_exceeded` otherwise); it is dispatched once the transaction commits."""
+    from swarms.executor import dispatch_run
+
+    if swarm is not None and swarm.deleted_at is not None:
+        raise Conflict(f"Swarm {swarm.pk} is deleted; restore it before running it.")
+    budget = (
+        max_budget_usd if max_budget_usd is not None else Decimal(settings.SVERM_DEFAULT_BUDGET_USD)
+    )
+    prices = price_map()
+    parsed = _checked_definition(definition, prices)
+    expected, _worst = estimate_cost(parsed, task, prices)
+    if expected > budget:
+        raise BudgetExceeded(
+            f"Swarm cost would exceed maximum budget of {usd(budget)}",
+            details={
+                "budget": float(budget),
+                "estimated_cost": float(expected.quantize(Decimal("0.000001"))),
+            },
+        )
+    swarm_type = template_id or CUSTOM_SWARM_TYPE
+    with transaction.atomic():
+        run = Run.objects.create(
+            workspace_id=workspace_id,
+            swarm=swarm,
+            version=version,
+            template_id=template_id,
+            swarm_type=swarm_type,
+            definition=definition,
+            task=task,
+            max_budget_usd=budget,
+            estimated_cost_usd=expected,
+            agents_total=len(parsed.expanded_agents()),
+            simulated=simulated_mode(),
+            webhook_url=webhook_url,
+            created_by=created_by,
+        )
+        usage_run_started(workspace_id=workspace_id, swarm_type=swarm_type, at=run.created_at)
+        transaction.on_commit(lambda: dispatch_run(run.pk))
+    return run
+
+
+def run_cancel(*, run: Run) -> Run:
+    """Stop a run: a queued one is cancelled at once; a running one is asked to stop (calls in
+    flight are aborted) and this waits briefly for it. Cancelling a cancelled run is a no-op;
+    a completed or failed one is 409."""
+    from swarms.executor import cancel_local
+
+    if run.status == RunStatus.CANCELLED:
+        return run
+    if run.is_terminal:
+        raise Conflict(f"Run {run.pk} already {run.status}; there is nothing to cancel.")
+    now = timezone.now()
+    queued = Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED, cancel_requested_at=now, completed_at=now
+    )
+    if queued:
+        run_event_add(run_id=run.pk, type="run.cancelled", agent_id="", data={"cost_usd": "0"})
+    else:
+        Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now
+        )
+        cancel_local(run.pk)
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if Run.objects.filter(
+                pk=run.pk, status__in=[RunStatus.CANCELLED, RunStatus.COMPLETED, RunStatus.FAILED]
+            ).exists():
+                break
+            time.sleep(0.05)
+    run.refresh_from_db()
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle, as reported by the executor
+# ---------------------------------------------------------------------------------------------
+def run_claim(*, run_id: str) -> bool:
+    """queued -> running, exactly once: a redelivered task finds nothing to claim."""
+    return bool(
+        Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=timezone.now()
+        )
+    )
+
+
+def run_cancel_requested(*, run_id: str) -> bool:
+    return Run.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exists()
+
+
+@transaction.atomic
+def run_event_add(*, run_id: str, type: str, agent_id: str, data: dict) -> RunEvent:
+    """Append the next numbered event (seq 1, 2, 3…) and fold progress into the run row."""
+    run = Run.objects.select_for_update().only("last_seq").get(pk=run_id)
+    seq = run.last_seq + 1
+    changes: dict[str, Any] = {"last_seq": seq}
+    if type == "run.progress":
+        changes.update(
+            progress=min(max(float(data.get("progress", 0)), 0.0), 1.0),
+            current_cost_usd=Decimal(data.get("cost_usd", "0")),
+            agents_active=int(data.get("agents_active", 0)),
+        )
+    Run.objects.filter(pk=run_id).update(**changes)
+    return RunEvent.objects.create(
+        run_id=run_id, seq=seq, type=type, agent_id=agent_id or "", data=data
+    )
+
+
+def run_finish(*, run_id: str, result: RunResult) -> None:
+    """Record the engine's result; the cost is the ledger's, which the engine reported."""
+    changes: dict[str, Any] = {
+        "status": result.status,
+        "output": result.output,
+        "error_code": result.error_code or "",
+        "error_message": result.error_message or "",
+        "current_cost_usd": result.total_cost_usd,
+        "agents_active": 0,
+        "completed_at": timezone.now(),
+    }
+    if result.status == RunStatus.COMPLETED:
+        changes["progress"] = 1.0
+    Run.objects.filter(pk=run_id).update(**changes)
+
+
+def run_fail(*, run_id: str, code: str, message: str) -> None:
+    """Fail a run the engine could not report on (e.g. it never started)."""
+    updated = Run.objects.filter(
+        pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    ).update(
+        status=RunStatus.FAILED,
+        error_code=code,
+        error_message=message,
+        agents_active=0,
+        completed_at=timezone.now(),
+    )
+    if updated:
+        run_event_add(
+            run_id=run_id,
+            type="run.failed",
+            agent_id="",
+            data={"error_code": code, "error_message": message},
+        )

@@ -1,0 +1,97 @@
+"""The `/v1` run API of seed 002: a "swarm" here is a run of a template or an inline definition,
+in the one workspace the call acts in (the API key's, or `Sverm-Workspace` for a JWT)."""
+
+import re
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.roles import Role
+from sverm.api.pagination import OffsetPagination
+from sverm.api.viewsets import WorkspaceScopedViewSet
+from swarms import services
+from swarms.models import Run
+from swarms.serializers import (
+    V1RunCancelledSerializer,
+    V1RunCreatedSerializer,
+    V1RunCreateSerializer,
+    V1RunResultSerializer,
+    V1RunStatusSerializer,
+)
+from swarms.views import _run_result
+
+TEMPLATE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")
+
+
+@extend_schema(tags=["v1"])
+class V1SwarmViewSet(WorkspaceScopedViewSet):
+    queryset = Run.objects.all()
+    serializer_class = V1RunStatusSerializer
+    pagination_class = OffsetPagination
+    lookup_value_regex = "[^/]+"
+    action_roles = {"destroy": Role.OPERATOR}
+    error_statuses = ["422"]
+
+    def safely_get_queryset(self, queryset):
+        return queryset.filter(workspace_id=self.v1_workspace_id()).order_by("-created_at", "-id")
+
+    @extend_schema(summary="List the workspace's swarm runs, newest first")
+    def list(self, request):
+        return self.list_response()
+
+    @extend_schema(
+        summary="Start a swarm run from a template id or inline YAML",
+        request=V1RunCreateSerializer,
+        responses={201: V1RunCreatedSerializer},
+    )
+    def create(self, request):
+        from templates_app.selectors import template_get
+        from templates_app.services import definition_parse
+
+        data = V1RunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        workspace_id = self.v1_workspace_id()
+        self.require_role(workspace_id)
+        source = values["template"].strip()
+        if TEMPLATE_ID.match(source):
+            template = template_get(
+                caller=self.caller, template_id=source, workspace_id=workspace_id
+            )
+            definition, template_id = template.definition, template.pk
+        else:
+            definition, _yaml = definition_parse(source=source)
+            template_id = ""
+        run = services.run_create(
+            workspace_id=workspace_id,
+            definition=definition,
+            task=values["task"],
+            max_budget_usd=values.get("max_budget_usd"),
+            created_by=request.user,
+            template_id=template_id,
+            webhook_url=values.get("webhook_url", ""),
+        )
+        body = V1RunCreatedSerializer(run).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="A swarm run's status, progress and cost so far")
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="A swarm run's output, cost report and agent log",
+        responses={200: V1RunResultSerializer},
+    )
+    @action(detail=True, methods=["get"])
+    def result(self, request, pk=None):
+        return Response(V1RunResultSerializer(_run_result(self.get_object())).data)
+
+    @extend_schema(
+        summary="Cancel a swarm run (keeps partial output and the cost so far)",
+        responses={200: V1RunCancelledSerializer},
+    )
+    def destroy(self, request, pk=None):
+        run = services.run_cancel(run=self.get_object())
+        return Response(V1RunCancelledSerializer(run).data)
