@@ -8,12 +8,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sverm.settings")
 django_asgi_app = get_asgi_application()
 
-# WebSocket routes are added by the streaming work; the router is in place for them.
-websocket_urlpatterns: list = []
+from sverm.api.ws_auth import websocket_stack  # noqa: E402  (needs the app registry)
+from swarms.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -1,11 +1,14 @@
-"""Reads for runs: the cost report and agent log of a result."""
+"""Reads for runs: results (cost report, agent log) and what streams replay."""
 
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from django.db.models import Sum
 
+from accounts.roles import Role
 from billing.models import UsageRecord
+from sverm.api.errors import NotFound
+from sverm.api.scoping import Caller
 from swarms.models import Run, RunEvent
 
 MONEY_PLACES = Decimal("0.000001")
@@ -89,3 +92,31 @@ def run_elapsed_seconds(*, run: Run) -> float | None:
 
         end = timezone.now()
     return round((end - run.started_at).total_seconds(), 3)
+
+
+def run_for_stream(*, caller: Caller, run_id: str, workspace_id: str | None = None) -> Run:
+    """The run a stream may follow: visible to the caller (viewer is enough), and in
+    `workspace_id` when the stream acts in one workspace (`/v1`). NotFound otherwise."""
+    runs = Run.objects.for_caller(caller, Role.VIEWER)
+    if workspace_id is not None:
+        runs = runs.in_workspace(workspace_id)
+    run = runs.filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"Run {run_id} not found.")
+    return run
+
+
+def run_events_after(*, run_id: str, after: int, upto: int | None = None, limit: int = 500):
+    """Stored events with seq in (after, upto], oldest first, at most `limit`."""
+    events = RunEvent.objects.filter(run_id=run_id, seq__gt=after)
+    if upto is not None:
+        events = events.filter(seq__lte=upto)
+    return list(events.order_by("seq")[:limit])
+
+
+def workspace_active_runs(*, workspace_id: str, limit: int = 200) -> list[Run]:
+    return list(
+        Run.objects.filter(workspace_id=workspace_id, status__in=["queued", "running"]).order_by(
+            "created_at"
+        )[:limit]
+    )

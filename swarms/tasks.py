@@ -1,11 +1,21 @@
 """Celery tasks: interfaces that take ids and call the executor."""
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from swarms.executor import execute_run
 
 
-@shared_task(name="swarms.execute_run", acks_late=True, reject_on_worker_lost=True)
+# One retry policy: a lost worker redelivers the task (acks late), and a database that is briefly
+# unreachable before the run is claimed is retried with backoff. Claiming is idempotent (queued ->
+# running once), so a redelivered or retried task never runs a run twice.
+@shared_task(
+    name="swarms.execute_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=3,
+)
 def execute_run_task(run_id: str) -> None:
-    # Claiming is idempotent (queued -> running once), so a redelivered task is harmless.
     execute_run(run_id)

@@ -56,13 +56,12 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
     async def __acall__(self, request):
-        token = self._begin(request)
-        try:
-            response = await self.get_response(request)
-            response[REQUEST_ID_HEADER] = request.request_id
-            return response
-        finally:
-            request_id_var.reset(token)
+        # Each ASGI request runs in its own context, so the id is not reset here: Django logs
+        # the request's errors ("django.request") after the middleware chain has returned.
+        self._begin(request)
+        response = await self.get_response(request)
+        response[REQUEST_ID_HEADER] = request.request_id
+        return response
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -16,6 +16,7 @@ from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest
 from swarms.engine import Definition, RunResult, estimate_cost, validate_definition
 from swarms.models import Run, RunEvent, RunStatus, Swarm, SwarmVersion
 from swarms.providers import check_models_routable, simulated_mode
+from swarms.realtime import publish
 
 CUSTOM_SWARM_TYPE = "custom"
 # How long a cancel call waits for the executor to stop the run before answering.
@@ -178,9 +179,11 @@ def run_event_add(*, run_id: str, type: str, agent_id: str, data: dict) -> RunEv
             agents_active=int(data.get("agents_active", 0)),
         )
     Run.objects.filter(pk=run_id).update(**changes)
-    return RunEvent.objects.create(
+    event = RunEvent.objects.create(
         run_id=run_id, seq=seq, type=type, agent_id=agent_id or "", data=data
     )
+    transaction.on_commit(lambda: publish(event), robust=True)  # a stream is best effort
+    return event
 
 
 def run_finish(*, run_id: str, result: RunResult) -> None:

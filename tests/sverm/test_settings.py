@@ -39,7 +39,7 @@ def test_embedded_mode_generates_and_keeps_a_secret_key(tmp_path):
     assert json.loads(load_settings(tmp_path).stdout)["key"] == values["key"]
     assert values["db"] == "django.db.backends.sqlite3"
     assert values["db_name"] == str(tmp_path / "sverm.sqlite3")
-    assert values["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert values["layer"] == "sverm.layers.ThreadSafeInMemoryChannelLayer"
     assert values["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert values["broker"] == "memory://"
     assert values["debug"] is False
