@@ -1,0 +1,3 @@
+"""Routes of the live run page for signed-in staff."""
+
+urlpatterns: list = []
