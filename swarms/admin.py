@@ -3,6 +3,8 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.urls import reverse
+from django.utils.html import format_html
 
 from sverm.api.errors import ApplicationError
 from swarms import services
@@ -147,15 +149,15 @@ class RunEventInline(admin.TabularInline):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["id", "workspace", "swarm_type", "status", "progress_percent", "cost",
-                    "budget", "simulated", "created_at"]  # fmt: skip
+    list_display = ["id", "live_link", "workspace", "swarm_type", "status", "progress_percent",
+                    "cost", "budget", "simulated", "created_at"]  # fmt: skip
     list_filter = ["status", "simulated", "swarm_type", "created_at"]
     search_fields = ["id", "task", "workspace__name", "workspace__id", "swarm__id", "swarm__name"]
     list_select_related = ["workspace"]
     date_hierarchy = "created_at"
     inlines = [RunEventInline]
     actions = ["cancel_runs"]
-    readonly_fields = [f.name for f in Run._meta.fields]
+    readonly_fields = ["live_view", *(f.name for f in Run._meta.fields)]
 
     def has_add_permission(self, request):
         return False
@@ -177,6 +179,23 @@ class RunAdmin(admin.ModelAdmin):
     @admin.display(description="Budget (USD)", ordering="max_budget_usd")
     def budget(self, run):
         return f"{run.max_budget_usd:.2f}"
+
+    @admin.display(description="Live view")
+    def live_view(self, run):
+        if run is None or run.pk is None:
+            return "-"
+        verb = "Replay" if run.is_terminal else "Watch"
+        return format_html(
+            '<a href="{}" class="run-live-link">{} this run live</a>',
+            reverse("run-live", args=[run.pk]),
+            verb,
+        )
+
+    @admin.display(description="Live")
+    def live_link(self, run):
+        return format_html(
+            '<a href="{}" class="run-live-link">Live</a>', reverse("run-live", args=[run.pk])
+        )
 
     @admin.action(description="Cancel selected runs")
     def cancel_runs(self, request, queryset):

@@ -1,3 +1,9 @@
 """Routes of the live run page for signed-in staff."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from swarms import views_live
+
+urlpatterns = [
+    path("<str:run_id>/live", views_live.run_live, name="run-live"),
+]

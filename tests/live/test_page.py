@@ -1,0 +1,144 @@
+"""The live run page as Django serves it: staff only, 404 for an unknown run, the stream it
+follows, escaped run text, and the links to it from the run admin."""
+
+import json
+import re
+
+import pytest
+from django.contrib.admin.utils import quote
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import User
+from swarms import services
+from swarms.models import Run
+from templates_app.services import builtin_sources, definition_parse
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE_TASK = 'Survey <img src=x onerror="alert(1)"> & </script><script>alert(2)</script> swarms'
+
+
+@pytest.fixture
+def run(workspace, user) -> Run:
+    """A queued research run (`db` tests never dispatch it) whose task is hostile HTML."""
+    definition, _yaml = definition_parse(source=builtin_sources()["research-swarm-v1"])
+    return services.run_create(
+        workspace_id=workspace.pk,
+        definition=definition,
+        task=HOSTILE_TASK,
+        max_budget_usd=None,
+        created_by=user,
+        template_id="research-swarm-v1",
+    )
+
+
+@pytest.fixture
+def staff_client(make_user) -> Client:
+    """Staff, not superuser: staff see every run, on the page and on its stream."""
+    client = Client()
+    client.force_login(make_user(is_staff=True))
+    return client
+
+
+@pytest.fixture
+def superuser_client(db) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser(email="ops@example.com", password=PASSWORD))
+    return client
+
+
+def live_url(run_id: str) -> str:
+    return reverse("run-live", args=[run_id])
+
+
+def page_config(html: str) -> dict:
+    match = re.search(
+        r'<script id="run-live-config" type="application/json">(.*?)</script>', html, re.S
+    )
+    assert match, "the page carries its config as a json_script"
+    return json.loads(match.group(1))
+
+
+def test_url_shape(run):
+    assert live_url(run.pk) == f"/runs/{run.pk}/live"
+
+
+def test_staff_sees_the_page(staff_client, run):
+    response = staff_client.get(live_url(run.pk))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert run.pk in html
+    assert f"/api/runs/{run.pk}/stream" in html
+    assert "swarms/run_live.js" in html
+    assert "swarms/run_live.css" in html
+    config = page_config(html)
+    assert config["runId"] == run.pk
+    assert config["streamPath"] == f"/api/runs/{run.pk}/stream"
+    assert config["status"] == "queued"
+    assert config["budgetUsd"] == "5"
+    # Cards up front for every planned agent, replicas expanded.
+    assert [a["id"] for a in config["agents"]] == [
+        "manager", "researcher-1", "researcher-2", "researcher-3", "writer",
+    ]  # fmt: skip
+    assert reverse("admin:swarms_run_change", args=[quote(run.pk)]) in html
+
+
+def test_run_text_is_escaped(staff_client, run):
+    html = staff_client.get(live_url(run.pk)).content.decode()
+    assert "<img src=x" not in html
+    assert "<script>alert(2)" not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    # The JSON config cannot close its script element either.
+    page_config(html)
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_read_only(staff_client, run, method):
+    assert getattr(staff_client, method)(live_url(run.pk)).status_code == 405
+
+
+def test_unknown_run_is_404(staff_client):
+    response = staff_client.get(live_url("run_01HZZZZZZZZZZZZZZZZZZZZZZZ"))
+    assert response.status_code == 404
+
+
+def test_non_staff_is_sent_to_the_admin_login(make_user, run):
+    client = Client()
+    client.force_login(make_user())  # a workspace admin, but not staff
+    response = client.get(live_url(run.pk))
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('admin:login')}?next={live_url(run.pk)}"
+
+
+def test_anonymous_is_sent_to_the_admin_login(run):
+    response = Client().get(live_url(run.pk))
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('admin:login')}?next={live_url(run.pk)}"
+
+
+def test_anonymous_unknown_run_is_not_revealed():
+    response = Client().get(live_url("run_01HZZZZZZZZZZZZZZZZZZZZZZZ"))
+    assert response.status_code == 302
+
+
+def test_admin_change_page_links_to_it(superuser_client, run):
+    response = superuser_client.get(reverse("admin:swarms_run_change", args=[quote(run.pk)]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'href="{live_url(run.pk)}"' in html
+    assert "Watch this run live" in html
+
+
+def test_admin_change_page_of_a_finished_run_offers_a_replay(superuser_client, run):
+    Run.objects.filter(pk=run.pk).update(status="completed")
+    response = superuser_client.get(reverse("admin:swarms_run_change", args=[quote(run.pk)]))
+    assert "Replay this run live" in response.content.decode()
+
+
+def test_admin_changelist_links_to_it(superuser_client, run):
+    response = superuser_client.get(reverse("admin:swarms_run_changelist"))
+    assert response.status_code == 200
+    assert f'href="{live_url(run.pk)}"' in response.content.decode()
