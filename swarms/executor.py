@@ -97,9 +97,13 @@ def execute_run(run_id: str) -> None:
     _local_tokens[run_id] = token
     try:
         result = asyncio.run(_drive(run, spec, token))
+        run_finish(run_id=run_id, result=result)
+    except Exception as exc:
+        # Never leave a run `running`: whatever broke after the claim fails it, with a reason.
+        logger.exception("run %s failed outside the engine", run_id)
+        run_fail(run_id=run_id, code="internal_error", message=f"The run broke: {exc}"[:500])
     finally:
         _local_tokens.pop(run_id, None)
-    run_finish(run_id=run_id, result=result)
 
 
 async def _drive(run: Run, spec: RunInput, token: CancelToken) -> RunResult:

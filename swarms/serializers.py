@@ -3,6 +3,7 @@
 
 from decimal import ROUND_DOWN, Decimal
 
+from django.core.validators import URLValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -10,6 +11,7 @@ from sverm.api.serializers import InputSerializer
 from swarms.models import RetentionTier, Run, RunEvent, Swarm, SwarmVersion
 
 MAX_MODELS = 10
+HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an http or https URL.")
 MAX_TASK_LENGTH = 20_000
 MIN_BUDGET = Decimal("0.000001")
 MAX_BUDGET = Decimal("10000")
@@ -96,8 +98,6 @@ class SwarmVersionCreateSerializer(InputSerializer):
     )
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # Runs on /api (camelCase)
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ class RunCreateSerializer(InputSerializer):
         max_length=32, required=False,
         help_text="Workspace to run in; needed only for a swarm shared through an integration.",
     )  # fmt: skip
-    webhookUrl = serializers.URLField(max_length=2000, required=False)
+    webhookUrl = serializers.URLField(max_length=2000, required=False, validators=[HTTP_URL])
 
 
 class AgentCostSerializer(serializers.Serializer):
@@ -209,7 +209,7 @@ class V1RunCreateSerializer(InputSerializer):
         max_digits=12, decimal_places=6, min_value=MIN_BUDGET, max_value=MAX_BUDGET,
         required=False, help_text="Maximum cost for this swarm (default: $5.00).",
     )  # fmt: skip
-    webhook_url = serializers.URLField(max_length=2000, required=False)
+    webhook_url = serializers.URLField(max_length=2000, required=False, validators=[HTTP_URL])
 
 
 class V1RunCreatedSerializer(serializers.Serializer):

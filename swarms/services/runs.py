@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
@@ -17,6 +19,7 @@ from swarms.engine import Definition, RunResult, estimate_cost, validate_definit
 from swarms.models import Run, RunEvent, RunStatus, Swarm, SwarmVersion
 from swarms.providers import check_models_routable, simulated_mode
 from swarms.realtime import publish
+from swarms.selectors import money
 
 CUSTOM_SWARM_TYPE = "custom"
 # How long a cancel call waits for the executor to stop the run before answering.
@@ -24,7 +27,9 @@ CANCEL_WAIT_SECONDS = 5.0
 
 
 def usd(amount: Decimal) -> str:
-    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+    """Dollars for messages: cents, or every digit when a cent would misstate the amount."""
+    cents = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"${cents}" if cents == amount else f"${format(amount.normalize(), 'f')}"
 
 
 def run_definition_for(*, swarm: Swarm, version: SwarmVersion | None) -> SwarmVersion:
@@ -93,7 +98,7 @@ def run_create(
             f"Swarm cost would exceed maximum budget of {usd(budget)}",
             details={
                 "budget": float(budget),
-                "estimated_cost": float(expected.quantize(Decimal("0.000001"))),
+                "estimated_cost": float(money(expected)),
             },
         )
     swarm_type = template_id or CUSTOM_SWARM_TYPE
@@ -178,6 +183,10 @@ def run_event_add(*, run_id: str, type: str, agent_id: str, data: dict) -> RunEv
             current_cost_usd=Decimal(data.get("cost_usd", "0")),
             agents_active=int(data.get("agents_active", 0)),
         )
+    elif type == "agent.started":
+        changes["agents_active"] = F("agents_active") + 1
+    elif type == "agent.completed":
+        changes["agents_active"] = Greatest(F("agents_active") - 1, 0)
     Run.objects.filter(pk=run_id).update(**changes)
     event = RunEvent.objects.create(
         run_id=run_id, seq=seq, type=type, agent_id=agent_id or "", data=data
