@@ -6,6 +6,8 @@ live ones; anything already sent is dropped and any gap in seq is filled from th
 client sees every event once, in order. After the terminal event the server closes normally.
 """
 
+import re
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -25,6 +27,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 REPLAY_BATCH = 500
+AFTER = re.compile(r"[0-9]{1,10}")
 
 
 class StreamConsumer(AsyncJsonWebsocketConsumer):
@@ -53,7 +56,7 @@ class RunStreamConsumer(StreamConsumer):
         if caller is None:
             return await self.refuse(CLOSE_UNAUTHORIZED)
         after = self.query_param("after", "0")
-        if not after.isdigit():
+        if not AFTER.fullmatch(after):
             return await self.refuse(CLOSE_BAD_REQUEST)
         run_id = self.scope["url_route"]["kwargs"]["run_id"]
         try:
@@ -74,6 +77,12 @@ class RunStreamConsumer(StreamConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.replay(upto=None)
+        if not self.closed:
+            # A client resuming after the terminal event (its close frame lost) is done too.
+            terminal = await database_sync_to_async(selectors.run_terminal_seq)(run_id=run.pk)
+            if terminal is not None and terminal <= self.last_seq:
+                self.closed = True
+                await self.close(code=1000)
 
     async def disconnect(self, code):
         if self.group:
@@ -121,6 +130,12 @@ class RunStreamConsumer(StreamConsumer):
             if self.closed:
                 return
         await self.deliver(event)
+
+
+class V1RunStreamConsumer(RunStreamConsumer):
+    """`/v1/swarms/{id}/stream`: only runs of the call's one workspace."""
+
+    flavour = "v1"
 
 
 class WorkspaceStreamConsumer(StreamConsumer):

@@ -5,8 +5,8 @@ from django.urls import path, re_path
 from swarms import consumers
 
 websocket_urlpatterns = [
-    path("v1/swarms/<str:run_id>/stream", consumers.RunStreamConsumer.as_asgi(flavour="v1")),
-    path("api/runs/<str:run_id>/stream", consumers.RunStreamConsumer.as_asgi(flavour="api")),
+    path("v1/swarms/<str:run_id>/stream", consumers.V1RunStreamConsumer.as_asgi()),
+    path("api/runs/<str:run_id>/stream", consumers.RunStreamConsumer.as_asgi()),
     path(
         "api/workspaces/<str:workspace_id>/stream",
         consumers.WorkspaceStreamConsumer.as_asgi(),

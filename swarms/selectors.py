@@ -114,6 +114,17 @@ def run_events_after(*, run_id: str, after: int, upto: int | None = None, limit:
     return list(events.order_by("seq")[:limit])
 
 
+def run_terminal_seq(*, run_id: str) -> int | None:
+    """The seq of the run's terminal event, when it has one."""
+    return (
+        RunEvent.objects.filter(
+            run_id=run_id, type__in=["run.completed", "run.failed", "run.cancelled"]
+        )
+        .values_list("seq", flat=True)
+        .first()
+    )
+
+
 def workspace_active_runs(*, workspace_id: str, limit: int = 200) -> list[Run]:
     return list(
         Run.objects.filter(workspace_id=workspace_id, status__in=["queued", "running"]).order_by(

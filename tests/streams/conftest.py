@@ -1,0 +1,193 @@
+"""WebSocket stream tests: the real ASGI application (origin check, session and token auth,
+routing, consumers) driven by Channels' `WebsocketCommunicator` on the in-memory channel layer.
+
+The consumers read the database from asgiref's worker thread, so these tests commit for real
+(`django_db(transaction=True)`) and do their own ORM work through `database_sync_to_async`.
+"""
+
+import functools
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.models import User, Workspace
+from sverm.asgi import application
+from swarms.models import Run, RunEvent
+from swarms.services.runs import run_event_add
+
+# Long enough for a cold first query, short enough that a missing message fails fast.
+TIMEOUT = 5
+# How long "nothing more arrives" is watched for.
+QUIET = 0.3
+MESSAGE_KEYS = {"seq", "type", "run_id", "agent_id", "data", "ts"}
+STATUS_KEYS = {
+    "type", "run_id", "swarm_id", "template_id", "status", "progress", "cost_usd",
+    "agents_active", "agents_total", "ts",
+}  # fmt: skip
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def jwt_for(user: User) -> str:
+    return str(AccessToken.for_user(user))
+
+
+def bearer(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {token}".encode())]
+
+
+class Stream:
+    """One client socket: what it was told on connect, then its frames."""
+
+    def __init__(self, communicator: WebsocketCommunicator, accepted: bool, detail: Any):
+        self.communicator = communicator
+        self.accepted = accepted
+        # (False, close code) when refused before accept, as the origin check does.
+        self.refused_code = None if accepted else detail
+
+    async def next_output(self, timeout: float = TIMEOUT) -> dict:
+        """The next ASGI message the server sends; fails the test after `timeout` (which also
+        stops the application, as the communicator does)."""
+        try:
+            return await self.communicator.receive_output(timeout)
+        except TimeoutError:
+            pytest.fail(f"the server sent nothing within {timeout} s")
+
+    async def next_json(self, timeout: float = TIMEOUT) -> dict:
+        output = await self.next_output(timeout)
+        assert output["type"] == "websocket.send", output
+        return json.loads(output["text"])
+
+    async def json_messages(self, count: int) -> list[dict]:
+        return [await self.next_json() for _ in range(count)]
+
+    async def close_code(self, timeout: float = TIMEOUT) -> int | None:
+        """The code of the server's close frame, which must be the next output."""
+        output = await self.next_output(timeout)
+        assert output["type"] == "websocket.close", output
+        return output.get("code")
+
+    async def until_close(self, limit: int = 5000) -> tuple[list[dict], int | None]:
+        """Every JSON message up to the server's close frame, and that frame's code."""
+        messages = []
+        while len(messages) <= limit:
+            output = await self.next_output()
+            if output["type"] == "websocket.close":
+                return messages, output.get("code")
+            assert output["type"] == "websocket.send", output
+            messages.append(json.loads(output["text"]))
+        pytest.fail(f"no close after {limit} messages")
+
+    async def quiet(self, timeout: float = QUIET) -> bool:
+        """Nothing (no message, no close) arrives within `timeout`."""
+        return await self.communicator.receive_nothing(timeout=timeout, interval=0.01)
+
+    async def is_open(self) -> bool:
+        """Accepted and not closed: quiet, or sending something other than a close."""
+        if not self.accepted:
+            return False
+        if await self.quiet():
+            return True
+        return (await self.next_output())["type"] != "websocket.close"
+
+
+@asynccontextmanager
+async def open_stream(
+    path: str,
+    *,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    token: str | None = None,
+    timeout: float = TIMEOUT,
+) -> AsyncIterator[Stream]:
+    """Connect to `path` (with `?token=` appended when given) and hang up on the way out."""
+    if token is not None:
+        path += ("&" if "?" in path else "?") + f"token={token}"
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    accepted, detail = await communicator.connect(timeout=timeout)
+    try:
+        yield Stream(communicator, accepted, detail)
+    finally:
+        # A receive that timed out has cancelled the application already (and failed the test);
+        # otherwise hang up, which also raises anything the application died of.
+        if not communicator.future.cancelled():
+            await communicator.disconnect(timeout=timeout)
+
+
+async def refusal(path: str, timeout: float = TIMEOUT, **kwargs) -> int | None:
+    """Connect and return the close code of a stream that is accepted only to be refused."""
+    async with open_stream(path, timeout=timeout, **kwargs) as stream:
+        assert stream.accepted, "refused before accept; expected an application close code"
+        return await stream.close_code(timeout)
+
+
+def make_run(workspace: Workspace, status: str = "running", **extra) -> Run:
+    return Run.objects.create(
+        workspace=workspace,
+        swarm_type="custom",
+        definition={"topology": "sequential", "agents": []},
+        task=extra.pop("task", "Stream me"),
+        max_budget_usd=Decimal("5"),
+        estimated_cost_usd=Decimal("0.01"),
+        status=status,
+        **extra,
+    )
+
+
+def add_event(run: Run, type: str = "agent.message", agent_id: str = "", **data) -> RunEvent:
+    """Store (and, on commit, publish) the run's next event."""
+    return run_event_add(run_id=run.pk, type=type, agent_id=agent_id, data=data)
+
+
+def add_events(run: Run, types: list[str]) -> list[RunEvent]:
+    return [add_event(run, type, agent_id=f"a{n}", n=n) for n, type in enumerate(types, 1)]
+
+
+def store_silently(run: Run, count: int) -> list[RunEvent]:
+    """Store the run's next `count` events without publishing them: what a channel layer that
+    dropped the messages leaves behind."""
+    events = []
+    for _ in range(count):
+        seq = Run.objects.get(pk=run.pk).last_seq + 1
+        Run.objects.filter(pk=run.pk).update(last_seq=seq)
+        events.append(
+            RunEvent.objects.create(run=run, seq=seq, type="agent.message", data={"silent": seq})
+        )
+    return events
+
+
+def in_own_thread(func):
+    """`func` on a fresh thread (not the one the consumers query from, so it may block), which
+    closes its database connections when done: one left open would keep PostgreSQL from
+    dropping the test database."""
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
+# The same helpers for the async tests (the ORM may not run on the event loop).
+amake_run = database_sync_to_async(make_run)
+aadd_event = database_sync_to_async(add_event)
+aadd_events = database_sync_to_async(add_events)
+astore_silently = database_sync_to_async(store_silently)
+
+
+def seqs(messages: list[dict]) -> list[int]:
+    return [message["seq"] for message in messages]
