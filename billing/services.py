@@ -1,16 +1,18 @@
-"""Writes for billing: the ledger and its rollup move together, in one transaction."""
+"""Writes for billing: the ledger and its rollup move together, in one transaction; a rebuild
+recomputes the rollup from the ledger (and the runs) and repairs any drift."""
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, DateField, Exists, F, Min, OuterRef, QuerySet, Sum
+from django.db.models.functions import TruncMonth
 
 from billing.models import MonthlyUsage, UsageRecord
-
-
-def month_of(moment: datetime) -> date:
-    return moment.astimezone(UTC).date().replace(day=1)
+from billing.periods import month_of, month_span
+from swarms.models import Run
 
 
 def _rollup_add(*, workspace_id: str, month: date, swarm_type: str, **increments) -> None:
@@ -44,7 +46,10 @@ def usage_record_add(
     tokens_in: int,
     tokens_out: int,
     cost_usd: Decimal,
+    created_at: datetime | None = None,
 ) -> UsageRecord:
+    """One LLM call into the ledger and its month's rollup, together. `created_at` (default
+    now) is for imports and backfills; the rollup month follows it, in UTC."""
     record = UsageRecord.objects.create(
         workspace_id=workspace_id,
         run_id=run_id,
@@ -56,6 +61,7 @@ def usage_record_add(
         tokens_in=tokens_in,
         tokens_out=tokens_out,
         cost_usd=cost_usd,
+        **({"created_at": created_at} if created_at is not None else {}),
     )
     _rollup_add(
         workspace_id=workspace_id,
@@ -71,3 +77,135 @@ def usage_record_add(
 def usage_run_started(*, workspace_id: str, swarm_type: str, at: datetime) -> None:
     """Counts a run in its month's rollup; called in the transaction that creates the run."""
     _rollup_add(workspace_id=workspace_id, month=month_of(at), swarm_type=swarm_type, runs=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rebuilding the rollup
+# ---------------------------------------------------------------------------------------------
+ROLLUP_FIELDS = ("runs", "tokens_in", "tokens_out", "cost_usd")
+RollupKey = tuple[str, date, str]  # workspace id, month, swarm type
+
+
+def _zero() -> dict[str, int | Decimal]:
+    return {"runs": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": Decimal(0)}
+
+
+def _text(value: int | Decimal) -> str:
+    return format(value.normalize(), "f") if isinstance(value, Decimal) else str(value)
+
+
+@dataclass(frozen=True)
+class RollupDrift:
+    """A rollup row whose stored figures differ from what the ledger and the runs say."""
+
+    workspace_id: str
+    month: date
+    swarm_type: str
+    stored: dict[str, int | Decimal]
+    actual: dict[str, int | Decimal]
+
+    @property
+    def key(self) -> RollupKey:
+        return (self.workspace_id, self.month, self.swarm_type)
+
+    @property
+    def fields(self) -> list[str]:
+        return [name for name in ROLLUP_FIELDS if self.stored[name] != self.actual[name]]
+
+    def __str__(self) -> str:
+        changes = ", ".join(
+            f"{name} {_text(self.stored[name])} -> {_text(self.actual[name])}"
+            for name in self.fields
+        )
+        return f"{self.workspace_id} {self.month:%Y-%m} {self.swarm_type}: {changes}"
+
+
+def _scoped(queryset: QuerySet, *, workspace_id: str | None, month: date | None) -> QuerySet:
+    if workspace_id is not None:
+        queryset = queryset.filter(workspace_id=workspace_id)
+    if month is not None:
+        start, end = month_span(month)
+        queryset = queryset.filter(created_at__gte=start, created_at__lt=end)
+    return queryset.order_by()
+
+
+def _actual_rollups(
+    *, workspace_id: str | None, month: date | None
+) -> dict[RollupKey, dict[str, int | Decimal]]:
+    """What the rollup should hold: tokens and cost of the ledger rows created in each month;
+    runs counted from the runs created in it. Runs purged with their swarm are gone from the
+    run table but not from the ledger: they count in the month of their first LLM call."""
+    in_month = TruncMonth("created_at", tzinfo=UTC, output_field=DateField())
+    actual: dict[RollupKey, dict[str, int | Decimal]] = defaultdict(_zero)
+    ledger = (
+        _scoped(UsageRecord.objects.all(), workspace_id=workspace_id, month=month)
+        .annotate(in_month=in_month)
+        .values("workspace_id", "in_month", "swarm_type")
+        .annotate(sum_in=Sum("tokens_in"), sum_out=Sum("tokens_out"), sum_cost=Sum("cost_usd"))
+    )
+    for row in ledger:
+        figures = actual[(row["workspace_id"], row["in_month"], row["swarm_type"])]
+        figures.update(tokens_in=row["sum_in"], tokens_out=row["sum_out"], cost_usd=row["sum_cost"])
+    runs = (
+        _scoped(Run.objects.all(), workspace_id=workspace_id, month=month)
+        .annotate(in_month=in_month)
+        .values("workspace_id", "in_month", "swarm_type")
+        .annotate(count=Count("id"))
+    )
+    for row in runs:
+        actual[(row["workspace_id"], row["in_month"], row["swarm_type"])]["runs"] += row["count"]
+    purged = (
+        _scoped(UsageRecord.objects.all(), workspace_id=workspace_id, month=None)
+        .filter(~Exists(Run.objects.filter(pk=OuterRef("run_id"))))
+        .values("run_id")
+        .annotate(first=Min("created_at"), ws=Min("workspace_id"), kind=Min("swarm_type"))
+    )
+    if month is not None:
+        start, end = month_span(month)
+        purged = purged.filter(first__gte=start, first__lt=end)
+    for row in purged:
+        actual[(row["ws"], month_of(row["first"]), row["kind"])]["runs"] += 1
+    return actual
+
+
+def usage_rollup_rebuild(
+    *, workspace_id: str | None = None, month: date | None = None, dry_run: bool = False
+) -> list[RollupDrift]:
+    """Recompute the rollup (of one workspace and/or month, else all of it) and return every
+    row that drifted, fixed unless `dry_run`. A fix locks the stored rows before reading the
+    ledger, so a writer committing meanwhile adds its increment on top of the repaired row."""
+    with transaction.atomic():
+        stored_rows = MonthlyUsage.objects.order_by()
+        if workspace_id is not None:
+            stored_rows = stored_rows.filter(workspace_id=workspace_id)
+        if month is not None:
+            stored_rows = stored_rows.filter(month=month)
+        if not dry_run:
+            stored_rows = stored_rows.select_for_update()
+        stored = {(row.workspace_id, row.month, row.swarm_type): row for row in stored_rows}
+        actual = _actual_rollups(workspace_id=workspace_id, month=month)
+        drifts = []
+        for key in sorted(set(stored) | set(actual)):
+            row = stored.get(key)
+            figures = {name: getattr(row, name) for name in ROLLUP_FIELDS} if row else _zero()
+            drift = RollupDrift(*key, stored=figures, actual=actual.get(key, _zero()))
+            if drift.fields:
+                drifts.append(drift)
+        if not dry_run:
+            for drift in drifts:
+                _rollup_set(stored.get(drift.key), drift)
+    return drifts
+
+
+def _rollup_set(row: MonthlyUsage | None, drift: RollupDrift) -> None:
+    if all(not value for value in drift.actual.values()):
+        if row is not None:
+            row.delete()  # nothing ran and nothing was spent: no row, as if never written
+        return
+    if row is None:
+        MonthlyUsage.objects.create(
+            workspace_id=drift.workspace_id, month=drift.month, swarm_type=drift.swarm_type,
+            **drift.actual,
+        )  # fmt: skip
+        return
+    MonthlyUsage.objects.filter(pk=row.pk).update(**drift.actual)

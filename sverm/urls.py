@@ -22,7 +22,9 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("swarms.urls")),
     path("api/", include("templates_app.urls")),
+    path("api/", include("billing.urls")),
     path("v1/", include("swarms.urls_v1")),
+    path("v1/", include("billing.urls_v1")),
     path("v1/", include("templates_app.urls_v1")),
     re_path(r"^(?:api|v1)(?:/.*)?$", RouteNotFoundView.as_view(), name="api-not-found"),
 ]

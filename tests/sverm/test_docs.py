@@ -58,6 +58,8 @@ EXPECTED_PATHS = {
     "/v1/swarms/{id}": {"get", "delete"},
     "/v1/swarms/{id}/result": {"get"},
     "/v1/templates": {"get"},
+    "/v1/usage": {"get"},
+    "/api/usage": {"get"},
     "/v1/templates/{id}": {"get"},
     "/healthz": {"get"},
     "/readyz": {"get"},

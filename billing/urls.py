@@ -1,0 +1,9 @@
+"""Routes of `/api/usage`; sverm/urls.py mounts them under `api/`."""
+
+from django.urls import path
+
+from billing import views
+
+urlpatterns = [
+    path("usage", views.UsageViewSet.as_view({"get": "list"}), name="usage"),
+]
