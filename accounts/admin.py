@@ -1,4 +1,4 @@
-"""Admin for users, workspaces, memberships and API keys, for platform operators."""
+"""Admin for users, workspaces, memberships, API keys and plan limits, for platform operators."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -7,7 +7,8 @@ from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as BaseUserCreationForm
 
 from accounts import services
-from accounts.models import ApiKey, Integration, Membership, User, Workspace
+from accounts.models import ApiKey, Integration, Membership, PlanLimits, User, Workspace
+from accounts.selectors import plan_limits_forget
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -181,3 +182,23 @@ class IntegrationAdmin(admin.ModelAdmin):
         if not change:
             obj.installed_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(PlanLimits)
+class PlanLimitsAdmin(admin.ModelAdmin):
+    """One row per plan, edited in place; a change applies to requests and runs at once."""
+
+    list_display = ["plan", "requests_per_minute", "concurrent_runs", "runs_per_day"]
+    list_editable = ["requests_per_minute", "concurrent_runs", "runs_per_day"]
+    list_display_links = ["plan"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["plan"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        plan_limits_forget(plan=obj.pk)
+
+    def has_delete_permission(self, request, obj=None):
+        # Every plan keeps a row; a missing one would silently fall back to seed 002's defaults.
+        return False

@@ -1,4 +1,5 @@
-"""Users (email login), workspaces (the tenant), memberships with roles, and API keys."""
+"""Users (email login), workspaces (the tenant), memberships with roles, API keys, and the limits
+of each plan."""
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -16,6 +17,46 @@ class Plan(models.TextChoices):
     FREE = "free", "Free"
     PRO = "pro", "Pro"
     TEAM = "team", "Team"
+
+
+# Seed 002's tiers: requests/minute, concurrent runs, runs/day (None: unlimited). The rows of
+# PlanLimits start from these and are the truth; these only stand in for a missing row.
+PLAN_DEFAULTS: dict[str, tuple[int, int, int | None]] = {
+    Plan.FREE: (10, 2, 50),
+    Plan.PRO: (60, 10, 500),
+    Plan.TEAM: (300, 50, None),
+}
+
+
+class PlanLimits(models.Model):
+    """What a plan allows, editable by operators in the admin (one row per plan)."""
+
+    plan = models.CharField(max_length=10, choices=Plan.choices, primary_key=True)
+    requests_per_minute = models.PositiveIntegerField(
+        help_text="API requests per minute, per API key or per user token."
+    )
+    concurrent_runs = models.PositiveIntegerField(
+        help_text="Runs of a workspace that may be queued or running at once."
+    )
+    runs_per_day = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs a workspace may start per UTC day; empty: unlimited."
+    )
+
+    class Meta:
+        ordering = ["requests_per_minute", "plan"]
+        verbose_name = "plan limits"
+        verbose_name_plural = "plan limits"
+
+    def __str__(self) -> str:
+        return f"{self.get_plan_display()} plan limits"
+
+    @classmethod
+    def default_for(cls, plan: str) -> "PlanLimits":
+        """Seed 002's limits for `plan` (the free plan's for an unknown one), unsaved."""
+        requests, concurrent, daily = PLAN_DEFAULTS.get(plan, PLAN_DEFAULTS[Plan.FREE])
+        return cls(
+            plan=plan, requests_per_minute=requests, concurrent_runs=concurrent, runs_per_day=daily
+        )
 
 
 class UserManager(BaseUserManager):

@@ -1,6 +1,13 @@
-"""Reads for accounts: memberships and roles."""
+"""Reads for accounts: memberships and roles, workspace plans and what each plan allows."""
 
-from accounts.models import Membership, User
+from django.core.cache import cache
+from django.db import transaction
+
+from accounts.models import Membership, Plan, PlanLimits, User, Workspace
+
+# Plan limits are read on every authenticated request: they are cached this long (one cache
+# hit per request), and forgotten when changed through the service or the admin.
+PLAN_LIMITS_CACHE_SECONDS = 30
 
 
 def user_workspace_roles(*, user_id: str) -> dict[str, str]:
@@ -11,3 +18,35 @@ def user_workspace_roles(*, user_id: str) -> dict[str, str]:
 
 def user_get_by_email(*, email: str) -> User | None:
     return User.objects.filter(email__iexact=email.strip()).first()
+
+
+def workspace_plan(*, workspace_id: str) -> str:
+    """The workspace's plan slug; free for a workspace that does not exist."""
+    plan = Workspace.objects.filter(pk=workspace_id).values_list("plan", flat=True).first()
+    return plan or Plan.FREE
+
+
+def _plan_limits_cache_key(plan: str) -> str:
+    return f"sverm:plan-limits:{plan}"
+
+
+def plan_limits(*, plan: str) -> PlanLimits:
+    """What `plan` allows (unsaved instance): its row, cached briefly, else seed 002's default."""
+    key = _plan_limits_cache_key(plan)
+    cached = cache.get(key)
+    if cached is None:
+        row = PlanLimits.objects.filter(pk=plan).first() or PlanLimits.default_for(plan)
+        cached = (row.requests_per_minute, row.concurrent_runs, row.runs_per_day)
+        cache.set(key, cached, PLAN_LIMITS_CACHE_SECONDS)
+    requests, concurrent, daily = cached
+    return PlanLimits(
+        plan=plan, requests_per_minute=requests, concurrent_runs=concurrent, runs_per_day=daily
+    )
+
+
+def plan_limits_forget(*, plan: str) -> None:
+    """Drop the cached limits of `plan` now and again once the transaction commits, so a reader
+    that cached the old row between the two does not keep it for the cache's lifetime."""
+    key = _plan_limits_cache_key(plan)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key), robust=True)

@@ -1,24 +1,29 @@
-"""Writes for accounts: login, workspaces, memberships, API keys, bootstrap."""
+"""Writes for accounts: login, workspaces, memberships, API keys, plan limits and run quotas,
+bootstrap."""
 
 import hashlib
 import hmac
+import math
 import secrets
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import ApiKey, Integration, Membership, Plan, User, Workspace
+from accounts.models import ApiKey, Integration, Membership, Plan, PlanLimits, User, Workspace
 from accounts.roles import Role
-from accounts.selectors import user_get_by_email
-from sverm.api.errors import Conflict, InvalidRequest, Unauthorized
+from accounts.selectors import plan_limits, plan_limits_forget, user_get_by_email
+from sverm.api.errors import Conflict, InvalidRequest, RateLimited, Unauthorized
 from sverm.services import model_update
 
 API_KEY_PREFIX = "sk-sverm-"
@@ -168,7 +173,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey:
     prefix = raw_key[: len(API_KEY_PREFIX) + _API_KEY_LOOKUP_LENGTH]
     digest = _hash_key(raw_key)
     match = None
-    for candidate in ApiKey.objects.select_related("created_by").filter(prefix=prefix):
+    for candidate in ApiKey.objects.select_related("created_by", "workspace").filter(prefix=prefix):
         if hmac.compare_digest(candidate.hashed_key, digest):
             match = candidate
     if match is None:
@@ -190,6 +195,72 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
     return api_key
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans: their limits, and the run quotas they set
+# ---------------------------------------------------------------------------------------------
+# A full workspace is told to retry after this long: runs usually finish within seconds.
+CONCURRENT_RUNS_RETRY_AFTER_SECONDS = 5
+
+
+def plan_limits_update(*, plan_limits: PlanLimits, data: dict) -> PlanLimits:
+    allowed = {
+        key: value
+        for key, value in data.items()
+        if key in {"requests_per_minute", "concurrent_runs", "runs_per_day"}
+    }
+    plan_limits, changed = model_update(instance=plan_limits, data=allowed)
+    if changed:
+        plan_limits_forget(plan=plan_limits.pk)
+    return plan_limits
+
+
+def quota_clock() -> datetime:
+    """Now, for the daily quota (a function so tests can move the day)."""
+    return timezone.now()
+
+
+def workspace_run_quota_check(
+    *, workspace_id: str, runs: QuerySet, active_statuses: Iterable[str]
+) -> None:
+    """Refuse a new run (429 `rate_limited`) when the workspace's plan allows no more today or
+    none more at once. Call it inside the transaction that creates the run: the workspace row
+    stays locked until that commits, so two concurrent creations cannot both take the last slot.
+
+    `runs` are the workspace's runs in the database (with `status` and `created_at`). Counting
+    rows rather than keeping a cache counter leaves nothing to leak: a slot is free as soon as
+    its run's row leaves queued/running (a run a dead worker left `running` counts until it is
+    failed or cancelled). The daily limit is checked first: waiting for a run does not lift it.
+    `SVERM_RATE_LIMITS` off turns the quotas off with the request limit.
+    """
+    if not settings.SVERM_RATE_LIMITS:
+        return
+    plan = (
+        Workspace.objects.select_for_update()
+        .filter(pk=workspace_id)
+        .values_list("plan", flat=True)
+        .get()
+    )
+    limits = plan_limits(plan=plan)
+    if limits.runs_per_day is not None:
+        now = quota_clock()
+        midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        if runs.filter(created_at__gte=midnight).count() >= limits.runs_per_day:
+            wait = math.ceil((midnight + timedelta(days=1) - now).total_seconds())
+            raise RateLimited(
+                f"Daily runs limit of {limits.runs_per_day} reached (plan {plan}); "
+                "resets at 00:00 UTC.",
+                details={"limit": "runs_per_day", "plan": plan, "allowed": limits.runs_per_day},
+                headers={"Retry-After": str(max(wait, 1))},
+            )
+    if runs.filter(status__in=list(active_statuses)).count() >= limits.concurrent_runs:
+        raise RateLimited(
+            f"Concurrent runs limit of {limits.concurrent_runs} reached (plan {plan}); "
+            "wait for a run to finish.",
+            details={"limit": "concurrent_runs", "plan": plan, "allowed": limits.concurrent_runs},
+            headers={"Retry-After": str(CONCURRENT_RUNS_RETRY_AFTER_SECONDS)},
+        )
 
 
 # ---------------------------------------------------------------------------------------------

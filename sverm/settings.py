@@ -255,6 +255,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "sverm.api.pagination.KeysetPagination",
     "DEFAULT_SCHEMA_CLASS": "sverm.api.schema.SvermAutoSchema",
     "EXCEPTION_HANDLER": "sverm.api.errors.exception_handler",
+    # Every authenticated request counts against its plan's requests/minute (accounts.PlanLimits);
+    # `/api/auth/*` replaces this with its own per-IP limit.
+    "DEFAULT_THROTTLE_CLASSES": ["sverm.api.throttling.PlanRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("SVERM_AUTH_RATE", "20/min")},
     # Client IPs come from REMOTE_ADDR unless told how many proxies append X-Forwarded-For.
     "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
@@ -262,6 +265,9 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": False,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
 }
+
+# The plan limits: requests/minute per key or user, and run quotas per workspace (off: none).
+SVERM_RATE_LIMITS = env_bool("SVERM_RATE_LIMITS", True)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "sverm API",

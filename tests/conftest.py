@@ -29,6 +29,13 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _rate_limits_off(settings):
+    """Plan rate limits are off unless a test asks for `rate_limits_on` (tests/limits): many
+    tests poll one free-plan workspace far more than 10 times a minute."""
+    settings.SVERM_RATE_LIMITS = False
+
+
 @pytest.fixture
 def make_user(db) -> Callable[..., User]:
     def make(email: str | None = None, password: str = PASSWORD, **extra) -> User:

@@ -4,19 +4,7 @@ from decimal import Decimal
 
 from django.db import migrations
 
-DEFAULT_PRICES = [
-    # model, provider, input, output
-    ("gpt-4o-mini", "openai", "0.15", "0.60"),
-    ("gpt-4o", "openai", "2.50", "10.00"),
-    ("gpt-4.1", "openai", "2.00", "8.00"),
-    ("gpt-4.1-mini", "openai", "0.40", "1.60"),
-    ("gpt-4.1-nano", "openai", "0.10", "0.40"),
-    ("o4-mini", "openai", "1.10", "4.40"),
-    ("deepseek-chat", "deepseek", "0.27", "1.10"),
-    ("deepseek-v3", "deepseek", "0.27", "1.10"),
-    ("deepseek-reasoner", "deepseek", "0.55", "2.19"),
-    ("llama-3.1-8b-instruct", "local", "0", "0"),
-]
+from billing.prices import DEFAULT_PRICES
 
 
 def add_prices(apps, schema_editor):

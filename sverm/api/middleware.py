@@ -1,4 +1,5 @@
-"""The request id: taken from `X-Request-ID` or generated, echoed, and on every log line."""
+"""The request id: taken from `X-Request-ID` or generated, echoed, and on every log line; and the
+rate-limit headers a throttle left on the request, on whatever response the request got."""
 
 import logging
 import re
@@ -9,6 +10,10 @@ from ulid import ULID
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+# The throttle stores {header: value} here on the Django request; errors (404, 400, 429…)
+# carry the headers too because they are set on the final response.
+RATE_LIMIT_HEADERS_ATTR = "sverm_rate_limit_headers"
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -28,8 +33,16 @@ def request_id_from(meta_value: str | None) -> str:
     return new_request_id()
 
 
+def _finish(request, response):
+    response[REQUEST_ID_HEADER] = request.request_id
+    for name, value in getattr(request, RATE_LIMIT_HEADERS_ATTR, {}).items():
+        response[name] = value
+    return response
+
+
 class RequestIdMiddleware:
-    """Sets the id for the request's context and on its response; works sync and async."""
+    """Sets the id for the request's context and on its response, with the request's rate-limit
+    headers; works sync and async."""
 
     sync_capable = True
     async_capable = True
@@ -49,9 +62,7 @@ class RequestIdMiddleware:
             return self.__acall__(request)
         token = self._begin(request)
         try:
-            response = self.get_response(request)
-            response[REQUEST_ID_HEADER] = request.request_id
-            return response
+            return _finish(request, self.get_response(request))
         finally:
             request_id_var.reset(token)
 
@@ -59,9 +70,7 @@ class RequestIdMiddleware:
         # Each ASGI request runs in its own context, so the id is not reset here: Django logs
         # the request's errors ("django.request") after the middleware chain has returned.
         self._begin(request)
-        response = await self.get_response(request)
-        response[REQUEST_ID_HEADER] = request.request_id
-        return response
+        return _finish(request, await self.get_response(request))
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -12,6 +12,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services import workspace_run_quota_check
 from billing.selectors import price_map
 from billing.services import usage_run_started
 from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest
@@ -81,8 +82,9 @@ def run_create(
     template_id: str = "",
     webhook_url: str = "",
 ) -> Run:
-    """Queue a run after checking its definition and that its expected cost fits the budget
-    (422 `budget_exceeded` otherwise); it is dispatched once the transaction commits."""
+    """Queue a run after checking its definition, that its expected cost fits the budget
+    (422 `budget_exceeded` otherwise) and the plan's run quotas (429 `rate_limited`); it is
+    dispatched once the transaction commits."""
     from swarms.executor import dispatch_run
 
     if swarm is not None and swarm.deleted_at is not None:
@@ -103,6 +105,13 @@ def run_create(
         )
     swarm_type = template_id or CUSTOM_SWARM_TYPE
     with transaction.atomic():
+        # The plan's concurrent and daily run quotas (429), counted from these rows under a lock
+        # on the workspace row that is held until the new run commits.
+        workspace_run_quota_check(
+            workspace_id=workspace_id,
+            runs=Run.objects.filter(workspace_id=workspace_id),
+            active_statuses=(RunStatus.QUEUED, RunStatus.RUNNING),
+        )
         run = Run.objects.create(
             workspace_id=workspace_id,
             swarm=swarm,

@@ -16,7 +16,11 @@ TERMINAL = {"completed", "failed", "cancelled"}
 
 
 def api_key(stack_env) -> dict[str, str]:
-    out = manage(stack_env, "bootstrap", "--email", "runs@example.com", "--password", "Pa55-word!x")
+    # The team plan's 300 requests a minute leave room for polling; limits stay on.
+    out = manage(
+        stack_env, "bootstrap", "--email", "runs@example.com", "--password", "Pa55-word!x",
+        "--plan", "team",
+    )  # fmt: skip
     key = re.search(r"^API key: (sk-sverm-\S+)$", out, re.M).group(1)
     return {"Authorization": f"Bearer {key}"}
 

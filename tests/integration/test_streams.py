@@ -31,8 +31,9 @@ def _unbuffered_children(monkeypatch):
 def bootstrap(stack_env) -> tuple[str, str]:
     """The bootstrap admin's workspace id and API key."""
     out = manage(
-        stack_env, "bootstrap", "--email", "streams@example.com", "--password", "Pa55-word!x"
-    )
+        stack_env, "bootstrap", "--email", "streams@example.com", "--password", "Pa55-word!x",
+        "--plan", "team",
+    )  # fmt: skip
     workspace_id = re.search(r"^Workspace: .* (wsp_\S+) \(plan", out, re.M).group(1)
     key = re.search(r"^API key: (sk-sverm-\S+)$", out, re.M).group(1)
     return workspace_id, key
