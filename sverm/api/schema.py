@@ -62,7 +62,8 @@ ERROR_DESCRIPTIONS = {
     "413": "Request body over 1 MiB.",
     "415": "Body not sent as application/json.",
     "422": "Understood but refused, e.g. `budget_exceeded`: the estimate is above the budget.",
-    "429": "Rate limited; see Retry-After.",
+    "429": "Rate limited (requests per minute, concurrent runs or daily runs of the plan); "
+    "see Retry-After and the X-RateLimit-* headers.",
     "500": "Unexpected server error; quote correlation_id when reporting it.",
 }
 
@@ -72,7 +73,7 @@ class SvermAutoSchema(AutoSchema):
         statuses = ["400"]
         public = any(isinstance(p, AllowAny) for p in self.view.get_permissions())
         if not public:
-            statuses += ["401", "403"]
+            statuses += ["401", "403", "429"]
         if "{" in self.path or not public:
             statuses.append("404")
         statuses += getattr(self.view, "error_statuses", [])
