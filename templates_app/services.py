@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -400,9 +400,9 @@ def estimated_cost_range(
     definition: Mapping[str, Any], *, prices: Mapping[str, Price] | None = None
 ) -> str:
     """`"$0.05 - $0.50"`: expected and worst cost of a typical (~300-character) task, at today's
-    prices (`prices` saves the lookup when rendering many). Two decimals, the upper bound rounded
-    up; more decimals when the lower bound is below a cent, so a paid model never shows
-    `$0.00 - $0.00`. `"unknown"` when a model it uses has no price."""
+    prices (`prices` saves the lookup when rendering many). Two decimals, the lower bound rounded
+    down and the upper up; more decimals when the lower bound is below a cent, so a paid model
+    never shows `$0.00 - $0.00`. `"unknown"` when a model it uses has no price."""
     prices = price_map() if prices is None else prices
     try:
         expected, worst = estimate_cost(Definition.from_dict(definition), TYPICAL_TASK, prices)
@@ -414,9 +414,11 @@ def estimated_cost_range(
 def usd_range(low: Decimal, high: Decimal) -> str:
     high = max(low, high)
     places = 2
-    while places < MAX_USD_PLACES and low > 0 and _round(low, places, ROUND_HALF_UP) == 0:
+    # The lower bound rounds down and the upper up, so the range always holds the estimate
+    # a run of a typical task is created with.
+    while places < MAX_USD_PLACES and low > 0 and _round(low, places, ROUND_FLOOR) == 0:
         places += 1
-    return f"${_round(low, places, ROUND_HALF_UP)} - ${_round(high, places, ROUND_CEILING)}"
+    return f"${_round(low, places, ROUND_FLOOR)} - ${_round(high, places, ROUND_CEILING)}"
 
 
 def _round(amount: Decimal, places: int, rounding: str) -> Decimal:
