@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 
 from tests.probe import reachable
+from tests.processes import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -50,21 +51,6 @@ def stack_env(transactional_db) -> dict[str, str]:
         SVERM_SIMULATED_LATENCY="1.0",
     )
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def spawn(stack_env, tmp_path, name: str, *args: str) -> subprocess.Popen:
@@ -114,16 +100,3 @@ def celery_worker(stack_env, tmp_path):
     )  # fmt: skip
     yield name
     stop(process)
-
-
-def manage(stack_env, *args) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=stack_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout

@@ -8,7 +8,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.integration.conftest import manage
+from tests.processes import manage
 
 pytestmark = pytest.mark.integration
 

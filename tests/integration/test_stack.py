@@ -7,7 +7,8 @@ import httpx
 import pytest
 from celery import Celery
 
-from tests.integration.conftest import REDIS_URL, manage
+from tests.integration.conftest import REDIS_URL
+from tests.processes import manage
 
 pytestmark = pytest.mark.integration
 

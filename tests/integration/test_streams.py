@@ -11,7 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.integration.conftest import manage
+from tests.processes import manage
 
 pytestmark = pytest.mark.integration
 
