@@ -7,6 +7,9 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 SVERM_ADMIN_EMAIL ?= admin@local
 SVERM_ADMIN_PASSWORD ?=
+# The bootstrap workspace's plan: team (300 requests/minute) so walking through the API by hand
+# does not meet the free plan's 10 requests a minute.
+SVERM_ADMIN_PLAN ?= team
 # The PostgreSQL the suite also runs against when reachable (required when CI=true).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
@@ -24,7 +27,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py bootstrap --email "$(SVERM_ADMIN_EMAIL)" $(if $(SVERM_ADMIN_PASSWORD),--password "$(SVERM_ADMIN_PASSWORD)")
+	$(PY) manage.py bootstrap --email "$(SVERM_ADMIN_EMAIL)" --plan "$(SVERM_ADMIN_PLAN)" $(if $(SVERM_ADMIN_PASSWORD),--password "$(SVERM_ADMIN_PASSWORD)")
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) sverm.asgi:application
 
 lint: install
