@@ -182,6 +182,11 @@ SVERM_EXECUTOR = os.environ.get("SVERM_EXECUTOR") or ("celery" if REDIS_URL else
 SVERM_EXECUTOR_THREADS = int(os.environ.get("SVERM_EXECUTOR_THREADS", "4"))
 SVERM_SIMULATED_LATENCY = float(os.environ.get("SVERM_SIMULATED_LATENCY", "0.2"))
 SVERM_DEFAULT_BUDGET_USD = os.environ.get("SVERM_DEFAULT_BUDGET_USD", "5.00")
+# Webhooks: hosts that may be sent to although private/loopback (comma list, e.g. "127.0.0.1");
+# the POST timeout; the retry delays in seconds (Standard Webhooks' schedule unless set).
+SVERM_WEBHOOK_ALLOWED_HOSTS = env_list("SVERM_WEBHOOK_ALLOWED_HOSTS", [])
+SVERM_WEBHOOK_TIMEOUT = float(os.environ.get("SVERM_WEBHOOK_TIMEOUT", "15"))
+SVERM_WEBHOOK_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
 
 
 def _llm_providers() -> dict[str, dict]:
@@ -304,6 +309,31 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # Bodies above 1 MiB are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# ------------------------------------------------------------------------------
+# SECURITY (production)
+# ------------------------------------------------------------------------------
+# These apply only in production: REDIS_URL set and DEBUG off. The embedded mode (`make run` over
+# plain http://127.0.0.1) keeps Django's defaults: no redirect, no HSTS, no secure-only cookies.
+PRODUCTION = not EMBEDDED and not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    # Trust X-Forwarded-Proto only behind a TLS-terminating proxy that always sets it.
+    if env_bool("SVERM_BEHIND_TLS_PROXY", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SVERM_SECURE_COOKIES", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("SVERM_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SVERM_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Preloading is a commitment that is hard to undo (hstspreload.org): an explicit opt-in, so
+    # its absence is not a deploy warning.
+    SECURE_HSTS_PRELOAD = env_bool("SVERM_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    SECURE_SSL_REDIRECT = env_bool("SVERM_SSL_REDIRECT", False)
+    # Probes talk plain HTTP to the container (patterns match the path without its leading /).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 # ------------------------------------------------------------------------------
 # LOGGING: every line carries the request id.

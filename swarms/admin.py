@@ -7,8 +7,16 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from sverm.api.errors import ApplicationError
-from swarms import services
-from swarms.models import Run, RunEvent, Swarm, SwarmVersion
+from swarms import services, webhooks
+from swarms.models import (
+    Run,
+    RunEvent,
+    Swarm,
+    SwarmVersion,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookSecret,
+)
 
 
 class SwarmVersionInline(admin.TabularInline):
@@ -210,3 +218,84 @@ class RunAdmin(admin.ModelAdmin):
             self.message_user(request, f"Cancelled {done} run(s).", messages.SUCCESS)
         for message in refused:
             self.message_user(request, message, messages.WARNING)
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhooks
+# ---------------------------------------------------------------------------------------------
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["message_id", "attempt", "run", "workspace", "event_type", "status_code",
+                    "success", "latency_ms", "short_error", "manual", "created_at"]  # fmt: skip
+    list_filter = ["success", "manual", "event_type", "status_code", "created_at"]
+    search_fields = ["message_id", "run__id", "url", "workspace__id", "workspace__name"]
+    list_select_related = ["workspace", "run"]
+    date_hierarchy = "created_at"
+    actions = ["redeliver"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Error")
+    def short_error(self, delivery):
+        return delivery.error[:80]
+
+    @admin.action(description="Redeliver the selected deliveries' runs now")
+    def redeliver(self, request, queryset):
+        runs = {delivery.run_id: delivery.run for delivery in queryset.select_related("run")}
+        for run in runs.values():
+            try:
+                webhooks.webhook_redeliver(run=run)
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                self.message_user(request, f"Redelivery of {run.pk} queued.", messages.SUCCESS)
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "workspace", "disabled_at", "disabled_reason", "created_at"]
+    list_filter = ["disabled_at"]
+    search_fields = ["url", "workspace__id", "workspace__name"]
+    readonly_fields = ["workspace", "url", "url_hash", "disabled_at", "disabled_reason",
+                       "created_at"]  # fmt: skip
+    actions = ["enable"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Re-enable the selected endpoints")
+    def enable(self, request, queryset):
+        updated = queryset.update(disabled_at=None, disabled_reason="")
+        self.message_user(request, f"Re-enabled {updated} endpoint(s).", messages.SUCCESS)
+
+
+@admin.register(WebhookSecret)
+class WebhookSecretAdmin(admin.ModelAdmin):
+    """Secrets are never displayed here (stored encrypted); rotating shows the new one once."""
+
+    list_display = ["workspace", "created_at", "rotated_at", "previous_expires_at"]
+    search_fields = ["workspace__id", "workspace__name"]
+    fields = ["workspace", "created_at", "rotated_at", "previous_expires_at"]
+    readonly_fields = fields
+    actions = ["rotate"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Rotate the secret (the old one signs for 24 h more)")
+    def rotate(self, request, queryset):
+        for row in queryset:
+            secret = webhooks.webhook_secret_rotate(workspace_id=row.workspace_id)
+            self.message_user(
+                request,
+                f"New webhook secret of {row.workspace_id} (shown once): {secret}",
+                messages.WARNING,
+            )

@@ -196,3 +196,119 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} #{self.seq} {self.type}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhooks (services in swarms/webhooks.py)
+# ---------------------------------------------------------------------------------------------
+class WebhookSecret(models.Model):
+    """A workspace's Standard Webhooks signing secret (`whsec_…`), Fernet-encrypted with a key
+    derived from SECRET_KEY. While `previous` has not expired (a rotation's grace period), both
+    secrets sign every delivery, so receivers can switch without downtime."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, related_name="webhook_secret"
+    )
+    current_encrypted = models.TextField()
+    previous_encrypted = models.TextField(blank=True, default="")
+    previous_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "workspace"
+
+    def __str__(self) -> str:
+        return f"Webhook secret of {self.workspace_id}"
+
+
+class WebhookEndpoint(models.Model):
+    """Delivery state of one webhook URL in a workspace: a 410 Gone disables it."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=2000)
+    url_hash = models.CharField(max_length=64, help_text="SHA-256 of the URL, for uniqueness.")
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "workspace"
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "url_hash"], name="webhook_endpoint_url")
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to deliver a run's webhook message (every attempt, retries included)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    message_id = models.CharField(max_length=40, db_index=True)
+    attempt = models.PositiveIntegerField()
+    manual = models.BooleanField(default=False, help_text="A manual redelivery.")
+    url = models.URLField(max_length=2000)
+    event_type = models.CharField(max_length=30)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    success = models.BooleanField(default=False)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "workspace"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["run", "created_at"], name="webhook_delivery_run")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} #{self.attempt} ({self.status_code or self.error[:30]})"
+
+
+class IdempotencyStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"
+    DONE = "done", "Done"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a run-creating POST sent with an `Idempotency-Key`, replayed to
+    retries of the same request for 24 h (see sverm.api.idempotency). Expired rows count as
+    absent and are replaced by the next request with their key."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="idempotency_records"
+    )
+    key = models.CharField(max_length=255)
+    # Method and route name, e.g. `POST v1-swarm-list`: one key on two endpoints never collides.
+    endpoint = models.CharField(max_length=200)
+    # SHA-256 (hex) of the method, path and canonical JSON body.
+    request_fingerprint = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=20, choices=IdempotencyStatus.choices, default=IdempotencyStatus.PROCESSING
+    )
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "key", "endpoint"], name="idempotency_record_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_expires")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.key} ({self.status})"

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from sverm.api.serializers import InputSerializer
 from swarms.models import RetentionTier, Run, RunEvent, Swarm, SwarmVersion
+from swarms.webhooks import webhook_url_validator
 
 MAX_MODELS = 10
 HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an http or https URL.")
@@ -147,7 +148,9 @@ class RunCreateSerializer(InputSerializer):
         max_length=32, required=False,
         help_text="Workspace to run in; needed only for a swarm shared through an integration.",
     )  # fmt: skip
-    webhookUrl = serializers.URLField(max_length=2000, required=False, validators=[HTTP_URL])
+    webhookUrl = serializers.URLField(
+        max_length=2000, required=False, validators=[HTTP_URL, webhook_url_validator]
+    )
 
 
 class AgentCostSerializer(serializers.Serializer):
@@ -209,7 +212,9 @@ class V1RunCreateSerializer(InputSerializer):
         max_digits=12, decimal_places=6, min_value=MIN_BUDGET, max_value=MAX_BUDGET,
         required=False, help_text="Maximum cost for this swarm (default: $5.00).",
     )  # fmt: skip
-    webhook_url = serializers.URLField(max_length=2000, required=False, validators=[HTTP_URL])
+    webhook_url = serializers.URLField(
+        max_length=2000, required=False, validators=[HTTP_URL, webhook_url_validator]
+    )
 
 
 class V1RunCreatedSerializer(serializers.Serializer):

@@ -19,3 +19,12 @@ from swarms.executor import execute_run
 )
 def execute_run_task(run_id: str) -> None:
     execute_run(run_id)
+
+
+# One webhook delivery attempt; the attempt itself records its outcome and schedules the next
+# one (countdown), so the task is not retried by Celery.
+@shared_task(name="swarms.deliver_webhook", ignore_result=True)
+def deliver_webhook_task(run_id: str, message_id: str, attempt: int, manual: bool = False) -> None:
+    from swarms.webhooks import webhook_attempt
+
+    webhook_attempt(run_id, message_id, attempt, manual)

@@ -1,14 +1,21 @@
 """`/api/swarms` (seed 003) with versions and runs; `/api/runs` with results and events."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Workspace
 from accounts.roles import Role
-from sverm.api.errors import InvalidRequest, NotFound
+from sverm.api.errors import PROBLEM_CONTENT_TYPE, InvalidRequest, NotFound
+from sverm.api.idempotency import (
+    IDEMPOTENCY_409,
+    IDEMPOTENCY_422,
+    IDEMPOTENCY_KEY_PARAMETER,
+    idempotent,
+)
 from sverm.api.pagination import SeqPagination
+from sverm.api.schema import ProblemSerializer
 from sverm.api.serializers import SuccessSerializer
 from sverm.api.viewsets import WorkspaceScopedViewSet
 from swarms import selectors, services
@@ -128,7 +135,16 @@ class SwarmViewSet(WorkspaceScopedViewSet):
     @extend_schema(
         summary="Start a run of the swarm's default (or a given) version",
         request=RunCreateSerializer,
-        responses={201: RunSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={
+            201: RunSerializer,
+            (409, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                ProblemSerializer, description=IDEMPOTENCY_409
+            ),
+            (422, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                ProblemSerializer, description=IDEMPOTENCY_422
+            ),
+        },
     )
     @action(detail=True, methods=["post"])
     def runs(self, request, pk=None):
@@ -148,23 +164,27 @@ class SwarmViewSet(WorkspaceScopedViewSet):
             and not Swarm.objects.visible_in([workspace_id]).filter(pk=swarm.pk).exists()
         ):
             raise NotFound(f"Swarm {swarm.pk} is not visible from workspace {workspace_id}.")
-        version = None
-        if "versionId" in values:
-            version = SwarmVersion.objects.filter(pk=values["versionId"]).first()
-            if version is None:
-                raise NotFound(f"Version {values['versionId']} not found.")
-        version = services.run_definition_for(swarm=swarm, version=version)
-        run = services.run_create(
-            workspace_id=workspace_id,
-            definition=version.definition,
-            task=values["task"],
-            max_budget_usd=values.get("maxBudgetUsd"),
-            created_by=request.user,
-            swarm=swarm,
-            version=version,
-            webhook_url=values.get("webhookUrl", ""),
-        )
-        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+        def start() -> Response:
+            version = None
+            if "versionId" in values:
+                version = SwarmVersion.objects.filter(pk=values["versionId"]).first()
+                if version is None:
+                    raise NotFound(f"Version {values['versionId']} not found.")
+            version = services.run_definition_for(swarm=swarm, version=version)
+            run = services.run_create(
+                workspace_id=workspace_id,
+                definition=version.definition,
+                task=values["task"],
+                max_budget_usd=values.get("maxBudgetUsd"),
+                created_by=request.user,
+                swarm=swarm,
+                version=version,
+                webhook_url=values.get("webhookUrl", ""),
+            )
+            return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, workspace_id=workspace_id, produce=start)
 
     @extend_schema(
         summary="Restore a soft-deleted swarm", request=None, responses={200: SwarmSerializer}

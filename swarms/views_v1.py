@@ -3,13 +3,20 @@ in the one workspace the call acts in (the API key's, or `Sverm-Workspace` for a
 
 import re
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.roles import Role
+from sverm.api.idempotency import (
+    IDEMPOTENCY_409,
+    IDEMPOTENCY_422,
+    IDEMPOTENCY_KEY_PARAMETER,
+    idempotent,
+)
 from sverm.api.pagination import OffsetPagination
+from sverm.api.schema import V1ErrorSerializer
 from sverm.api.viewsets import WorkspaceScopedViewSet
 from swarms import services
 from swarms.models import Run
@@ -44,7 +51,12 @@ class V1SwarmViewSet(WorkspaceScopedViewSet):
     @extend_schema(
         summary="Start a swarm run from a template id or inline YAML",
         request=V1RunCreateSerializer,
-        responses={201: V1RunCreatedSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={
+            201: V1RunCreatedSerializer,
+            409: OpenApiResponse(V1ErrorSerializer, description=IDEMPOTENCY_409),
+            422: OpenApiResponse(V1ErrorSerializer, description=IDEMPOTENCY_422),
+        },
     )
     def create(self, request):
         from templates_app.selectors import template_get
@@ -55,26 +67,30 @@ class V1SwarmViewSet(WorkspaceScopedViewSet):
         values = data.validated_data
         workspace_id = self.v1_workspace_id()
         self.require_role(workspace_id)
-        source = values["template"].strip()
-        if TEMPLATE_ID.match(source):
-            template = template_get(
-                caller=self.caller, template_id=source, workspace_id=workspace_id
+
+        def start() -> Response:
+            source = values["template"].strip()
+            if TEMPLATE_ID.match(source):
+                template = template_get(
+                    caller=self.caller, template_id=source, workspace_id=workspace_id
+                )
+                definition, template_id = template.definition, template.pk
+            else:
+                definition, _yaml = definition_parse(source=source)
+                template_id = ""
+            run = services.run_create(
+                workspace_id=workspace_id,
+                definition=definition,
+                task=values["task"],
+                max_budget_usd=values.get("max_budget_usd"),
+                created_by=request.user,
+                template_id=template_id,
+                webhook_url=values.get("webhook_url", ""),
             )
-            definition, template_id = template.definition, template.pk
-        else:
-            definition, _yaml = definition_parse(source=source)
-            template_id = ""
-        run = services.run_create(
-            workspace_id=workspace_id,
-            definition=definition,
-            task=values["task"],
-            max_budget_usd=values.get("max_budget_usd"),
-            created_by=request.user,
-            template_id=template_id,
-            webhook_url=values.get("webhook_url", ""),
-        )
-        body = V1RunCreatedSerializer(run).data
-        return Response(body, status=status.HTTP_201_CREATED)
+            body = V1RunCreatedSerializer(run).data
+            return Response(body, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, workspace_id=workspace_id, produce=start)
 
     @extend_schema(summary="A swarm run's status, progress and cost so far")
     def retrieve(self, request, pk=None):

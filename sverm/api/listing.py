@@ -354,9 +354,13 @@ class ListFilterBackend(BaseFilterBackend):
             queryset = queryset.filter(compile_filter(raw_filter, spec))
         raw_ids = request.query_params.get("ids")
         if raw_ids is not None:
-            queryset = queryset.filter(
-                **{f"{spec.fields[spec.id_field].path}__in": parse_ids(raw_ids)}
-            )
+            id_field = spec.fields[spec.id_field]
+            ids: list = parse_ids(raw_ids)
+            if id_field.type == INTEGER:
+                if not all(item.isascii() and item.isdigit() and len(item) < 19 for item in ids):
+                    raise InvalidRequest(f"`ids` must be {spec.id_field} numbers here.")
+                ids = [int(item) for item in ids]
+            queryset = queryset.filter(**{f"{id_field.path}__in": ids})
         return queryset
 
     def get_schema_operation_parameters(self, view):

@@ -37,6 +37,8 @@ class V1ErrorBodySerializer(serializers.Serializer):
             "not_found",
             "method_not_allowed",
             "conflict",
+            "idempotency_key_in_flight",
+            "idempotency_key_reused",
             "budget_exceeded",
             "rate_limited",
             "internal_error",

@@ -21,6 +21,7 @@ from swarms.models import Run, RunEvent, RunStatus, Swarm, SwarmVersion
 from swarms.providers import check_models_routable, simulated_mode
 from swarms.realtime import publish
 from swarms.selectors import money
+from swarms.webhooks import webhook_schedule
 
 CUSTOM_SWARM_TYPE = "custom"
 # How long a cancel call waits for the executor to stop the run before answering.
@@ -148,6 +149,7 @@ def run_cancel(*, run: Run) -> Run:
     )
     if queued:
         run_event_add(run_id=run.pk, type="run.cancelled", agent_id="", data={"cost_usd": "0"})
+        transaction.on_commit(lambda: webhook_schedule(run.pk), robust=True)
     else:
         Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now
@@ -218,6 +220,7 @@ def run_finish(*, run_id: str, result: RunResult) -> None:
     if result.status == RunStatus.COMPLETED:
         changes["progress"] = 1.0
     Run.objects.filter(pk=run_id).update(**changes)
+    transaction.on_commit(lambda: webhook_schedule(run_id), robust=True)
 
 
 def run_fail(*, run_id: str, code: str, message: str) -> None:
@@ -238,3 +241,4 @@ def run_fail(*, run_id: str, code: str, message: str) -> None:
             agent_id="",
             data={"error_code": code, "error_message": message},
         )
+        transaction.on_commit(lambda: webhook_schedule(run_id), robust=True)
