@@ -80,7 +80,6 @@ class WorkspaceViewSet(WorkspaceScopedViewSet):
     serializer_class = WorkspaceSerializer
     list_spec = WORKSPACE_LIST
     action_roles = {"partial_update": Role.ADMIN}
-    lookup_value_regex = "[^/]+"
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "caller": self.caller}
@@ -127,7 +126,6 @@ class MemberViewSet(WorkspaceScopedViewSet):
     list_spec = MEMBER_LIST
     workspace_url_kwarg = "workspace_id"
     lookup_field = "user_id"
-    lookup_value_regex = "[^/]+"
     action_roles = {"create": Role.ADMIN, "partial_update": Role.ADMIN, "destroy": Role.ADMIN}
     error_statuses = ["409"]
 
@@ -180,7 +178,6 @@ class ApiKeyViewSet(WorkspaceScopedViewSet):
         "create": Role.ADMIN,
         "destroy": Role.ADMIN,
     }
-    lookup_value_regex = "[^/]+"
 
     @extend_schema(
         summary="List API keys of the workspaces you administer", parameters=[WORKSPACE_ID_PARAM]
@@ -226,7 +223,6 @@ class IntegrationViewSet(WorkspaceScopedViewSet):
     serializer_class = IntegrationSerializer
     list_spec = INTEGRATION_LIST
     workspace_url_kwarg = "workspace_id"
-    lookup_value_regex = "[^/]+"
     action_roles = {"create": Role.ADMIN, "destroy": Role.ADMIN}
     error_statuses = ["409"]
 

@@ -66,7 +66,6 @@ class SwarmViewSet(WorkspaceScopedViewSet):
     serializer_class = SwarmSerializer
     filterset_class = SwarmFilterSet
     list_spec = SWARM_LIST
-    lookup_value_regex = "[^/]+"
     # Starting a run needs only read access to the swarm (integrations share swarms to run);
     # the operator role is checked in the workspace the run is made in.
     action_roles = {"purge": Role.ADMIN, "runs": Role.VIEWER}
@@ -200,7 +199,6 @@ class SwarmVersionViewSet(WorkspaceScopedViewSet):
     queryset = SwarmVersion.objects.all()
     serializer_class = SwarmVersionSerializer
     list_spec = VERSION_LIST
-    lookup_value_regex = "[^/]+"
     lookup_url_kwarg = "version_id"
     error_statuses = ["409"]
 
@@ -254,7 +252,6 @@ class RunViewSet(WorkspaceScopedViewSet):
     serializer_class = RunSerializer
     filterset_class = RunFilterSet
     list_spec = RUN_LIST
-    lookup_value_regex = "[^/]+"
     error_statuses = ["409"]
 
     @extend_schema(summary="List runs", parameters=[WORKSPACE_ID_PARAM])

@@ -37,7 +37,6 @@ class V1SwarmViewSet(WorkspaceScopedViewSet):
     queryset = Run.objects.all()
     serializer_class = V1RunStatusSerializer
     pagination_class = OffsetPagination
-    lookup_value_regex = "[^/]+"
     action_roles = {"destroy": Role.OPERATOR}
     error_statuses = ["422"]
 

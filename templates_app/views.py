@@ -33,7 +33,6 @@ class TemplateViewSet(WorkspaceScopedViewSet):
     queryset = SwarmTemplate.objects.all()
     serializer_class = TemplateSerializer
     list_spec = TEMPLATE_LIST
-    lookup_value_regex = "[^/]+"
     action_roles = {"create": Role.ADMIN, "partial_update": Role.ADMIN, "destroy": Role.ADMIN}
     error_statuses = ["409"]
 
@@ -161,7 +160,6 @@ class V1TemplateListViewSet(V1TemplateScope):
 class V1TemplateYAMLViewSet(V1TemplateScope):
     renderer_classes = [YAMLTextRenderer]
     content_negotiation_class = FirstRendererNegotiation
-    lookup_value_regex = "[^/]+"
 
     @extend_schema(
         operation_id="v1_templates_retrieve",

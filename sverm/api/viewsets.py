@@ -22,6 +22,8 @@ class WorkspaceScopedViewSet(GenericViewSet):
     workspace_url_kwarg: ClassVar[str | None] = None
     # Lists accept `?workspace_id=` to narrow to one workspace.
     workspace_query_param: ClassVar[str] = "workspace_id"
+    # Prefixed ids and slugs: anything up to the next slash (the router's default forbids dots).
+    lookup_value_regex = "[^/]+"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
