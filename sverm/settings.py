@@ -173,6 +173,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Every periodic task, in one place.
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-runs": {"task": "swarms.reap_stale_runs", "schedule": 30.0},
+}
 
 # ------------------------------------------------------------------------------
 # RUNS AND LLM PROVIDERS
@@ -182,6 +186,8 @@ SVERM_EXECUTOR = os.environ.get("SVERM_EXECUTOR") or ("celery" if REDIS_URL else
 SVERM_EXECUTOR_THREADS = int(os.environ.get("SVERM_EXECUTOR_THREADS", "4"))
 SVERM_SIMULATED_LATENCY = float(os.environ.get("SVERM_SIMULATED_LATENCY", "0.2"))
 SVERM_DEFAULT_BUDGET_USD = os.environ.get("SVERM_DEFAULT_BUDGET_USD", "5.00")
+# How often the embedded mode's reaper looks for runs whose worker was lost (0: never).
+SVERM_REAPER_INTERVAL_SECONDS = float(os.environ.get("SVERM_REAPER_INTERVAL_SECONDS", "30"))
 # Webhooks: hosts that may be sent to although private/loopback (comma list, e.g. "127.0.0.1");
 # the POST timeout; the retry delays in seconds (Standard Webhooks' schedule unless set).
 SVERM_WEBHOOK_ALLOWED_HOSTS = env_list("SVERM_WEBHOOK_ALLOWED_HOSTS", [])

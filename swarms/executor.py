@@ -6,6 +6,7 @@ it reports. The engine never touches the database: this module adapts it.
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
@@ -32,6 +33,8 @@ from swarms.services.runs import (
     run_event_add,
     run_fail,
     run_finish,
+    run_heartbeat,
+    runs_reap_stale,
 )
 
 logger = logging.getLogger("sverm.executor")
@@ -41,6 +44,8 @@ _pool_lock = threading.Lock()
 # Runs executing in this process, so a cancel from this process takes effect at once.
 _local_tokens: dict[str, CancelToken] = {}
 CANCEL_POLL_SECONDS = 0.25
+# The reaper fails a run after STALE_AFTER_SECONDS without one of these.
+HEARTBEAT_SECONDS = 15
 
 
 def dispatch_run(run_id: str) -> None:
@@ -56,7 +61,27 @@ def dispatch_run(run_id: str) -> None:
             _pool = ThreadPoolExecutor(
                 max_workers=settings.SVERM_EXECUTOR_THREADS, thread_name_prefix="sverm-run"
             )
+            _start_reaper()
     _pool.submit(_execute_in_thread, run_id)
+
+
+def _start_reaper() -> None:
+    """The embedded mode's periodic reaper (Celery beat runs it in production)."""
+    interval = settings.SVERM_REAPER_INTERVAL_SECONDS
+    if interval <= 0:
+        return
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                runs_reap_stale()
+            except Exception:
+                logger.exception("the run reaper failed; it tries again")
+            finally:
+                close_old_connections()
+
+    threading.Thread(target=loop, name="sverm-reaper", daemon=True).start()
 
 
 def _execute_in_thread(run_id: str) -> None:
@@ -139,6 +164,15 @@ async def _drive(run: Run, spec: RunInput, token: CancelToken) -> RunResult:
         return run_cancel_requested(run_id=run.pk)
 
     @in_db
+    def beat() -> None:
+        run_heartbeat(run_id=run.pk)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await beat()
+
+    @in_db
     def close_db() -> None:
         connection.close()
 
@@ -146,13 +180,15 @@ async def _drive(run: Run, spec: RunInput, token: CancelToken) -> RunResult:
     watcher = asyncio.create_task(
         cancel_when(cancel_requested, token, interval=CANCEL_POLL_SECONDS)
     )
+    beating = asyncio.create_task(heartbeat())
     try:
         return await run_swarm(
             spec, router=router, on_event=store_event, on_usage=store_usage, cancel=token
         )
     finally:
         watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        beating.cancel()
+        await asyncio.gather(watcher, beating, return_exceptions=True)
         for provider in {id(p): p for p in router.routes.values()}.values():
             await provider.aclose()
         await close_db()

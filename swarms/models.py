@@ -145,6 +145,9 @@ class Run(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from the worker executing it."
+    )
 
     objects = ScopedQuerySet.as_manager()
     workspace_lookup = "workspace"

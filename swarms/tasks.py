@@ -28,3 +28,11 @@ def deliver_webhook_task(run_id: str, message_id: str, attempt: int, manual: boo
     from swarms.webhooks import webhook_attempt
 
     webhook_attempt(run_id, message_id, attempt, manual)
+
+
+@shared_task(name="swarms.reap_stale_runs")
+def reap_stale_runs_task() -> list[str]:
+    """Celery beat, every 30 s: fail runs whose worker stopped sending heartbeats."""
+    from swarms.services.runs import runs_reap_stale
+
+    return runs_reap_stale()

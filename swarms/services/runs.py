@@ -2,17 +2,19 @@
 the executor reports it."""
 
 import time
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import workspace_run_quota_check
+from billing.models import UsageRecord
 from billing.selectors import price_map
 from billing.services import usage_run_started
 from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest
@@ -105,6 +107,8 @@ def run_create(
             },
         )
     swarm_type = template_id or CUSTOM_SWARM_TYPE
+    # Runs whose worker was lost must not hold the workspace's concurrency slots.
+    runs_reap_stale()
     with transaction.atomic():
         # The plan's concurrent and daily run quotas (429), counted from these rows under a lock
         # on the workspace row that is held until the new run commits.
@@ -171,11 +175,45 @@ def run_cancel(*, run: Run) -> Run:
 # ---------------------------------------------------------------------------------------------
 def run_claim(*, run_id: str) -> bool:
     """queued -> running, exactly once: a redelivered task finds nothing to claim."""
+    now = timezone.now()
     return bool(
         Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=timezone.now()
+            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
         )
     )
+
+
+def run_heartbeat(*, run_id: str) -> None:
+    Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+# A running run whose worker has not beaten for this long is taken for lost.
+STALE_AFTER_SECONDS = 60
+WORKER_LOST_MESSAGE = (
+    "The worker executing this run stopped responding ({seconds} s without a heartbeat). "
+    "Calls it finished are in the cost report and were charged once; start a new run to retry."
+)
+
+
+def runs_reap_stale(*, stale_after: int = STALE_AFTER_SECONDS) -> list[str]:
+    """Fail running runs whose worker went silent (killed, lost its database), so no run stays
+    `running` forever or holds a concurrency slot. Returns the ids it failed."""
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    stale = Run.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    reaped = []
+    for run_id in stale.values_list("pk", flat=True):
+        cost = UsageRecord.objects.filter(run_id=run_id).aggregate(total=Sum("cost_usd"))["total"]
+        Run.objects.filter(pk=run_id).update(current_cost_usd=cost or Decimal(0))
+        if run_fail(
+            run_id=run_id,
+            code="worker_lost",
+            message=WORKER_LOST_MESSAGE.format(seconds=stale_after),
+            only_if_stale_before=cutoff,
+        ):
+            reaped.append(run_id)
+    return reaped
 
 
 def run_cancel_requested(*, run_id: str) -> bool:
@@ -223,11 +261,19 @@ def run_finish(*, run_id: str, result: RunResult) -> None:
     transaction.on_commit(lambda: webhook_schedule(run_id), robust=True)
 
 
-def run_fail(*, run_id: str, code: str, message: str) -> None:
-    """Fail a run the engine could not report on (e.g. it never started)."""
-    updated = Run.objects.filter(
-        pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).update(
+def run_fail(
+    *, run_id: str, code: str, message: str, only_if_stale_before: datetime | None = None
+) -> bool:
+    """Fail a run the engine could not report on (it never started, broke outside the engine,
+    or its worker was lost). Returns whether it did; a run that finished meanwhile is left."""
+    runs = Run.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+    if only_if_stale_before is not None:
+        # The reaper's check and write are one statement: a heartbeat in between wins.
+        runs = runs.filter(
+            Q(heartbeat_at__lt=only_if_stale_before)
+            | Q(heartbeat_at__isnull=True, started_at__lt=only_if_stale_before)
+        )
+    updated = runs.update(
         status=RunStatus.FAILED,
         error_code=code,
         error_message=message,
@@ -242,3 +288,4 @@ def run_fail(*, run_id: str, code: str, message: str) -> None:
             data={"error_code": code, "error_message": message},
         )
         transaction.on_commit(lambda: webhook_schedule(run_id), robust=True)
+    return bool(updated)
