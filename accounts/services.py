@@ -84,16 +84,11 @@ def _ensure_an_admin_remains(*, membership: Membership, new_role: str | None) ->
 def membership_add(*, workspace: Workspace, email: str, role: str) -> Membership:
     user = user_get_by_email(email=email)
     if user is None:
-        raise InvalidRequest(
-            "No user has this email address; an operator creates users in the admin.",
-            field_errors=[
-                {
-                    "field": "email",
-                    "pointer": "#/email",
-                    "detail": "No user has this email address.",
-                    "code": "does_not_exist",
-                }
-            ],
+        raise InvalidRequest.for_field(
+            "email",
+            "No user has this email address.",
+            code="does_not_exist",
+            message="No user has this email address; an operator creates users in the admin.",
         )
     try:
         with transaction.atomic():
@@ -120,16 +115,10 @@ def membership_remove(*, membership: Membership) -> None:
 # ---------------------------------------------------------------------------------------------
 def integration_install(*, installer: Workspace, publisher: Workspace, installed_by: User):
     if installer.pk == publisher.pk:
-        raise InvalidRequest(
-            "A workspace cannot install itself.",
-            field_errors=[
-                {
-                    "field": "publisherWorkspaceId",
-                    "pointer": "#/publisherWorkspaceId",
-                    "detail": "Must be another workspace.",
-                    "code": "invalid",
-                }
-            ],
+        raise InvalidRequest.for_field(
+            "publisherWorkspaceId",
+            "Must be another workspace.",
+            message="A workspace cannot install itself.",
         )
     try:
         with transaction.atomic():

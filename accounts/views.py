@@ -1,6 +1,6 @@
 """`/api/auth`, `/api/workspaces`, `/api/workspaces/{id}/members`, `/api/api-keys`."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -28,13 +28,10 @@ from accounts.serializers import (
     WorkspaceUpdateSerializer,
 )
 from sverm.api.errors import Forbidden
+from sverm.api.schema import WORKSPACE_ID_PARAM
 from sverm.api.serializers import SuccessSerializer
 from sverm.api.throttling import AuthRateThrottle
 from sverm.api.viewsets import WorkspaceScopedViewSet
-
-WORKSPACE_ID_PARAM = OpenApiParameter(
-    "workspace_id", str, description="Only rows of this workspace (`wsp_…`)."
-)
 
 
 class LoginView(APIView):

@@ -15,7 +15,7 @@ from sverm.api.idempotency import (
     idempotent,
 )
 from sverm.api.pagination import SeqPagination
-from sverm.api.schema import ProblemSerializer
+from sverm.api.schema import WORKSPACE_ID_PARAM, ProblemSerializer
 from sverm.api.serializers import SuccessSerializer
 from sverm.api.viewsets import WorkspaceScopedViewSet
 from swarms import selectors, services
@@ -40,9 +40,6 @@ from swarms.serializers import (
     SwarmVersionSerializer,
 )
 
-WORKSPACE_ID_PARAM = OpenApiParameter(
-    "workspace_id", str, description="Only rows of this workspace (`wsp_…`)."
-)
 LIST_PARAMETERS = [
     OpenApiParameter(
         "workspace_id",

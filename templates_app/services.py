@@ -263,10 +263,7 @@ def _ensure_writable(template: SwarmTemplate) -> None:
 def _check_id(template_id: str) -> None:
     if not re.fullmatch(TEMPLATE_ID_PATTERN, template_id):
         detail = f"must be {TEMPLATE_ID_HELP}"
-        raise InvalidRequest(
-            f"id: {detail}",
-            field_errors=[{"field": "id", "pointer": "#/id", "detail": detail, "code": "invalid"}],
-        )
+        raise InvalidRequest.for_field("id", detail)
 
 
 def _taken(template_id: str) -> Conflict:
@@ -288,11 +285,12 @@ def template_create(
     parsed = _source_parse(source)
     name = parsed.metadata.get("name") if name is None else name
     if name is None:
-        raise InvalidRequest(
-            "name: required (or give the definition a top-level `name`).",
-            field_errors=[{"field": "name", "pointer": "#/name",
-                           "detail": "This field is required.", "code": "required"}],
-        )  # fmt: skip
+        raise InvalidRequest.for_field(
+            "name",
+            "This field is required.",
+            code="required",
+            message="name: required (or give the definition a top-level `name`).",
+        )
     description = parsed.metadata.get("description", "") if description is None else description
     _check_metadata(parsed.metadata, name=name, description=description)
     if template_id in builtin_sources() or SwarmTemplate.objects.filter(pk=template_id).exists():

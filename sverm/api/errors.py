@@ -51,8 +51,20 @@ class ApplicationError(Exception):
         super().__init__(self.message)
 
 
+def field_error(field: str, detail: str, code: str = "invalid") -> dict[str, str]:
+    """One entry of a validation error's `errors`: the field as named on the wire (`name`,
+    `models[1]`) with its JSON pointer into the body."""
+    pointer = field.replace("[", "/").replace("]", "").replace(".", "/")
+    return {"field": field, "pointer": f"#/{pointer}", "detail": detail, "code": code}
+
+
 class InvalidRequest(ApplicationError):
-    pass
+    @classmethod
+    def for_field(
+        cls, field: str, detail: str, *, code: str = "invalid", message: str | None = None
+    ) -> "InvalidRequest":
+        """A 400 naming one body field (the message defaults to `field: detail`)."""
+        return cls(message or f"{field}: {detail}", field_errors=[field_error(field, detail, code)])
 
 
 class Unauthorized(ApplicationError):

@@ -2,6 +2,7 @@
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
@@ -54,6 +55,11 @@ class V1ErrorSerializer(serializers.Serializer):
 
     error = V1ErrorBodySerializer()
 
+
+# The one `?workspace_id=` every scoped list accepts.
+WORKSPACE_ID_PARAM = OpenApiParameter(
+    "workspace_id", str, description="Only rows of this workspace (`wsp_…`)."
+)
 
 ERROR_DESCRIPTIONS = {
     "400": "Invalid request: malformed JSON, unknown or invalid fields, bad query parameters.",

@@ -43,16 +43,10 @@ def run_definition_for(*, swarm: Swarm, version: SwarmVersion | None) -> SwarmVe
     if version is None:
         raise Conflict(f"Swarm {swarm.pk} has no version to run.")
     if version.swarm_id != swarm.pk:
-        raise InvalidRequest(
-            "versionId: not a version of this swarm.",
-            field_errors=[
-                {
-                    "field": "versionId",
-                    "pointer": "#/versionId",
-                    "detail": "Not a version of this swarm.",
-                    "code": "invalid",
-                }
-            ],
+        raise InvalidRequest.for_field(
+            "versionId",
+            "Not a version of this swarm.",
+            message="versionId: not a version of this swarm.",
         )
     return version
 

@@ -12,20 +12,6 @@ from swarms.definitions import default_definition
 from swarms.models import RetentionTier, Swarm, SwarmVersion
 
 
-def _field_error(field: str, detail: str, code: str = "invalid") -> InvalidRequest:
-    return InvalidRequest(
-        f"{field}: {detail}",
-        field_errors=[
-            {
-                "field": field,
-                "pointer": "#/" + field.replace("[", "/").replace("]", ""),
-                "detail": detail,
-                "code": code,
-            }
-        ],
-    )
-
-
 @transaction.atomic
 def swarm_create(
     *,
@@ -56,7 +42,7 @@ def _check_models(models: list[str]) -> None:
     known = set(price_map())
     for index, model in enumerate(models):
         if model not in known:
-            raise _field_error(
+            raise InvalidRequest.for_field(
                 f"models[{index}]",
                 f"unknown model {model!r}; known: {', '.join(sorted(known))}.",
                 code="unknown_model",
@@ -122,12 +108,14 @@ def swarm_update(*, swarm: Swarm, data: dict) -> Swarm:
                 workspace_id=swarm.workspace_id, user_id=user_id
             ).exists()
         ):
-            raise _field_error("runtimeUserId", "Not a member of the swarm's workspace.")
+            raise InvalidRequest.for_field(
+                "runtimeUserId", "Not a member of the swarm's workspace."
+            )
         changes["runtime_user_id"] = user_id
     if "default_version_id" in data:
         version_id = data["default_version_id"]
         if not SwarmVersion.objects.filter(pk=version_id, swarm=swarm).exists():
-            raise _field_error("defaultVersionId", "Not a version of this swarm.")
+            raise InvalidRequest.for_field("defaultVersionId", "Not a version of this swarm.")
         changes["default_version_id"] = version_id
     swarm, _ = model_update(instance=swarm, data=changes)
     return swarm
