@@ -27,6 +27,7 @@ from swarms.engine.types import (
     Price,
     RunInput,
     RunResult,
+    Step,
     Usage,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "RunInput",
     "RunResult",
     "SimulatedProvider",
+    "Step",
     "Usage",
     "cancel_when",
     "cost_usd",

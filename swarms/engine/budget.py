@@ -38,15 +38,19 @@ class Reservation:
 
 
 class Budget:
-    """Spent and reserved money of one run.
+    """Spent, reserved and held money of one run.
 
-    Used from the run's event loop only (no awaits inside, so no interleaving), hence no lock.
+    Held money belongs to calls that were interrupted in flight (a cancel, a lost worker): the
+    provider may have charged them, so their reservation keeps counting against the limit until
+    someone reconciles it. Used from the run's event loop only (no awaits inside, so no
+    interleaving), hence no lock.
     """
 
-    def __init__(self, limit: Decimal) -> None:
+    def __init__(self, limit: Decimal, *, held: Decimal = Decimal(0)) -> None:
         # A negative limit is not an error here: it simply refuses every reservation.
         self.limit = limit
         self._spent = Decimal(0)
+        self._held = held
         self._open: dict[int, Decimal] = {}
         self._ids = itertools.count(1)
 
@@ -55,20 +59,28 @@ class Budget:
         return self._spent
 
     @property
+    def held(self) -> Decimal:
+        """Reservations of interrupted calls, still counted against the limit."""
+        return self._held
+
+    @property
     def reserved(self) -> Decimal:
         """Money held by reservations not yet settled or released."""
         return sum(self._open.values(), Decimal(0))
 
     @property
     def remaining(self) -> Decimal:
-        return self.limit - self._spent - self.reserved
+        return self.limit - self._spent - self._held - self.reserved
 
     def reserve(self, amount: Decimal) -> Reservation:
         if amount < 0:
             raise ValueError("reservation amount must not be negative")
-        if self._spent + self.reserved + amount > self.limit:
+        if self._spent + self._held + self.reserved + amount > self.limit:
             raise BudgetExhausted(
-                limit=self.limit, spent=self._spent, reserved=self.reserved, amount=amount
+                limit=self.limit,
+                spent=self._spent + self._held,
+                reserved=self.reserved,
+                amount=amount,
             )
         reservation = Reservation(id=next(self._ids), amount=amount)
         self._open[reservation.id] = amount
@@ -84,8 +96,20 @@ class Budget:
         self._spent += actual_cost
 
     def release(self, reservation: Reservation) -> None:
-        """Drop a reservation whose call never finished (aborted or failed): nothing is spent."""
+        """Drop a reservation whose call failed (the provider refused it): nothing is spent."""
         self._close(reservation)
+
+    def interrupt(self, reservation: Reservation) -> None:
+        """A call aborted in flight: what it reserved stays held until reconciled."""
+        self._close(reservation)
+        self._held += reservation.amount
+
+    def charge(self, amount: Decimal) -> None:
+        """Money already spent outside this budget's reservations (a checkpointed call that a
+        resumed run replays instead of paying for it again)."""
+        if amount < 0:
+            raise ValueError("a charge must not be negative")
+        self._spent += amount
 
     def _close(self, reservation: Reservation) -> None:
         if self._open.pop(reservation.id, None) is None:

@@ -10,21 +10,27 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from swarms.engine.types import Event, Usage
+from swarms.engine.types import Event, Step, Usage
 
 logger = logging.getLogger(__name__)
 
 _CLOSE = object()
 
 
+async def _ignore(_item: Any) -> None:
+    return None
+
+
 class EventSink:
     def __init__(
         self,
         on_event: Callable[[Event], Awaitable[None]],
-        on_usage: Callable[[Usage], Awaitable[None]],
+        on_usage: Callable[[Usage], Awaitable[None]] | None = None,
+        on_step: Callable[[Step], Awaitable[None]] | None = None,
     ) -> None:
         self._on_event = on_event
-        self._on_usage = on_usage
+        self._on_usage = on_usage or _ignore
+        self._on_step = on_step or _ignore
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
@@ -39,6 +45,16 @@ class EventSink:
     def usage(self, usage: Usage) -> None:
         self._queue.put_nowait(usage)
 
+    def step(self, step: Step) -> None:
+        self._queue.put_nowait((step, None))
+
+    async def step_recorded(self, step: Step) -> None:
+        """Queue a step and wait until its callback has run (a reservation must be on record
+        before the call it covers starts); raises what the callback raised."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((step, done))
+        await done
+
     async def close(self) -> None:
         """Deliver everything queued so far, then stop."""
         self._queue.put_nowait(_CLOSE)
@@ -52,9 +68,13 @@ class EventSink:
 
     async def _drain(self) -> None:
         while (item := await self._queue.get()) is not _CLOSE:
+            done = None
             try:
                 if isinstance(item, Usage):
                     await self._on_usage(item)
+                elif isinstance(item, tuple):
+                    item, done = item
+                    await self._on_step(item)
                 else:
                     await self._on_event(item)
             except Exception as exc:
@@ -63,3 +83,8 @@ class EventSink:
                 if self.failure is None:
                     self.failure = exc
                     self.failed.set()
+                if done is not None and not done.done():
+                    done.set_exception(exc)
+            else:
+                if done is not None and not done.done():
+                    done.set_result(None)

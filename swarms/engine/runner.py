@@ -7,8 +7,11 @@ terminal event. Only the cancellation of the caller's own task propagates.
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +26,16 @@ from swarms.engine.providers import (
     ProviderRouter,
 )
 from swarms.engine.topologies import Job, run_topology
-from swarms.engine.types import AgentSpec, Event, Price, RunInput, RunResult, Usage, money
+from swarms.engine.types import (
+    AgentSpec,
+    Event,
+    Price,
+    RunInput,
+    RunResult,
+    Step,
+    Usage,
+    money,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +53,14 @@ class CancelToken:
         self._flag = threading.Event()
         self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self.reason: tuple[str, str] | None = None
+
+    def fail(self, code: str, message: str) -> None:
+        """Stop the run like cancel(), but end it `failed` with this error (a time limit)."""
+        with self._lock:
+            if self.reason is None and not self._flag.is_set():
+                self.reason = (code, message)
+        self.cancel()
 
     def cancel(self) -> None:
         with self._lock:
@@ -89,15 +109,20 @@ async def run_swarm(
     *,
     router: ProviderRouter,
     on_event: Callable[[Event], Awaitable[None]],
-    on_usage: Callable[[Usage], Awaitable[None]],
+    on_usage: Callable[[Usage], Awaitable[None]] | None = None,
+    on_step: Callable[[Step], Awaitable[None]] | None = None,
     cancel: CancelToken | None = None,
 ) -> RunResult:
     """Run `spec` to a terminal status.
 
-    `on_usage` is awaited once per finished LLM call, before that call's `agent.message` event;
-    the callbacks are never called concurrently and see things in the order they happened.
+    `on_usage` is awaited once per finished LLM call, before that call's `agent.message` event.
+    `on_step` sees each call's checkpoint: `reserved` (awaited before the call starts: if it
+    raises, the call does not start), then `settled` right after its usage, or `released` or
+    `interrupted`. The callbacks are never called concurrently and see things in the order they
+    happened. Steps in `spec.checkpoints` are replayed: their text is reused, their cost counted,
+    and nothing is called, charged or emitted for them again.
     """
-    sink = EventSink(on_event, on_usage)
+    sink = EventSink(on_event, on_usage, on_step)
     sink.start()
     try:
         return await _Run(spec, router, sink).execute(cancel or CancelToken())
@@ -124,7 +149,8 @@ class _Run:
         self.spec = spec
         self.router = router
         self.sink = sink
-        self.budget = Budget(spec.budget_usd)
+        self.budget = Budget(spec.budget_usd, held=spec.held_usd)
+        self._occurrences: Counter[str] = Counter()
         self.slots = asyncio.Semaphore(spec.definition.limits.max_parallel)
         self.agents = spec.definition.expanded_agents()
         self.usage: list[Usage] = []
@@ -153,9 +179,9 @@ class _Run:
                 message = f"no price configured for model(s): {', '.join(unpriced)}"
                 return await self._finish("failed", "internal_error", message)
             if cancel.cancelled:
-                return await self._finish("cancelled")
+                return await self._stopped(cancel)
             body = await self._supervise(cancel)
-            return await self._conclude(body)
+            return await self._conclude(body, cancel)
         except Exception as exc:  # a bug here must still end the run cleanly
             logger.exception("swarm engine failed outside the topology")
             return await self._finish("failed", "internal_error", _describe(exc))
@@ -176,12 +202,17 @@ class _Run:
             await asyncio.wait([body, *watchers])  # aborted calls release their reservations
         return body
 
-    async def _conclude(self, body: asyncio.Task[str]) -> RunResult:
+    async def _stopped(self, cancel: CancelToken) -> RunResult:
+        if cancel.reason is not None:
+            return await self._finish("failed", *cancel.reason)
+        return await self._finish("cancelled")
+
+    async def _conclude(self, body: asyncio.Task[str], cancel: CancelToken) -> RunResult:
         if self.sink.failure is not None:
             message = f"recording the run failed: {_describe(self.sink.failure)}"
             return await self._finish("failed", "internal_error", message)
         if body.cancelled():
-            return await self._finish("cancelled")
+            return await self._stopped(cancel)
         error = body.exception()
         if error is None:
             return await self._finish("completed", output=body.result())
@@ -264,10 +295,21 @@ class _Run:
     async def call(self, job: Job) -> str:
         self.check()
         agent = job.agent
+        # Keyed before any await, so calls get the same keys in every attempt of the run.
+        key = self._step_key(job)
+        replayed = self.spec.checkpoints.get(key)
+        if replayed is not None and replayed.usage is not None:
+            return self._replay(job, replayed)
         async with self.slots:
             provider = self.router.for_model(agent.model)
             price = self.spec.prices[agent.model]
             reservation = await self._reserve(job, provider, price)
+            step = Step(key, agent.id, agent.model, "reserved", reservation.amount)
+            try:
+                await self.sink.step_recorded(step)
+            except BaseException:  # not on record (or cancelled meanwhile): the call never starts
+                self._release(reservation)
+                raise
             self.started += 1
             self.active += 1
             self.sink.event(
@@ -285,15 +327,39 @@ class _Run:
                 completion = await provider.complete(request)
             except ProviderError as exc:
                 self._release(reservation)
+                self.sink.step(_with_status(step, "released"))
                 self.halt("provider_error", str(exc))
                 raise _Halt from exc
-            except BaseException:  # aborted (cancel) or broken: no usage to record
-                self._release(reservation)
+            except BaseException:  # aborted in flight: the provider may have charged it
+                self.budget.interrupt(reservation)
+                self._wake_reservations()
+                self.sink.step(_with_status(step, "interrupted"))
                 raise
             finally:
                 self.active -= 1
         # From here on nothing awaits, so a cancel cannot split the bookkeeping of a finished call.
-        return self._record(job, provider, price, reservation, completion)
+        return self._record(job, provider, price, reservation, completion, step)
+
+    def _step_key(self, job: Job) -> str:
+        asked = json.dumps(
+            [job.agent.id, job.agent.model, [[m.role, m.content] for m in job.messages]],
+            ensure_ascii=False,
+        )
+        digest = hashlib.sha256(asked.encode()).hexdigest()[:48]
+        self._occurrences[digest] += 1
+        return f"{digest}-{self._occurrences[digest]}"
+
+    def _replay(self, job: Job, step: Step) -> str:
+        """A call an earlier attempt of this run finished: reuse it, count its cost, say nothing
+        (its events and its ledger row exist already)."""
+        assert step.usage is not None
+        if self.started >= self.spec.definition.limits.max_steps:
+            raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
+        self.started += 1
+        self.budget.charge(step.usage.cost_usd)
+        self.usage.append(step.usage)
+        self.finished.append(_Finished(job.agent.id, job.label, step.output))
+        return step.output
 
     # --- one call's budget and bookkeeping --------------------------------------------------------
 
@@ -330,6 +396,7 @@ class _Run:
         price: Price,
         reservation: Reservation,
         completion: Completion,
+        step: Step,
     ) -> str:
         agent = job.agent
         cost = cost_usd(completion.tokens_in, completion.tokens_out, price)
@@ -346,6 +413,17 @@ class _Run:
         self.usage.append(usage)
         self.finished.append(_Finished(agent.id, job.label, completion.text))
         self.sink.usage(usage)
+        self.sink.step(
+            Step(
+                step.key,
+                agent.id,
+                agent.model,
+                "settled",
+                step.reserved_usd,
+                usage=usage,
+                output=completion.text,
+            )
+        )
         self.sink.event(
             "agent.message",
             agent.id,
@@ -379,6 +457,10 @@ class _Run:
     def _wake_reservations(self) -> None:
         self._settled.set()
         self._settled = asyncio.Event()
+
+
+def _with_status(step: Step, status: str) -> Step:
+    return Step(step.key, step.agent_id, step.model, status, step.reserved_usd)
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -1,7 +1,7 @@
 """The engine's input and output values: frozen dataclasses, money as Decimal, never float."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -109,12 +109,35 @@ class Price:
 
 
 @dataclass(frozen=True)
+class Step:
+    """The checkpoint of one LLM call, keyed by what was asked (agent, model, messages, and how
+    many identical calls came before it in the run).
+
+    `reserved` before the call starts; then `settled` (with its usage and text), `released` (the
+    provider refused it: nothing spent) or `interrupted` (aborted in flight: the provider may
+    have charged it, so its reservation stays held against the budget until reconciled).
+    """
+
+    key: str
+    agent_id: str
+    model: str
+    status: str  # "reserved" | "settled" | "released" | "interrupted"
+    reserved_usd: Decimal
+    usage: "Usage | None" = None
+    output: str = ""
+
+
+@dataclass(frozen=True)
 class RunInput:
     run_id: str
     task: str
     definition: Definition
     budget_usd: Decimal
     prices: Mapping[str, Price]  # keyed by model name
+    # A resumed run: the settled steps of its earlier attempts by key, replayed instead of paid
+    # for again, and what their interrupted calls reserved, held against the budget.
+    checkpoints: Mapping[str, Step] = field(default_factory=dict)
+    held_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
