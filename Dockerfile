@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Production image for sverm. One image serves every role; docker-compose.yml picks the command:
-#   web     daphne -b 0.0.0.0 -p 8000 sverm.asgi:application   (the default CMD)
+#   web     python -m sverm.server -b 0.0.0.0 -p 8000 sverm.asgi:application   (the default CMD:
+#           Daphne, with credentials in query strings redacted from its access log)
 #   worker  celery -A sverm worker
 #   beat    celery -A sverm beat
 #   migrate python manage.py migrate --noinput
@@ -43,4 +44,4 @@ RUN SECRET_KEY=build-only DEBUG=0 python manage.py collectstatic --noinput
 
 EXPOSE 8000
 
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "sverm.asgi:application"]
+CMD ["python", "-m", "sverm.server", "-b", "0.0.0.0", "-p", "8000", "sverm.asgi:application"]

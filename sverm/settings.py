@@ -144,6 +144,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # ------------------------------------------------------------------------------
 # CACHE, CHANNELS, CELERY
 # ------------------------------------------------------------------------------
+# Messages a stream's mailbox holds before the channel layer drops (streams then fill the gap
+# from the database); the integration tests make it tiny to prove that.
+CHANNEL_CAPACITY = int(os.environ.get("SVERM_CHANNEL_CAPACITY", "1000"))
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
@@ -152,7 +155,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # A full mailbox drops messages; streams fill such gaps from the database.
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": CHANNEL_CAPACITY},
         }
     }
 else:
@@ -160,7 +163,7 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "sverm.layers.ThreadSafeInMemoryChannelLayer",
-            "CONFIG": {"capacity": 1000},
+            "CONFIG": {"capacity": CHANNEL_CAPACITY},
         }
     }
 
@@ -175,7 +178,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # Every periodic task, in one place.
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-runs": {"task": "swarms.reap_stale_runs", "schedule": 30.0},
+    # A pass still queued when the next is due (workers busy with runs) is dropped.
+    "reap-stale-runs": {
+        "task": "swarms.reap_stale_runs",
+        "schedule": float(os.environ.get("SVERM_REAPER_INTERVAL_SECONDS", "30")),
+        "options": {"expires": float(os.environ.get("SVERM_REAPER_INTERVAL_SECONDS", "30"))},
+    },
+    # Hourly; a pass still queued when the next is due is dropped (the next one does its work).
+    "prune-retention": {
+        "task": "swarms.prune_retention",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
 }
 
 # ------------------------------------------------------------------------------
@@ -188,11 +202,53 @@ SVERM_SIMULATED_LATENCY = float(os.environ.get("SVERM_SIMULATED_LATENCY", "0.2")
 SVERM_DEFAULT_BUDGET_USD = os.environ.get("SVERM_DEFAULT_BUDGET_USD", "5.00")
 # How often the embedded mode's reaper looks for runs whose worker was lost (0: never).
 SVERM_REAPER_INTERVAL_SECONDS = float(os.environ.get("SVERM_REAPER_INTERVAL_SECONDS", "30"))
+# Crash recovery: a running run's worker writes a heartbeat this often; a run without one for
+# SVERM_STALE_AFTER_SECONDS is resumed by another worker (settled calls replayed, not paid for
+# again) up to SVERM_RUN_MAX_ATTEMPTS attempts in all, and failed with `worker_lost` when no
+# attempt is left or no worker took it up within another SVERM_STALE_AFTER_SECONDS.
+SVERM_HEARTBEAT_SECONDS = float(os.environ.get("SVERM_HEARTBEAT_SECONDS", "15"))
+SVERM_STALE_AFTER_SECONDS = float(os.environ.get("SVERM_STALE_AFTER_SECONDS", "60"))
+SVERM_RUN_MAX_ATTEMPTS = int(os.environ.get("SVERM_RUN_MAX_ATTEMPTS", "3"))
+# The longest a run may execute; past it, it fails with `timeout` (partial output and cost kept).
+SVERM_RUN_TIMEOUT_SECONDS = float(os.environ.get("SVERM_RUN_TIMEOUT_SECONDS", str(6 * 3600)))
+if not 0 < SVERM_HEARTBEAT_SECONDS < SVERM_STALE_AFTER_SECONDS:
+    raise ImproperlyConfigured(
+        "SVERM_HEARTBEAT_SECONDS must be positive and below SVERM_STALE_AFTER_SECONDS."
+    )
+if SVERM_RUN_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured("SVERM_RUN_MAX_ATTEMPTS must be at least 1.")
+# Redis redelivers a task not acknowledged within the visibility timeout (tasks are acknowledged
+# late, when they end): keep it above the longest run, so a long run is never run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(SVERM_RUN_TIMEOUT_SECONDS) + 3600}
 # Webhooks: hosts that may be sent to although private/loopback (comma list, e.g. "127.0.0.1");
 # the POST timeout; the retry delays in seconds (Standard Webhooks' schedule unless set).
 SVERM_WEBHOOK_ALLOWED_HOSTS = env_list("SVERM_WEBHOOK_ALLOWED_HOSTS", [])
 SVERM_WEBHOOK_TIMEOUT = float(os.environ.get("SVERM_WEBHOOK_TIMEOUT", "15"))
-SVERM_WEBHOOK_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+MAX_WEBHOOK_RETRY_DELAY = 86400  # a day: Standard Webhooks' longest delay
+
+
+def env_delays(name: str, default: list[float]) -> list[float]:
+    """Comma-separated delays in seconds (`0,5,300`), each from 0 to MAX_WEBHOOK_RETRY_DELAY,
+    or ImproperlyConfigured. Entry n is the wait before attempt n + 1."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    delays = []
+    for item in (part.strip() for part in value.split(",")):
+        digits = item.replace(".", "", 1)
+        if not (digits.isascii() and digits.isdigit()) or float(item) > MAX_WEBHOOK_RETRY_DELAY:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated delays in seconds from 0 to "
+                f"{MAX_WEBHOOK_RETRY_DELAY} (e.g. '0,5,300'), not {value!r}."
+            )
+        delays.append(float(item))
+    return delays
+
+
+# Standard Webhooks: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+SVERM_WEBHOOK_RETRY_SCHEDULE = env_delays(
+    "SVERM_WEBHOOK_RETRY_SCHEDULE", [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+)
 
 
 def _llm_providers() -> dict[str, dict]:
@@ -226,6 +282,38 @@ def _llm_providers() -> dict[str, dict]:
 
 
 LLM_PROVIDERS = _llm_providers()
+
+# ------------------------------------------------------------------------------
+# RETENTION (swarms/services/retention.py; hourly, by Celery beat or the embedded timer)
+# ------------------------------------------------------------------------------
+MAX_RETENTION_DAYS = 36500  # a century; a longer window overflows date arithmetic
+
+
+def env_days(name: str, default: int) -> int:
+    """A whole number of days from 1 to MAX_RETENTION_DAYS, or ImproperlyConfigured."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_RETENTION_DAYS:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, not {value!r}."
+        )
+    return int(value)
+
+
+def _retention_days() -> dict[str, int]:
+    """Retention tier -> days a terminal run keeps its events and output. Runs without a swarm
+    (`/v1` template and inline runs) are in the `standard` tier."""
+    defaults = {"ephemeral": 7, "standard": 30, "extended": 365}
+    return {
+        tier: env_days(f"SVERM_RETENTION_{tier.upper()}_DAYS", days)
+        for tier, days in defaults.items()
+    }
+
+
+SVERM_RETENTION_DAYS = _retention_days()
+# Soft-deleted swarms are purged (versions, runs, events) this many days after their deletion.
+SVERM_TRASH_DAYS = env_days("SVERM_TRASH_DAYS", 30)
 
 # ------------------------------------------------------------------------------
 # AUTH
@@ -342,13 +430,17 @@ if PRODUCTION:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 # ------------------------------------------------------------------------------
-# LOGGING: every line carries the request id.
+# LOGGING: every line carries the request id; credentials in query strings (`?token=` on
+# WebSocket URLs) are redacted from every line (Daphne's access log: sverm/server.py).
 # ------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "sverm.api.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "sverm.api.middleware.RequestIdLogFilter"},
+        "redact_query_secrets": {"()": "sverm.server.RedactQuerySecrets"},
+    },
     "formatters": {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
@@ -358,11 +450,15 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_query_secrets"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # Request lines of `manage.py runserver` (Daphne's and Django's): through the console
+        # handler and its redaction only, not Django's default handlers.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.channels.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

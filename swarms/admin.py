@@ -11,6 +11,7 @@ from swarms import services, webhooks
 from swarms.models import (
     Run,
     RunEvent,
+    RunStep,
     Swarm,
     SwarmVersion,
     WebhookDelivery,
@@ -155,15 +156,36 @@ class RunEventInline(admin.TabularInline):
         return False
 
 
+class RunStepInline(admin.TabularInline):
+    """Each LLM call's checkpoint: which attempt made it, what it reserved and cost. Interrupted
+    steps hold their reservation against the budget until an operator reconciles them with the
+    provider's bill."""
+
+    model = RunStep
+    extra = 0
+    can_delete = False
+    verbose_name = "call checkpoint"
+    fields = ["attempt", "agent_id", "model", "status", "reserved_usd", "cost_usd", "tokens_in",
+              "tokens_out", "updated_at"]  # fmt: skip
+    readonly_fields = fields
+    ordering = ["id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
     list_display = ["id", "live_link", "workspace", "swarm_type", "status", "progress_percent",
-                    "cost", "budget", "simulated", "created_at"]  # fmt: skip
+                    "cost", "budget", "attempt", "simulated", "created_at"]  # fmt: skip
     list_filter = ["status", "simulated", "swarm_type", "created_at"]
     search_fields = ["id", "task", "workspace__name", "workspace__id", "swarm__id", "swarm__name"]
     list_select_related = ["workspace"]
     date_hierarchy = "created_at"
-    inlines = [RunEventInline]
+    inlines = [RunStepInline, RunEventInline]
     actions = ["cancel_runs"]
     readonly_fields = ["live_view", *(f.name for f in Run._meta.fields)]
 

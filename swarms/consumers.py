@@ -4,17 +4,28 @@ workspace's run status changes (`/api/workspaces/{id}/stream`).
 A run stream joins the run's group before it replays stored events (seq > `after`), then sends
 live ones; anything already sent is dropped and any gap in seq is filled from the database, so a
 client sees every event once, in order. After the terminal event the server closes normally.
+
+The channel layer is at-most-once: a full mailbox drops messages, and a restarted Redis forgets
+every group. So a stream that hears nothing live for RESYNC_SECONDS re-joins its group and sends
+what the database has that it has not (which also catches a dropped terminal event), and a stream
+whose channel layer fails waits the outage out instead of dying with the connection.
 """
 
+import asyncio
+import contextlib
+import logging
 import re
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.utils import await_many_dispatch
 
 from accounts.roles import Role
 from sverm.api.errors import Forbidden, NotFound
 from swarms import selectors
 from swarms.realtime import (
+    LAYER_ERRORS,
     TERMINAL_EVENT_TYPES,
     event_message,
     run_group,
@@ -28,14 +39,106 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 REPLAY_BATCH = 500
 AFTER = re.compile(r"[0-9]{1,10}")
+# A stream quiet for this long re-joins its group and catches up from the database.
+RESYNC_SECONDS = 2.0
+# While the channel layer is unreachable, its receive is tried again this often.
+LAYER_RETRY_SECONDS = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 class StreamConsumer(AsyncJsonWebsocketConsumer):
-    """Shared refusal path: accept, then close with a 44xx code the client can read."""
+    """What every stream shares: the refusal path (accept, then close with a 44xx code the
+    client can read), joining its group without failing when the channel layer is down, and a
+    background resync that heals lost group membership and dropped messages."""
+
+    group: str | None = None
+    joined = False  # in the group as far as we know (a restarted Redis forgets groups)
+    layer_up = True  # for logging the loss of the channel layer once
+    heard_live = False  # a live message arrived since the last resync tick
+    resync_task: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send):
+        """Channels' consumer loop, except that a failing channel layer does not end the stream:
+        it goes on with a receive that waits the outage out (the resync re-joins the group)."""
+        try:
+            try:
+                await super().__call__(scope, receive, send)
+            except LAYER_ERRORS as error:
+                self.layer_lost(error)
+                with contextlib.suppress(StopConsumer):
+                    await await_many_dispatch([receive, self.live_receive], self.dispatch)
+        finally:
+            if self.resync_task is not None:
+                self.resync_task.cancel()
+
+    async def live_receive(self) -> dict:
+        """The next message from the channel layer, retrying while it is unreachable."""
+        while True:
+            try:
+                return await self.channel_receive()
+            except LAYER_ERRORS as error:
+                self.layer_lost(error)
+                await asyncio.sleep(LAYER_RETRY_SECONDS)
+
+    def layer_lost(self, error: Exception) -> None:
+        if self.layer_up:
+            logger.warning(
+                "stream %s: the channel layer is unreachable (%r); serving from the database",
+                self.group, error,
+            )  # fmt: skip
+        self.layer_up = self.joined = False
 
     async def refuse(self, code: int) -> None:
         await self.accept()
         await self.close(code=code)
+
+    async def join(self) -> None:
+        """Join (or re-join: it is idempotent) the stream's group; a channel layer that is down
+        leaves the stream on the database until a later resync joins."""
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except LAYER_ERRORS as error:
+            self.layer_lost(error)
+            return
+        self.layer_up = True
+        if not self.joined:
+            self.joined = True
+            await self.rejoined()
+
+    async def rejoined(self) -> None:
+        """Called when the group is joined after not being (on connect too)."""
+
+    async def disconnect(self, code):
+        if self.resync_task is not None:
+            self.resync_task.cancel()
+        if self.group:
+            with contextlib.suppress(*LAYER_ERRORS):
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    def start_resync(self) -> None:
+        self.resync_task = asyncio.create_task(self.resync_loop())
+
+    def finished(self) -> bool:
+        """The stream has said all it will (its socket is closing)."""
+        return False
+
+    async def resync_loop(self) -> None:
+        while not self.finished():
+            await asyncio.sleep(RESYNC_SECONDS)
+            if self.heard_live:
+                self.heard_live = False
+                continue
+            try:
+                await self.join()
+                await self.resync()
+            except Exception:
+                logger.warning(
+                    "stream %s could not resync; trying again", self.group, exc_info=True
+                )
+
+    async def resync(self) -> None:
+        """Catch up after a quiet spell, once the group is (re-)joined or found unreachable."""
 
     def authenticated_caller(self):
         caller = self.scope.get("caller")
@@ -49,9 +152,9 @@ class RunStreamConsumer(StreamConsumer):
     flavour = "api"
 
     async def connect(self):
-        self.group = None
         self.last_seq = 0
         self.closed = False
+        self.lock = asyncio.Lock()  # one sender at a time: live events, gap fills, the resync
         caller = self.authenticated_caller()
         if caller is None:
             return await self.refuse(CLOSE_UNAUTHORIZED)
@@ -74,19 +177,29 @@ class RunStreamConsumer(StreamConsumer):
         self.last_seq = int(after)
         # Join first, replay second: nothing published in between can be missed.
         self.group = run_group(run.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join()
         await self.accept()
-        await self.replay(upto=None)
+        async with self.lock:
+            await self.replay(upto=None)
         if not self.closed:
             # A client resuming after the terminal event (its close frame lost) is done too.
             terminal = await database_sync_to_async(selectors.run_terminal_seq)(run_id=run.pk)
             if terminal is not None and terminal <= self.last_seq:
                 self.closed = True
                 await self.close(code=1000)
+        if not self.closed:
+            self.start_resync()
 
-    async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    def finished(self) -> bool:
+        return self.closed
+
+    async def resync(self) -> None:
+        """Send what the database has and the channel layer did not deliver (dropped from a full
+        mailbox, or published while Redis restarted), the terminal event included."""
+        async with self.lock:
+            sent = await self.replay(upto=None)
+        if sent:
+            logger.info("run stream %s: sent %d events the channel layer lost", self.run_id, sent)
 
     def query_param(self, name: str, default: str) -> str:
         from urllib.parse import parse_qs
@@ -100,18 +213,21 @@ class RunStreamConsumer(StreamConsumer):
                 return value.decode("latin-1")
         return None
 
-    async def replay(self, upto: int | None) -> None:
-        """Send stored events after the last one sent (up to `upto`), in batches."""
+    async def replay(self, upto: int | None) -> int:
+        """Send stored events after the last one sent (up to `upto`), in batches; how many."""
+        sent = 0
         while not self.closed:
             events = await database_sync_to_async(selectors.run_events_after)(
                 run_id=self.run_id, after=self.last_seq, upto=upto, limit=REPLAY_BATCH
             )
             for event in events:
                 await self.deliver(event_message(event))
+                sent += 1
                 if self.closed:
-                    return
+                    return sent
             if len(events) < REPLAY_BATCH:
-                return
+                return sent
+        return sent
 
     async def deliver(self, message: dict) -> None:
         await self.send_json(message)
@@ -122,14 +238,20 @@ class RunStreamConsumer(StreamConsumer):
 
     async def run_event(self, message):
         """A live event from the group: drop what was sent, fill a gap from the database."""
+        self.heard_live = True
         event = message["event"]
-        if self.closed or event["seq"] <= self.last_seq:
-            return
-        if event["seq"] > self.last_seq + 1:
-            await self.replay(upto=event["seq"] - 1)
-            if self.closed:
+        async with self.lock:
+            if self.closed or event["seq"] <= self.last_seq:
                 return
-        await self.deliver(event)
+            if event["seq"] > self.last_seq + 1:
+                logger.info(
+                    "run stream %s: seq %d arrived after %d; filling the gap from the database",
+                    self.run_id, event["seq"], self.last_seq,
+                )  # fmt: skip
+                await self.replay(upto=event["seq"] - 1)
+                if self.closed:
+                    return
+            await self.deliver(event)
 
 
 class V1RunStreamConsumer(RunStreamConsumer):
@@ -140,10 +262,11 @@ class V1RunStreamConsumer(RunStreamConsumer):
 
 class WorkspaceStreamConsumer(StreamConsumer):
     """Status, progress and cost of every run in a workspace: a snapshot of the active runs on
-    connect, then each change as it happens."""
+    connect (and again after the channel layer was lost), then each change as it happens."""
+
+    accepted = False
 
     async def connect(self):
-        self.group = None
         caller = self.authenticated_caller()
         if caller is None:
             return await self.refuse(CLOSE_UNAUTHORIZED)
@@ -154,20 +277,28 @@ class WorkspaceStreamConsumer(StreamConsumer):
             return await self.refuse(CLOSE_NOT_FOUND)
         except Forbidden:
             return await self.refuse(CLOSE_FORBIDDEN)
+        self.workspace_id = workspace_id
         self.group = workspace_group(workspace_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join()
         await self.accept()
+        self.accepted = True
+        await self.send_snapshot()
+        self.start_resync()
+
+    async def send_snapshot(self) -> None:
         runs = await database_sync_to_async(selectors.workspace_active_runs)(
-            workspace_id=workspace_id
+            workspace_id=self.workspace_id
         )
         for run in runs:
             await self.send_json(status_message(run))
 
-    async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    async def rejoined(self) -> None:
+        # Back in the group after the channel layer was lost: changes may have been missed.
+        if self.accepted:
+            await self.send_snapshot()
 
     async def run_status(self, message):
+        self.heard_live = True
         await self.send_json(message["run"])
 
 

@@ -4,36 +4,45 @@ it reports. The engine never touches the database: this module adapts it.
 """
 
 import asyncio
+import functools
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from billing.selectors import price_map
-from billing.services import usage_record_add
 from swarms.engine import (
     CancelToken,
     Definition,
     Event,
     RunInput,
     RunResult,
-    Usage,
+    Step,
     cancel_when,
     run_swarm,
 )
 from swarms.models import Run
 from swarms.providers import router_for
+from swarms.services.retention import periodic_maintenance
 from swarms.services.runs import (
+    Checkpoints,
+    LeaseLost,
+    delegation_key,
     run_cancel_requested,
+    run_checkpoints,
     run_claim,
     run_event_add,
     run_fail,
     run_finish,
     run_heartbeat,
+    run_resume_claim,
+    run_step_record,
     runs_reap_stale,
 )
 
@@ -44,17 +53,20 @@ _pool_lock = threading.Lock()
 # Runs executing in this process, so a cancel from this process takes effect at once.
 _local_tokens: dict[str, CancelToken] = {}
 CANCEL_POLL_SECONDS = 0.25
-# The reaper fails a run after STALE_AFTER_SECONDS without one of these.
-HEARTBEAT_SECONDS = 15
+REAPER_TICK_SECONDS = 1.0
 
 
-def dispatch_run(run_id: str) -> None:
-    """Start a committed run on the configured executor."""
+def dispatch_run(run_id: str, *, resume: bool = False) -> None:
+    """Start a committed run (or resume one whose worker was lost) on the configured executor."""
     if settings.SVERM_EXECUTOR == "celery":
         from swarms.tasks import execute_run_task
 
-        execute_run_task.delay(run_id)
+        execute_run_task.delay(run_id, resume)
         return
+    _thread_pool().submit(_execute_in_thread, run_id, resume)
+
+
+def _thread_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
@@ -62,31 +74,47 @@ def dispatch_run(run_id: str) -> None:
                 max_workers=settings.SVERM_EXECUTOR_THREADS, thread_name_prefix="sverm-run"
             )
             _start_reaper()
-    _pool.submit(_execute_in_thread, run_id)
+    return _pool
+
+
+def start_embedded_executor() -> None:
+    """Start the thread executor and its reaper with the server (not at the first run), so runs
+    a previous process left `running` are resumed or failed after a restart."""
+    if settings.SVERM_EXECUTOR == "thread":
+        _thread_pool()
 
 
 def _start_reaper() -> None:
-    """The embedded mode's periodic reaper (Celery beat runs it in production)."""
-    interval = settings.SVERM_REAPER_INTERVAL_SECONDS
-    if interval <= 0:
-        return
+    """The embedded mode's periodic jobs (Celery beat runs them in production): the run reaper
+    every SVERM_REAPER_INTERVAL_SECONDS (read at each tick, so 0 pauses it), and retention."""
 
     def loop() -> None:
+        due = time.monotonic() + settings.SVERM_REAPER_INTERVAL_SECONDS
         while True:
-            time.sleep(interval)
+            time.sleep(REAPER_TICK_SECONDS)
+            interval = settings.SVERM_REAPER_INTERVAL_SECONDS
+            if interval <= 0 or time.monotonic() < due:
+                continue
+            due = time.monotonic() + interval
             try:
                 runs_reap_stale()
             except Exception:
                 logger.exception("the run reaper failed; it tries again")
-            finally:
+            try:
+                periodic_maintenance()  # a retention pass, at most once an hour
+            except Exception:
+                logger.exception("the retention pass failed; it tries again in an hour")
+            try:
                 close_old_connections()
+            except Exception:
+                logger.exception("the reaper could not close its database connection")
 
     threading.Thread(target=loop, name="sverm-reaper", daemon=True).start()
 
 
-def _execute_in_thread(run_id: str) -> None:
+def _execute_in_thread(run_id: str, resume: bool = False) -> None:
     try:
-        execute_run(run_id)
+        execute_run(run_id, resume=resume)
     except Exception:
         logger.exception("run %s crashed in the thread executor", run_id)
     finally:
@@ -100,12 +128,24 @@ def cancel_local(run_id: str) -> None:
         token.cancel()
 
 
-def execute_run(run_id: str) -> None:
-    """Claim the run (once), run the engine on it, record the result."""
-    if not run_claim(run_id=run_id):
-        logger.info("run %s is not queued any more; nothing to do", run_id)
+def execute_run(run_id: str, resume: bool = False) -> None:
+    """Claim the run (once) or take over a lost attempt's, run the engine on it, record the
+    result. Every write goes through this attempt's lease."""
+    lease = None if resume else run_claim(run_id=run_id)
+    if lease is None:
+        # A resume, or a redelivered task whose first worker died: take over only a run whose
+        # worker went silent.
+        lease = run_resume_claim(run_id=run_id)
+    if lease is None:
+        logger.info("run %s is not queued nor stale; nothing to do", run_id)
         return
     run = Run.objects.get(pk=run_id)
+    checkpoints = run_checkpoints(run_id=run_id) if lease > 1 else None
+    if checkpoints is not None:
+        logger.warning(
+            "run %s resumed (attempt %s): %s settled calls replayed, $%s held for interrupted ones",
+            run_id, lease, len(checkpoints.steps), checkpoints.held_usd,
+        )  # fmt: skip
     try:
         spec = RunInput(
             run_id=run.pk,
@@ -113,82 +153,152 @@ def execute_run(run_id: str) -> None:
             definition=Definition.from_dict(run.definition),
             budget_usd=run.max_budget_usd,
             prices=price_map(),
+            checkpoints=checkpoints.steps if checkpoints else {},
+            held_usd=checkpoints.held_usd if checkpoints else Decimal(0),
         )
     except Exception as exc:  # the definition was valid at creation; prices may have gone
         logger.exception("run %s could not start", run_id)
-        run_fail(run_id=run_id, code="internal_error", message=f"Could not start: {exc}")
+        run_fail(
+            run_id=run_id, code="internal_error", message=f"Could not start: {exc}", lease=lease
+        )
         return
     token = CancelToken()
     _local_tokens[run_id] = token
+    terminal: list[Event] = []  # the engine's last event, written with the run's status
     try:
-        result = asyncio.run(_drive(run, spec, token))
-        run_finish(run_id=run_id, result=result)
+        result = asyncio.run(_drive(run, spec, token, lease, checkpoints, terminal))
+        ended = terminal[-1] if terminal else None
+        finished = _with_db_retry(run_finish)(
+            run_id=run_id,
+            result=result,
+            lease=lease,
+            terminal=(ended.type, ended.data) if ended else None,
+        )
+        if not finished:
+            logger.warning("run %s attempt %s lost its lease; its result is dropped", run_id, lease)
+    except LeaseLost:
+        logger.warning("run %s attempt %s lost its lease to another attempt", run_id, lease)
     except Exception as exc:
         # Never leave a run `running`: whatever broke after the claim fails it, with a reason.
         logger.exception("run %s failed outside the engine", run_id)
-        run_fail(run_id=run_id, code="internal_error", message=f"The run broke: {exc}"[:500])
+        message = f"The run broke: {exc}"[:500]
+        try:
+            _with_db_retry(run_fail)(
+                run_id=run_id, code="internal_error", message=message, lease=lease
+            )
+        except Exception:  # the database is gone too: the reaper resumes or fails it later
+            logger.exception("run %s could not be marked failed", run_id)
     finally:
-        _local_tokens.pop(run_id, None)
+        if _local_tokens.get(run_id) is token:  # not a newer attempt's in this process
+            del _local_tokens[run_id]
 
 
-async def _drive(run: Run, spec: RunInput, token: CancelToken) -> RunResult:
+# A database write that fails because the connection dropped (a PostgreSQL restart, a failover)
+# is retried on a new connection after these pauses; every write is one transaction, so a failed
+# one changed nothing.
+DB_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+
+
+def _with_db_retry(func):
+    @functools.wraps(func)
+    def retrying(*args, **kwargs):
+        for delay in (*DB_RETRY_DELAYS, None):
+            try:
+                return func(*args, **kwargs)
+            except (OperationalError, InterfaceError):
+                if delay is None:
+                    raise
+                logger.warning("database write failed; retrying on a new connection", exc_info=True)
+                connection.close()
+                time.sleep(delay)
+
+    return retrying
+
+
+TERMINAL_EVENTS = {"run.completed", "run.failed", "run.cancelled"}
+
+
+async def _drive(
+    run: Run,
+    spec: RunInput,
+    token: CancelToken,
+    lease: int,
+    checkpoints: Checkpoints | None,
+    terminal: list[Event],
+) -> RunResult:
     # One DB thread per run keeps its writes in order and its connection closable.
     db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sverm-db-{run.pk[-6:]}")
 
     def in_db(func):
-        return sync_to_async(func, thread_sensitive=False, executor=db)
+        return sync_to_async(_with_db_retry(func), thread_sensitive=False, executor=db)
+
+    # A resumed run does not say again what its lost attempt said: it started, and whom its
+    # (replayed) managers delegated to.
+    delegated = checkpoints.delegations.copy() if checkpoints else Counter()
 
     @in_db
     def store_event(event: Event) -> None:
+        if event.type in TERMINAL_EVENTS:
+            terminal.append(event)  # run_finish writes it, with the status, in one transaction
+            return
+        if checkpoints is not None:
+            if event.type == "run.started":
+                return
+            if event.type == "agent.delegated":
+                key = delegation_key(event.agent_id, event.data)
+                if delegated[key] > 0:
+                    delegated[key] -= 1
+                    return
         run_event_add(
-            run_id=run.pk, type=event.type, agent_id=event.agent_id or "", data=event.data
+            run_id=run.pk,
+            type=event.type,
+            agent_id=event.agent_id or "",
+            data=event.data,
+            lease=lease,
         )
 
     @in_db
-    def store_usage(usage: Usage) -> None:
-        usage_record_add(
-            workspace_id=run.workspace_id,
-            run_id=run.pk,
-            swarm_id=run.swarm_id or "",
-            swarm_type=run.swarm_type,
-            agent_id=usage.agent_id,
-            model=usage.model,
-            provider=usage.provider,
-            tokens_in=usage.tokens_in,
-            tokens_out=usage.tokens_out,
-            cost_usd=usage.cost_usd,
-        )
+    def store_step(step: Step) -> None:
+        run_step_record(run=run, lease=lease, step=step)
 
     @in_db
     def cancel_requested() -> bool:
         return run_cancel_requested(run_id=run.pk)
 
     @in_db
-    def beat() -> None:
-        run_heartbeat(run_id=run.pk)
+    def beat() -> bool:
+        return run_heartbeat(run_id=run.pk, lease=lease)
 
     async def heartbeat() -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            await beat()
+            await asyncio.sleep(settings.SVERM_HEARTBEAT_SECONDS)
+            if not await beat():  # taken over (or ended) elsewhere: stop spending
+                token.cancel()
+                return
+
+    async def time_limit() -> None:
+        limit = settings.SVERM_RUN_TIMEOUT_SECONDS
+        await asyncio.sleep(limit)
+        token.fail("timeout", f"The run exceeded its time limit of {limit:g} s.")
 
     @in_db
     def close_db() -> None:
         connection.close()
 
     router = router_for({agent.model for agent in spec.definition.agents})
-    watcher = asyncio.create_task(
-        cancel_when(cancel_requested, token, interval=CANCEL_POLL_SECONDS)
-    )
-    beating = asyncio.create_task(heartbeat())
+    helpers = [
+        asyncio.create_task(cancel_when(cancel_requested, token, interval=CANCEL_POLL_SECONDS)),
+        asyncio.create_task(heartbeat()),
+        asyncio.create_task(time_limit()),
+    ]
     try:
         return await run_swarm(
-            spec, router=router, on_event=store_event, on_usage=store_usage, cancel=token
+            spec, router=router, on_event=store_event, on_step=store_step, cancel=token
         )
     finally:
-        watcher.cancel()
-        beating.cancel()
-        await asyncio.gather(watcher, beating, return_exceptions=True)
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
         for provider in {id(p): p for p in router.routes.values()}.values():
             await provider.aclose()
         await close_db()

@@ -148,6 +148,14 @@ class Run(models.Model):
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sign of life from the worker executing it."
     )
+    resume_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the reaper last asked a worker to resume it."
+    )
+    attempt = models.PositiveIntegerField(
+        default=0,
+        help_text="Lease number of the attempt executing it (1 once claimed, +1 per resume); "
+        "writes from any other attempt are refused.",
+    )
 
     objects = ScopedQuerySet.as_manager()
     workspace_lookup = "workspace"
@@ -199,6 +207,46 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} #{self.seq} {self.type}"
+
+
+class RunStepStatus(models.TextChoices):
+    RESERVED = "reserved"
+    SETTLED = "settled"
+    RELEASED = "released"
+    INTERRUPTED = "interrupted"
+
+
+class RunStep(models.Model):
+    """The checkpoint of one LLM call of a run: on record (reserved) before the call starts,
+    settled with its text and cost in the same transaction as its ledger row. A resumed run
+    replays settled steps instead of paying for them again, and holds what interrupted ones
+    reserved against its budget."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    key = models.CharField(max_length=64, help_text="What was asked: agent, model, messages.")
+    attempt = models.PositiveIntegerField()
+    agent_id = models.CharField(max_length=100)
+    model = models.CharField(max_length=100)
+    provider = models.CharField(max_length=50, blank=True, default="")
+    status = models.CharField(max_length=12, choices=RunStepStatus.choices)
+    reserved_usd = models.DecimalField(max_digits=20, decimal_places=10)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    output = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "attempt", "key"], name="run_step_attempt_key_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.agent_id} ({self.status})"
 
 
 # ---------------------------------------------------------------------------------------------

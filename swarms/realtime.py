@@ -4,13 +4,21 @@ The channel layer is at-most-once (channels-redis drops when a mailbox is full),
 stays the source of truth: streams replay from it and fill any gap in `seq` from it.
 """
 
+import logging
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from swarms.models import Run, RunEvent
+
+logger = logging.getLogger(__name__)
+
+# What the channel layer raises when Redis is unreachable (the in-memory layer never does).
+LAYER_ERRORS = (RedisError, ConnectionError)
 
 STATUS_EVENT_TYPES = {
     "run.started",
@@ -62,11 +70,21 @@ def status_message(run: Run) -> dict[str, Any]:
 
 def publish(event: RunEvent) -> None:
     """Send a stored event to its run's stream, and status changes to its workspace's stream.
-    Called after the event's transaction commits; never blocks on slow readers."""
+    Called after the event's transaction commits; never blocks on slow readers. With Redis
+    unreachable it only logs: the event is stored, and streams catch up from the database."""
     layer = get_channel_layer()
     if layer is None:
         return
-    send = async_to_sync(layer.group_send)
+    try:
+        _publish(event, async_to_sync(layer.group_send))
+    except LAYER_ERRORS as error:
+        logger.warning(
+            "run %s: event %d not published (%r); its streams catch up from the database",
+            event.run_id, event.seq, error,
+        )  # fmt: skip
+
+
+def _publish(event: RunEvent, send: Callable[[str, dict], None]) -> None:
     send(run_group(event.run_id), {"type": "run.event", "event": event_message(event)})
     if event.type in STATUS_EVENT_TYPES:
         run = Run.objects.only(

@@ -17,8 +17,8 @@ from swarms.executor import execute_run
     retry_backoff=True,
     max_retries=3,
 )
-def execute_run_task(run_id: str) -> None:
-    execute_run(run_id)
+def execute_run_task(run_id: str, resume: bool = False) -> None:
+    execute_run(run_id, resume=resume)
 
 
 # One webhook delivery attempt; the attempt itself records its outcome and schedules the next
@@ -32,7 +32,15 @@ def deliver_webhook_task(run_id: str, message_id: str, attempt: int, manual: boo
 
 @shared_task(name="swarms.reap_stale_runs")
 def reap_stale_runs_task() -> list[str]:
-    """Celery beat, every 30 s: fail runs whose worker stopped sending heartbeats."""
+    """Celery beat, every 30 s: resume (or fail) runs whose worker stopped sending heartbeats."""
     from swarms.services.runs import runs_reap_stale
 
     return runs_reap_stale()
+
+
+@shared_task(name="swarms.prune_retention")
+def prune_retention_task() -> dict:
+    """Celery beat, hourly: prune expired runs' events and output, purge the expired trash."""
+    from swarms.services.retention import retention_enforce
+
+    return retention_enforce().as_dict()

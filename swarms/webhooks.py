@@ -26,15 +26,16 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, connection, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from ulid import ULID
@@ -50,8 +51,6 @@ from swarms.models import (
 logger = logging.getLogger("sverm.webhooks")
 
 SECRET_PREFIX = "whsec_"
-# Standard Webhooks: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
-DEFAULT_RETRY_SCHEDULE = [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
 JITTER = 0.1  # each delay is stretched by up to 10%
 RETRY_AFTER_STATUSES = {429, 502, 504}
 MAX_RETRY_AFTER_SECONDS = 86400
@@ -94,21 +93,60 @@ def new_secret() -> str:
 def webhook_secret_rotate(*, workspace_id: str, grace: timedelta = ROTATION_GRACE) -> str:
     """Create the workspace's secret, or replace it keeping the old one signing for `grace`.
     Returns the new secret: the only time it is shown."""
+    secret, _row = webhook_secret_issue(workspace_id=workspace_id, grace=grace)
+    return secret
+
+
+def webhook_secret_issue(
+    *, workspace_id: str, grace: timedelta = ROTATION_GRACE
+) -> tuple[str, WebhookSecret]:
+    """`webhook_secret_rotate`, also returning the row as saved (the API shows its dates beside
+    the new secret, from the same write)."""
     secret = new_secret()
     now = timezone.now()
     with transaction.atomic():
         row = WebhookSecret.objects.select_for_update().filter(workspace_id=workspace_id).first()
         if row is None:
-            WebhookSecret.objects.create(
-                workspace_id=workspace_id, current_encrypted=_encrypt(secret)
-            )
-        else:
-            row.previous_encrypted = row.current_encrypted
-            row.previous_expires_at = now + grace
-            row.current_encrypted = _encrypt(secret)
-            row.rotated_at = now
-            row.save()
-    return secret
+            try:
+                with transaction.atomic():
+                    row = WebhookSecret.objects.create(
+                        workspace_id=workspace_id, current_encrypted=_encrypt(secret)
+                    )
+                return secret, row
+            except IntegrityError:
+                # Created concurrently (another rotation, or a first delivery): rotate that one.
+                row = WebhookSecret.objects.select_for_update().get(workspace_id=workspace_id)
+        row.previous_encrypted = row.current_encrypted
+        row.previous_expires_at = now + grace
+        row.current_encrypted = _encrypt(secret)
+        row.rotated_at = now
+        row.save()
+    return secret, row
+
+
+@dataclass(frozen=True)
+class WebhookSecretInfo:
+    """What may be shown about a workspace's secret: never the secret itself."""
+
+    workspace_id: str
+    exists: bool
+    created_at: datetime | None
+    rotated_at: datetime | None
+    previous_valid_until: datetime | None
+
+
+def webhook_secret_info(
+    *, workspace_id: str, row: WebhookSecret | None = None
+) -> WebhookSecretInfo:
+    """The secret's dates; `previous_valid_until` only while the previous secret still signs."""
+    if row is None:
+        row = WebhookSecret.objects.filter(workspace_id=workspace_id).first()
+    if row is None:
+        return WebhookSecretInfo(workspace_id, False, None, None, None)
+    previous_until = row.previous_expires_at
+    if not row.previous_encrypted or previous_until is None or previous_until <= timezone.now():
+        previous_until = None
+    return WebhookSecretInfo(workspace_id, True, row.created_at, row.rotated_at, previous_until)
 
 
 def signing_secrets(workspace_id: str) -> list[str]:
@@ -323,22 +361,24 @@ def endpoint_disabled(workspace_id: str, url: str) -> bool:
     ).exists()
 
 
-def _endpoint_set_disabled(workspace_id: str, url: str, reason: str | None) -> None:
+def _endpoint_set_disabled(workspace_id: str, url: str, reason: str | None) -> WebhookEndpoint:
     endpoint, _ = WebhookEndpoint.objects.get_or_create(
         workspace_id=workspace_id, url_hash=_url_hash(url), defaults={"url": url}
     )
     endpoint.disabled_at = timezone.now() if reason else None
     endpoint.disabled_reason = reason or ""
     endpoint.save(update_fields=["disabled_at", "disabled_reason"])
+    return endpoint
 
 
-def webhook_endpoint_enable(*, workspace_id: str, url: str) -> None:
-    _endpoint_set_disabled(workspace_id, url, None)
+def webhook_endpoint_enable(*, workspace_id: str, url: str) -> WebhookEndpoint:
+    """Deliver to `url` again (it was disabled by a 410); a no-op for an enabled one."""
+    return _endpoint_set_disabled(workspace_id, url, None)
 
 
 def retry_schedule() -> list[float]:
-    return [float(s) for s in getattr(settings, "SVERM_WEBHOOK_RETRY_SCHEDULE", None)
-            or DEFAULT_RETRY_SCHEDULE]  # fmt: skip
+    """The delay before each attempt (settings: Standard Webhooks' schedule by default)."""
+    return [float(delay) for delay in settings.SVERM_WEBHOOK_RETRY_SCHEDULE]
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -443,7 +483,8 @@ def webhook_redeliver(*, run: Run) -> str:
     last = WebhookDelivery.objects.filter(run=run).order_by("-created_at", "-id").first()
     message_id = last.message_id if last else f"msg_{str(ULID()).lower()}"
     attempt = WebhookDelivery.objects.filter(run=run, message_id=message_id).count() + 1
-    _enqueue(run.pk, message_id, attempt, 0, manual=True)
+    # After commit, like every enqueue: a request's transaction that rolls back sends nothing.
+    transaction.on_commit(partial(_enqueue, run.pk, message_id, attempt, 0, manual=True))
     return message_id
 
 

@@ -2,7 +2,6 @@
 
 from django.db.models import F, Q
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.negotiation import BaseContentNegotiation
@@ -156,6 +155,37 @@ class V1TemplateListViewSet(V1TemplateScope):
         return Response({"templates": self.get_serializer(templates, many=True).data})
 
 
+TEMPLATE_YAML_SCHEMA = {
+    "type": "object",
+    "required": ["topology", "agents"],
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "topology": {
+            "type": "string",
+            "enum": ["hierarchical", "sequential", "parallel", "debate"],
+        },
+        "instructions": {"type": "string"},
+        "limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "agents": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "role", "model"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "role": {"type": "string"},
+                    "model": {"type": "string"},
+                    "instructions": {"type": "string"},
+                    "max_tokens": {"type": "integer"},
+                    "replicas": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
+
+
 @extend_schema(tags=["v1"])
 class V1TemplateYAMLViewSet(V1TemplateScope):
     renderer_classes = [YAMLTextRenderer]
@@ -166,8 +196,9 @@ class V1TemplateYAMLViewSet(V1TemplateScope):
         summary="Get a template's YAML definition",
         description="The full YAML definition of the template, as `application/yaml`.",
         responses={
+            # The schema of the YAML document itself (what a YAML parser reads from the body).
             (200, YAML_MEDIA_TYPE): OpenApiResponse(
-                OpenApiTypes.STR, description="The template's YAML source."
+                TEMPLATE_YAML_SCHEMA, description="The template's YAML source."
             )
         },
     )

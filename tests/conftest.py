@@ -30,6 +30,13 @@ def _clear_cache():
 
 
 @pytest.fixture(autouse=True)
+def _background_reaper_off(settings):
+    """The embedded executor's reaper thread (started by the first run) stays idle: tests that
+    reap call the reaper themselves, on the runs they made stale."""
+    settings.SVERM_REAPER_INTERVAL_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _rate_limits_off(settings):
     """Plan rate limits are off unless a test asks for `rate_limits_on` (tests/limits): many
     tests poll one free-plan workspace far more than 10 times a minute."""

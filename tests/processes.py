@@ -1,9 +1,15 @@
 """Child processes for tests that run sverm for real: free ports, manage.py, clean stops."""
 
+import os
+import secrets
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,3 +41,60 @@ def manage(env: dict[str, str], *args: str) -> str:
     )
     assert result.returncode == 0, f"manage.py {args[0]} failed:\n{result.stderr}"
     return result.stdout
+
+
+# --- the embedded default as a real server ------------------------------------------------------
+TIMEOUT = 30.0
+# What a server child must not inherit: anything that would leave the embedded mode or point
+# Django at the test run's settings or database.
+INHERITED_NOT = ("DJANGO_", "PYTEST_", "SVERM_")
+DROPPED = {
+    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "OPENAI_API_KEY", "DEEPSEEK_API_KEY",
+    "STATIC_ROOT", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "SECRET_KEY", "DEBUG",
+}  # fmt: skip
+
+
+def embedded_server_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """The environment of an embedded-default sverm (SQLite in tmp_path/data, no Redis)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(INHERITED_NOT) and k not in DROPPED
+    }
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    env.update(
+        DJANGO_SETTINGS_MODULE="sverm.settings",
+        SVERM_DATA_DIR=str(data_dir),
+        SECRET_KEY="embedded-" + secrets.token_urlsafe(32),
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+        **overrides,
+    )
+    return env
+
+
+def start_embedded_server(
+    env: dict[str, str], tmp_path: Path
+) -> tuple[subprocess.Popen, str, Path]:
+    """`python -m sverm.server` (what `make run` starts) on a free port; the process, its base
+    URL and its access log (a file of its own; everything else goes to tmp_path/server.log)."""
+    port = free_port()
+    access_log = tmp_path / "access.log"
+    with (tmp_path / "server.log").open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sverm.server", "-b", "127.0.0.1", "-p", str(port),
+             "--access-log", str(access_log), "sverm.asgi:application"],
+            cwd=ROOT, env=env, stdout=output, stderr=output,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return process, base, access_log
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            pytest.fail("the server did not start:\n" + (tmp_path / "server.log").read_text())
+        time.sleep(0.2)

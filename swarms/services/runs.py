@@ -1,7 +1,10 @@
 """Run writes: create (with the estimate and budget check), cancel, and the run's lifecycle as
 the executor reports it."""
 
+import json
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -16,10 +19,25 @@ from accounts.models import User
 from accounts.services import workspace_run_quota_check
 from billing.models import UsageRecord
 from billing.selectors import price_map
-from billing.services import usage_run_started
+from billing.services import usage_record_add, usage_run_started
 from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest
-from swarms.engine import Definition, RunResult, estimate_cost, validate_definition
-from swarms.models import Run, RunEvent, RunStatus, Swarm, SwarmVersion
+from swarms.engine import (
+    Definition,
+    RunResult,
+    Step,
+    Usage,
+    estimate_cost,
+    validate_definition,
+)
+from swarms.models import (
+    Run,
+    RunEvent,
+    RunStatus,
+    RunStep,
+    RunStepStatus,
+    Swarm,
+    SwarmVersion,
+)
 from swarms.providers import check_models_routable, simulated_mode
 from swarms.realtime import publish
 from swarms.selectors import money
@@ -101,7 +119,7 @@ def run_create(
             },
         )
     swarm_type = template_id or CUSTOM_SWARM_TYPE
-    # Runs whose worker was lost must not hold the workspace's concurrency slots.
+    # Runs whose worker was lost for good must not hold the workspace's concurrency slots.
     runs_reap_stale()
     with transaction.atomic():
         # The plan's concurrent and daily run quotas (429), counted from these rows under a lock
@@ -166,48 +184,210 @@ def run_cancel(*, run: Run) -> Run:
 
 # ---------------------------------------------------------------------------------------------
 # Lifecycle, as reported by the executor
+#
+# Each attempt at executing a run holds a lease: the run's `attempt` number when it claimed the
+# run. Every write an attempt makes (events, steps and their ledger rows, heartbeats, the result)
+# checks the lease under the run row's lock and is refused with LeaseLost once another attempt
+# has taken the run over, so two attempts of one run never both charge or emit.
 # ---------------------------------------------------------------------------------------------
-def run_claim(*, run_id: str) -> bool:
-    """queued -> running, exactly once: a redelivered task finds nothing to claim."""
+class LeaseLost(Exception):
+    """This attempt no longer holds the run (it was resumed elsewhere, or it ended)."""
+
+
+def run_claim(*, run_id: str) -> int | None:
+    """queued -> running, exactly once: the lease (1) of the first attempt, or None when the
+    run is not queued any more (a redelivered task finds nothing to claim)."""
     now = timezone.now()
-    return bool(
-        Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
+    claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, attempt=F("attempt") + 1
+    )
+    if not claimed:
+        return None
+    return Run.objects.values_list("attempt", flat=True).get(pk=run_id)
+
+
+def _stale_filter(cutoff: datetime) -> Q:
+    return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+
+
+def run_resume_claim(*, run_id: str) -> int | None:
+    """Take over a running run whose worker went silent: the next lease, or None when the run
+    is not stale any more (another attempt beat us to it, or its worker came back), it ended,
+    or it has used all its attempts. Calls the lost attempt left in flight become
+    `interrupted`: what they reserved stays held against the budget."""
+    stale_after = timedelta(seconds=settings.SVERM_STALE_AFTER_SECONDS)
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update()
+            .filter(
+                pk=run_id, status=RunStatus.RUNNING, attempt__lt=settings.SVERM_RUN_MAX_ATTEMPTS
+            )
+            .filter(_stale_filter(timezone.now() - stale_after))
+            .only("attempt")
+            .first()
         )
+        if run is None:
+            return None
+        lease = run.attempt + 1
+        Run.objects.filter(pk=run_id).update(attempt=lease, heartbeat_at=timezone.now())
+        RunStep.objects.filter(run_id=run_id, status=RunStepStatus.RESERVED).update(
+            status=RunStepStatus.INTERRUPTED, updated_at=timezone.now()
+        )
+    return lease
+
+
+def _hold(run_id: str, lease: int | None) -> None:
+    """Lock the run row; with a lease, refuse unless that attempt still runs it."""
+    run = Run.objects.select_for_update().only("status", "attempt").get(pk=run_id)
+    if lease is not None and (run.attempt != lease or run.status != RunStatus.RUNNING):
+        raise LeaseLost(f"run {run_id} is no longer held by attempt {lease}")
+
+
+def run_heartbeat(*, run_id: str, lease: int | None = None) -> bool:
+    """A sign of life from the attempt holding the run; False when it holds it no more."""
+    runs = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING)
+    if lease is not None:
+        runs = runs.filter(attempt=lease)
+    return bool(runs.update(heartbeat_at=timezone.now()))
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """What earlier attempts of a run left: settled steps to replay, money held by calls they
+    left in flight, and the `agent.delegated` events already emitted (not to emit them twice)."""
+
+    steps: dict[str, Step]
+    held_usd: Decimal
+    delegations: Counter
+
+
+def run_checkpoints(*, run_id: str) -> Checkpoints:
+    steps: dict[str, Step] = {}
+    held = Decimal(0)
+    for row in RunStep.objects.filter(run_id=run_id).order_by("id"):
+        if row.status == RunStepStatus.SETTLED:
+            usage = Usage(
+                agent_id=row.agent_id,
+                model=row.model,
+                provider=row.provider,
+                tokens_in=row.tokens_in,
+                tokens_out=row.tokens_out,
+                cost_usd=row.cost_usd,
+            )
+            steps[row.key] = Step(
+                row.key, row.agent_id, row.model, row.status, row.reserved_usd, usage, row.output
+            )
+        elif row.status == RunStepStatus.INTERRUPTED:
+            held += row.reserved_usd
+    delegations = Counter(
+        delegation_key(event.agent_id, event.data)
+        for event in RunEvent.objects.filter(run_id=run_id, type="agent.delegated")
+    )
+    return Checkpoints(steps=steps, held_usd=held, delegations=delegations)
+
+
+def delegation_key(agent_id: str | None, data: dict) -> str:
+    return json.dumps([agent_id or "", data], sort_keys=True)
+
+
+@transaction.atomic
+def run_step_record(*, run: Run, lease: int, step: Step) -> None:
+    """Put a call's checkpoint on record for the attempt holding the run. A settled step and its
+    ledger row are written together, so a crash can never leave one without the other (a call
+    charged but replayed as unpaid, or paid twice)."""
+    _hold(run.pk, lease)
+    now = timezone.now()
+    if step.status == RunStepStatus.RESERVED:
+        RunStep.objects.create(
+            run_id=run.pk,
+            key=step.key,
+            attempt=lease,
+            agent_id=step.agent_id,
+            model=step.model,
+            status=step.status,
+            reserved_usd=step.reserved_usd,
+        )
+        return
+    rows = RunStep.objects.filter(
+        run_id=run.pk, attempt=lease, key=step.key, status=RunStepStatus.RESERVED
+    )
+    if step.status != RunStepStatus.SETTLED:
+        rows.update(status=step.status, updated_at=now)
+        return
+    usage = step.usage
+    assert usage is not None
+    if not rows.update(
+        status=step.status,
+        provider=usage.provider,
+        cost_usd=usage.cost_usd,
+        tokens_in=usage.tokens_in,
+        tokens_out=usage.tokens_out,
+        output=step.output,
+        updated_at=now,
+    ):
+        return  # settled already (a retried write whose first try did commit)
+    usage_record_add(
+        workspace_id=run.workspace_id,
+        run_id=run.pk,
+        swarm_id=run.swarm_id or "",
+        swarm_type=run.swarm_type,
+        agent_id=usage.agent_id,
+        model=usage.model,
+        provider=usage.provider,
+        tokens_in=usage.tokens_in,
+        tokens_out=usage.tokens_out,
+        cost_usd=usage.cost_usd,
     )
 
 
-def run_heartbeat(*, run_id: str) -> None:
-    Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
-
-
-# A running run whose worker has not beaten for this long is taken for lost.
-STALE_AFTER_SECONDS = 60
+# A running run whose worker has not beaten for SVERM_STALE_AFTER_SECONDS is taken for lost.
 WORKER_LOST_MESSAGE = (
-    "The worker executing this run stopped responding ({seconds} s without a heartbeat). "
-    "Calls it finished are in the cost report and were charged once; start a new run to retry."
+    "The worker executing this run stopped responding ({seconds} s without a heartbeat) and "
+    "{why}. Calls it finished are in the cost report and were charged once; start a new run "
+    "to retry."
 )
 
 
-def runs_reap_stale(*, stale_after: int = STALE_AFTER_SECONDS) -> list[str]:
-    """Fail running runs whose worker went silent (killed, lost its database), so no run stays
-    `running` forever or holds a concurrency slot. Returns the ids it failed."""
-    cutoff = timezone.now() - timedelta(seconds=stale_after)
-    stale = Run.objects.filter(status=RunStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    )
+def runs_reap_stale() -> list[str]:
+    """Deal with running runs whose worker went silent (killed, lost its database), so no run
+    stays `running` forever or holds a concurrency slot: ask the executor to resume those with
+    attempts left, and fail with `worker_lost` those without, or whose resume no worker took up
+    within a stale period. Returns the ids it failed."""
+    stale_after = timedelta(seconds=settings.SVERM_STALE_AFTER_SECONDS)
+    now = timezone.now()
+    cutoff = now - stale_after
+    stale = Run.objects.filter(status=RunStatus.RUNNING).filter(_stale_filter(cutoff))
     reaped = []
-    for run_id in stale.values_list("pk", flat=True):
+    for run_id, attempt, asked_at, beat_at in stale.values_list(
+        "pk", "attempt", "resume_requested_at", "heartbeat_at"
+    ):
+        if attempt >= settings.SVERM_RUN_MAX_ATTEMPTS:
+            why = f"all {attempt} attempts were lost"
+        elif asked_at is not None and (beat_at is None or asked_at > beat_at):
+            if asked_at > cutoff:
+                continue  # asked recently: a worker may be on its way
+            why = "no worker took it up again"
+        else:
+            # Asked once per loss: a claim beats, so the next loss asks anew.
+            if Run.objects.filter(pk=run_id, resume_requested_at=asked_at).update(
+                resume_requested_at=now
+            ):
+                _dispatch_resume(run_id)
+            continue
         cost = UsageRecord.objects.filter(run_id=run_id).aggregate(total=Sum("cost_usd"))["total"]
         Run.objects.filter(pk=run_id).update(current_cost_usd=cost or Decimal(0))
+        message = WORKER_LOST_MESSAGE.format(seconds=int(stale_after.total_seconds()), why=why)
         if run_fail(
-            run_id=run_id,
-            code="worker_lost",
-            message=WORKER_LOST_MESSAGE.format(seconds=stale_after),
-            only_if_stale_before=cutoff,
+            run_id=run_id, code="worker_lost", message=message, only_if_stale_before=cutoff
         ):
             reaped.append(run_id)
     return reaped
+
+
+def _dispatch_resume(run_id: str) -> None:
+    from swarms.executor import dispatch_run
+
+    transaction.on_commit(lambda: dispatch_run(run_id, resume=True))
 
 
 def run_cancel_requested(*, run_id: str) -> bool:
@@ -215,10 +395,13 @@ def run_cancel_requested(*, run_id: str) -> bool:
 
 
 @transaction.atomic
-def run_event_add(*, run_id: str, type: str, agent_id: str, data: dict) -> RunEvent:
-    """Append the next numbered event (seq 1, 2, 3…) and fold progress into the run row."""
-    run = Run.objects.select_for_update().only("last_seq").get(pk=run_id)
-    seq = run.last_seq + 1
+def run_event_add(
+    *, run_id: str, type: str, agent_id: str, data: dict, lease: int | None = None
+) -> RunEvent:
+    """Append the next numbered event (seq 1, 2, 3…) and fold progress into the run row; with
+    a lease, only while that attempt holds the run (LeaseLost otherwise)."""
+    _hold(run_id, lease)
+    seq = Run.objects.values_list("last_seq", flat=True).get(pk=run_id) + 1
     changes: dict[str, Any] = {"last_seq": seq}
     if type == "run.progress":
         changes.update(
@@ -238,8 +421,17 @@ def run_event_add(*, run_id: str, type: str, agent_id: str, data: dict) -> RunEv
     return event
 
 
-def run_finish(*, run_id: str, result: RunResult) -> None:
-    """Record the engine's result; the cost is the ledger's, which the engine reported."""
+def run_finish(
+    *,
+    run_id: str,
+    result: RunResult,
+    lease: int | None = None,
+    terminal: tuple[str, dict] | None = None,
+) -> bool:
+    """Record the engine's result (the cost is the ledger's, which the engine reported) and its
+    terminal event, in one transaction: a run never has its last event without its status, so a
+    resumed attempt never ends a run twice. Does nothing when the run ended meanwhile or, with a
+    lease, another attempt holds it; returns whether it did."""
     changes: dict[str, Any] = {
         "status": result.status,
         "output": result.output,
@@ -251,22 +443,37 @@ def run_finish(*, run_id: str, result: RunResult) -> None:
     }
     if result.status == RunStatus.COMPLETED:
         changes["progress"] = 1.0
-    Run.objects.filter(pk=run_id).update(**changes)
-    transaction.on_commit(lambda: webhook_schedule(run_id), robust=True)
+    with transaction.atomic():
+        runs = Run.objects.select_for_update().filter(pk=run_id, status=RunStatus.RUNNING)
+        if lease is not None:
+            runs = runs.filter(attempt=lease)
+        if not list(runs.only("pk")):
+            return False
+        if terminal is not None:
+            event_type, data = terminal
+            run_event_add(run_id=run_id, type=event_type, agent_id="", data=data)
+        Run.objects.filter(pk=run_id).update(**changes)
+        transaction.on_commit(lambda: webhook_schedule(run_id), robust=True)
+    return True
 
 
 def run_fail(
-    *, run_id: str, code: str, message: str, only_if_stale_before: datetime | None = None
+    *,
+    run_id: str,
+    code: str,
+    message: str,
+    only_if_stale_before: datetime | None = None,
+    lease: int | None = None,
 ) -> bool:
     """Fail a run the engine could not report on (it never started, broke outside the engine,
-    or its worker was lost). Returns whether it did; a run that finished meanwhile is left."""
+    or its worker was lost). Returns whether it did; a run that finished meanwhile, or (with a
+    lease) that another attempt holds, is left."""
     runs = Run.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+    if lease is not None:
+        runs = runs.filter(attempt=lease)
     if only_if_stale_before is not None:
         # The reaper's check and write are one statement: a heartbeat in between wins.
-        runs = runs.filter(
-            Q(heartbeat_at__lt=only_if_stale_before)
-            | Q(heartbeat_at__isnull=True, started_at__lt=only_if_stale_before)
-        )
+        runs = runs.filter(_stale_filter(only_if_stale_before))
     updated = runs.update(
         status=RunStatus.FAILED,
         error_code=code,

@@ -79,7 +79,8 @@ def test_the_change_page_is_read_only_with_the_events_inline(staff, runs):
     assert response.context["has_change_permission"] is False
     assert 'name="_save"' not in html
     assert "Queued one" in html
-    (inline,) = response.context["inline_admin_formsets"]
+    steps, inline = response.context["inline_admin_formsets"]
+    assert steps.formset.model.__name__ == "RunStep"  # call checkpoints, none for a queued run
     assert inline.formset.model.__name__ == "RunEvent"
     shown = [form.form.instance for form in inline]
     assert [(event.seq, event.agent_id) for event in shown] == [

@@ -6,6 +6,7 @@ workspace the caller is not a member of 404. `test_the_table_covers_every_operat
 table in step with the OpenAPI schema.
 """
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,7 +19,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import Membership
 from accounts.roles import Role
 from accounts.services import api_key_create, integration_install, workspace_create
-from swarms.models import Run
+from swarms.models import Run, WebhookEndpoint
 from swarms.services import swarm_create, swarm_soft_delete
 from templates_app.services import template_create
 from tests.conftest import PASSWORD, assert_problem, assert_v1_error
@@ -97,6 +98,13 @@ ENDPOINTS = [
     E("POST", "/api/runs/{run}/cancel", OPERATOR, True, 200),
     E("GET", "/api/runs/{run}/result", VIEWER, True, 200),
     E("GET", "/api/runs/{run}/events", VIEWER, True, 200),
+    E("GET", "/api/runs/{run}/webhook-deliveries", VIEWER, True, 200),
+    # A finished run with a webhook URL; `db` tests never commit, so nothing is sent.
+    E("POST", "/api/runs/{hooked_run}/webhook-deliveries", OPERATOR, True, 202),
+    E("GET", "/api/workspaces/{ws}/webhook-secret", VIEWER, True, 200),
+    E("POST", "/api/workspaces/{ws}/webhook-secret", ADMIN, True, 201),
+    E("GET", "/api/workspaces/{ws}/webhook-endpoints", VIEWER, True, 200),
+    E("POST", "/api/workspaces/{ws}/webhook-endpoints/{endpoint}/enable", ADMIN, True, 200),
     E("GET", "/api/templates?workspace_id={ws}", VIEWER, True, 200),
     E("POST", "/api/templates", ADMIN, True, 201,
       {"workspaceId": "{ws}", "id": "matrix-made", "name": "Made", "yaml": TEMPLATE_YAML}),
@@ -163,10 +171,21 @@ def world(make_user, user, workspace, other_user, other_workspace) -> World:
     member = make_user()
     Membership.objects.create(workspace=workspace, user=member, role=Role.VIEWER)
     integration = integration_install(installer=workspace, publisher=publisher, installed_by=user)
+    hooked_run = Run.objects.create(
+        workspace=workspace, swarm_type="custom", definition={}, task="Report back",
+        status="completed", max_budget_usd=Decimal("5"), estimated_cost_usd=Decimal("0.01"),
+        webhook_url="https://hooks.example.com/matrix",
+    )  # fmt: skip
+    endpoint = WebhookEndpoint.objects.create(
+        workspace=workspace, url="https://gone.example.com/hook",
+        url_hash=hashlib.sha256(b"https://gone.example.com/hook").hexdigest(),
+        disabled_at=hooked_run.created_at, disabled_reason="Answered 410 Gone.",
+    )  # fmt: skip
     world = World(
         ws=workspace.pk, publisher2=publisher2.pk, swarm=swarm.pk, deleted_swarm=deleted.pk,
         version=swarm.default_version_id, run=run.pk, template=template.pk, key=target_key.pk,
         member=member.pk, integration=integration.pk, outsider_email=make_user().email,
+        hooked_run=hooked_run.pk, endpoint=endpoint.pk,
     )  # fmt: skip
     world.workspace, world.other_workspace, world.publisher2 = (
         workspace, other_workspace, publisher2,

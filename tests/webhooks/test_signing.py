@@ -88,6 +88,8 @@ def test_retry_after_http_date():
 
 
 def test_default_schedule_is_the_standard_webhooks_one():
-    assert webhooks.DEFAULT_RETRY_SCHEDULE == [
+    from sverm import settings as defaults
+
+    assert defaults.SVERM_WEBHOOK_RETRY_SCHEDULE == [
         0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 20 * 3600, 24 * 3600,
     ]  # fmt: skip

@@ -1,0 +1,405 @@
+"""Streams that heal, over real processes: Daphne (`python -m sverm.server`) with channels-redis on
+a redis-server of this file's own, runs executed by the thread executor inside Daphne (so the
+process that publishes is the one that streams), PostgreSQL holding the events.
+
+1. A mailbox of capacity 2 drops messages in every burst; slow readers still see every seq once,
+   in order, up to the terminal event.
+2. Redis is killed and started again on its port mid-run while clients connect and disconnect in
+   a loop; every client that stays sees every seq after its `after` once, in order, and the run
+   ends completed.
+
+The Redis here is started per test on a free port, never the shared one (whose db 0 and Celery
+queue other suites use), and this file uses none of the Celery fixtures of conftest.py.
+"""
+
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import websockets
+from django.db import connection
+
+from tests.integration.conftest import spawn, unavailable
+from tests.processes import free_port, manage, stop
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT = 30.0  # per message; a stream quiet for 2 s resyncs from the database
+TERMINAL_TYPES = {"run.completed", "run.failed", "run.cancelled"}
+REDIS_SERVER = shutil.which("redis-server")
+# What a child process must not inherit: the test run's settings, and LLM credentials (runs here
+# are simulated).
+DROPPED = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "DEEPSEEK_API_KEY", "SVERM_PROVIDERS"}
+
+
+def wide_run(workers: int, max_parallel: int) -> str:
+    """Inline YAML of a parallel run: `workers` short simulated calls and an aggregator, each
+    emitting agent.started, agent.message, agent.completed and run.progress."""
+    entries = []
+    for index, start in enumerate(range(0, workers, 16)):
+        replicas = min(16, workers - start)
+        entries.append(
+            f"  - {{id: w{index}, role: worker, model: gpt-4o-mini, replicas: {replicas}, "
+            "max_tokens: 64}"
+        )
+    return "\n".join(
+        [
+            "topology: parallel",
+            f"limits: {{max_parallel: {max_parallel}, max_steps: {workers + 1}}}",
+            "agents:",
+            *entries,
+            "  - {id: merger, role: aggregator, model: gpt-4o-mini, max_tokens: 64}",
+        ]
+    )
+
+
+class RedisServer:
+    """A redis-server child on a port of its own, without persistence (a restart forgets every
+    group and message, as a Redis without AOF does)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.dir = tmp_path / "redis"
+        self.dir.mkdir()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.dir / f"redis-{self.starts}.log").open("w")
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=log, stderr=log,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("redis-server did not start: " + self.log_text())
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log_text(self) -> str:
+        return "\n".join(path.read_text() for path in sorted(self.dir.glob("redis-*.log")))
+
+
+@dataclass
+class Stack:
+    base: str
+    key: str
+    log: Path
+
+    @property
+    def ws_base(self) -> str:
+        return self.base.replace("http://", "ws://")
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    if REDIS_SERVER is None:
+        unavailable("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def start_stack(transactional_db, redis_server, tmp_path):
+    """`start_stack(**environment)`: bootstrap, then Daphne on this file's Redis with the
+    thread executor and the given settings; returns the Stack."""
+    if connection.vendor != "postgresql":
+        unavailable("integration tests need DATABASE_URL pointing at PostgreSQL")
+    db = connection.settings_dict
+    database_url = (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    processes: list[subprocess.Popen] = []
+
+    def start(**environment: str) -> Stack:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DJANGO_", "PYTEST_")) and k not in DROPPED
+        }
+        env.update(
+            DJANGO_SETTINGS_MODULE="sverm.settings",
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_server.url,
+            SECRET_KEY="stream-heal-" + "x" * 40,
+            DEBUG="0",
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            SVERM_EXECUTOR="thread",
+            PYTHONUNBUFFERED="1",
+            **environment,
+        )
+        out = manage(
+            {**env, "SVERM_DATA_DIR": str(tmp_path)}, "bootstrap", "--email",
+            "heal@example.com", "--password", "Pa55-word!x", "--plan", "team",
+        )  # fmt: skip
+        key = re.search(r"^API key: (sk-sverm-\S+)$", out, re.M).group(1)
+        port = free_port()
+        process = spawn(
+            env, tmp_path, "daphne",
+            "sverm.server", "-b", "127.0.0.1", "-p", str(port), "sverm.asgi:application",
+        )  # fmt: skip
+        processes.append(process)
+        stack = Stack(base=f"http://127.0.0.1:{port}", key=key, log=tmp_path / "daphne.log")
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                if httpx.get(f"{stack.base}/healthz", timeout=1).status_code == 200:
+                    return stack
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("Daphne did not start:\n" + stack.log_text())
+            time.sleep(0.2)
+
+    yield start
+    for process in processes:
+        stop(process)
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+
+async def start_run(http: httpx.AsyncClient, stack: Stack, yaml: str) -> str:
+    started = await http.post(
+        "/v1/swarms",
+        json={"template": yaml, "task": "Ideas for a quiet city street"},
+        headers=stack.auth,
+    )
+    assert started.status_code == 201, started.text
+    return started.json()["swarm_id"]
+
+
+async def stored_events(http: httpx.AsyncClient, stack: Stack, run_id: str) -> list[dict]:
+    events, params = [], {"limit": 100}
+    while True:
+        page = await http.get(f"/api/runs/{run_id}/events", params=params, headers=stack.auth)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        events += body["data"]
+        if not body["pageInfo"]["hasNextPage"]:
+            return events
+        params["after"] = body["pageInfo"]["endCursor"]
+
+
+@dataclass
+class Watch:
+    """What one client saw on one connection."""
+
+    after: int
+    messages: list[dict]
+    close_code: int | None
+
+    @property
+    def seqs(self) -> list[int]:
+        return [message["seq"] for message in self.messages]
+
+
+async def watch_to_the_end(stack: Stack, run_id: str, after: int, delay: float = 0.0) -> Watch:
+    """Stay connected until the server closes, reading a message every `delay` seconds."""
+    url = f"{stack.ws_base}/api/runs/{run_id}/stream?token={stack.key}&after={after}"
+    async with websockets.connect(url, open_timeout=TIMEOUT) as ws:
+        messages = []
+        try:
+            while True:
+                messages.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))
+                if delay:
+                    await asyncio.sleep(delay)
+        except websockets.ConnectionClosed:
+            pass
+        return Watch(after, messages, ws.close_code)
+
+
+def assert_saw_everything_once(watch: Watch, stored: list[dict]) -> None:
+    expected = [event for event in stored if event["seq"] > watch.after]
+    assert watch.seqs == [event["seq"] for event in expected], (watch.after, watch.seqs)
+    assert [m["type"] for m in watch.messages] == [event["type"] for event in expected]
+    assert watch.messages[-1]["type"] in TERMINAL_TYPES
+    assert watch.close_code == 1000
+
+
+def healed(log: str) -> int:
+    """How often the streams filled a gap or caught up from the database."""
+    return len(re.findall(r"filling the gap from the database|events the channel layer lost", log))
+
+
+# --- 1. a tiny mailbox ------------------------------------------------------------------------
+
+
+async def tiny_mailbox_scenario(stack: Stack) -> tuple[list[Watch], list[dict], dict]:
+    async with httpx.AsyncClient(base_url=stack.base, timeout=TIMEOUT) as http:
+        run_id = await start_run(http, stack, wide_run(workers=48, max_parallel=8))
+        # Slow readers from the start, and more joining mid-run with and without `after`.
+        early = [
+            asyncio.create_task(watch_to_the_end(stack, run_id, after=0, delay=0.02))
+            for _ in range(4)
+        ]
+        await asyncio.sleep(0.5)
+        late = [
+            asyncio.create_task(watch_to_the_end(stack, run_id, after=after, delay=0.01))
+            for after in (0, 3, 10)
+        ]
+        watches = await asyncio.gather(*early, *late)
+        stored = await stored_events(http, stack, run_id)
+        final = (await http.get(f"/v1/swarms/{run_id}", headers=stack.auth)).json()
+    return watches, stored, final
+
+
+def test_slow_readers_of_a_tiny_mailbox_see_every_seq_once_in_order(start_stack):
+    stack = start_stack(SVERM_CHANNEL_CAPACITY="2", SVERM_SIMULATED_LATENCY="0.05")
+    watches, stored, final = asyncio.run(asyncio.wait_for(tiny_mailbox_scenario(stack), 180))
+
+    assert final["status"] == "completed", final
+    assert [event["seq"] for event in stored] == list(range(1, len(stored) + 1))
+    assert len(stored) > 150  # 49 calls, four events each, and more
+    assert stored[-1]["type"] == "run.completed"
+    for watch in watches:
+        assert_saw_everything_once(watch, stored)
+    log = stack.log_text()
+    # Messages really were dropped, and the streams healed from the database.
+    assert "over capacity" in log
+    assert healed(log) > 0
+    assert "Exception inside application" not in log
+
+
+# --- 2. Redis restarts mid-run ----------------------------------------------------------------
+
+
+@dataclass
+class Traffic:
+    """Connections opened by the clients that come and go, counted as they open."""
+
+    opened: int = 0
+    changed: asyncio.Event | None = None
+
+    def open(self) -> None:
+        self.opened += 1
+        if self.changed is not None:
+            self.changed.set()
+
+    async def wait_for(self, count: int) -> None:
+        while self.opened < count:
+            self.changed = asyncio.Event()
+            await self.changed.wait()
+
+
+async def come_and_go(
+    stack: Stack, run_id: str, done: asyncio.Event, traffic: Traffic, seed: int
+) -> dict:
+    """Connect, read a few messages, hang up; again and again until the run is over. A refused
+    or broken connection is retried, resuming after the last seq seen."""
+    rnd = random.Random(seed)
+    last, connections, failures, wrong = 0, 0, 0, []
+    while not done.is_set():
+        url = f"{stack.ws_base}/api/runs/{run_id}/stream?token={stack.key}&after={last}"
+        try:
+            async with websockets.connect(url, open_timeout=5) as ws:
+                connections += 1
+                traffic.open()
+                for _ in range(rnd.randint(1, 4)):
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if message["seq"] != last + 1:
+                        wrong.append((last, message["seq"]))
+                    last = message["seq"]
+        except (OSError, TimeoutError, websockets.WebSocketException):
+            failures += 1
+        await asyncio.sleep(rnd.uniform(0, 0.2))
+    return {"connections": connections, "failures": failures, "wrong": wrong, "last": last}
+
+
+async def redis_restart_scenario(stack: Stack, redis_server: RedisServer) -> dict:
+    async with httpx.AsyncClient(base_url=stack.base, timeout=TIMEOUT) as http:
+        run_id = await start_run(http, stack, wide_run(workers=48, max_parallel=4))
+        done, traffic = asyncio.Event(), Traffic()
+        stayers = [asyncio.create_task(watch_to_the_end(stack, run_id, after=0)) for _ in range(3)]
+        loopers = [
+            asyncio.create_task(come_and_go(stack, run_id, done, traffic, seed))
+            for seed in range(4)
+        ]
+
+        # Restart Redis once the run is well under way and the streams are live; while it is
+        # down the run goes on storing events nobody can publish, and clients keep coming.
+        while len(await stored_events(http, stack, run_id)) < 20:
+            await asyncio.sleep(0.1)
+        before_restart = len(await stored_events(http, stack, run_id))
+        await asyncio.to_thread(redis_server.kill)
+        opened_before_outage = traffic.opened
+        await asyncio.gather(asyncio.sleep(1.0), traffic.wait_for(opened_before_outage + 3))
+        opened_during_outage = traffic.opened - opened_before_outage
+        await asyncio.to_thread(redis_server.start)
+        # Clients that arrive after the restart, fresh or resuming.
+        stayers += [
+            asyncio.create_task(watch_to_the_end(stack, run_id, after=after)) for after in (0, 5)
+        ]
+        watches = await asyncio.gather(*stayers)
+        done.set()
+        loops = await asyncio.gather(*loopers)
+        stored = await stored_events(http, stack, run_id)
+        final = (await http.get(f"/v1/swarms/{run_id}", headers=stack.auth)).json()
+    return {
+        "watches": watches,
+        "loops": loops,
+        "stored": stored,
+        "final": final,
+        "before_restart": before_restart,
+        "opened_during_outage": opened_during_outage,
+    }
+
+
+def test_streams_survive_a_redis_restart_while_clients_come_and_go(start_stack, redis_server):
+    # Calls of 0.4 s, four at a time: the run spreads its events over about five seconds.
+    stack = start_stack(SVERM_SIMULATED_LATENCY="0.4")
+    result = asyncio.run(asyncio.wait_for(redis_restart_scenario(stack, redis_server), 240))
+    stored, final = result["stored"], result["final"]
+
+    assert final["status"] == "completed", final  # the run did not get stuck on Redis
+    assert [event["seq"] for event in stored] == list(range(1, len(stored) + 1))
+    assert [event["type"] for event in stored].count("run.completed") == 1
+    assert stored[-1]["type"] == "run.completed"
+    assert result["before_restart"] < len(stored) - 20  # the restart was mid-run
+    assert result["opened_during_outage"] >= 3  # clients connected while Redis was down
+    for watch in result["watches"]:
+        assert_saw_everything_once(watch, stored)
+    for loop in result["loops"]:
+        assert loop["wrong"] == [], loop  # each connection resumed exactly after its `after`
+        assert loop["connections"] > 0, loop
+    log = stack.log_text()
+    # The outage was seen on both sides, and healed without killing a connection.
+    assert "not published" in log
+    assert "the channel layer is unreachable" in log
+    assert healed(log) > 0
+    assert "Exception inside application" not in log
