@@ -1,10 +1,15 @@
 """Property-based fuzzing of the whole HTTP API from its own OpenAPI schema (schemathesis, in
-process over WSGI) as a workspace admin: whatever the input, never a 5xx.
+process over WSGI) as a workspace admin: whatever the input, never a 5xx, and never a byte of
+another workspace's data.
 
 Path parameters point at real objects (each operation is its own test, so destructive calls only
 affect later examples of the same operation). Besides no 5xx, every response must conform to the
-schema: its status code is documented, and its content type, headers and body match.
+schema: its status code is documented, and its content type, headers and body match. A stateful
+pass then chains operations along the links schemathesis infers from the schema (create a swarm,
+read it, version it, run it...), with the same checks.
 """
+
+from decimal import Decimal
 
 import pytest
 import schemathesis
@@ -56,8 +61,6 @@ def api_schema(db, keep_db_connection):
 
 @pytest.fixture
 def fuzz_world(make_user, user, workspace):
-    from decimal import Decimal
-
     publisher = workspace_create(name="Publisher", owner=user)
     swarm = swarm_create(workspace=workspace, name="Scout", created_by=user)
     deleted = swarm_soft_delete(
@@ -77,6 +80,20 @@ def fuzz_world(make_user, user, workspace):
     Membership.objects.create(workspace=workspace, user=member, role=Role.VIEWER)
     integration = integration_install(installer=workspace, publisher=publisher, installed_by=user)
     _key, raw = api_key_create(workspace=workspace, name="fuzz", role=Role.ADMIN, created_by=user)
+    # Another workspace the caller is not in: none of its ids may ever show up in a response.
+    stranger = make_user()
+    foreign = workspace_create(name="Foreign", owner=stranger)
+    foreign_swarm = swarm_create(workspace=foreign, name="Secret", created_by=stranger)
+    foreign_run = Run.objects.create(
+        workspace=foreign, swarm=foreign_swarm, version=foreign_swarm.default_version,
+        swarm_type="custom", definition=foreign_swarm.default_version.definition,
+        task="Private", max_budget_usd=Decimal("5"), estimated_cost_usd=Decimal("0.01"),
+    )  # fmt: skip
+    foreign_key, _ = api_key_create(
+        workspace=foreign, name="theirs", role=Role.ADMIN, created_by=stranger
+    )
+    foreign_ids = [foreign.pk, foreign_swarm.pk, foreign_swarm.default_version_id,
+                   foreign_run.pk, foreign_key.pk, stranger.pk]  # fmt: skip
     ids = {
         "workspace_id": workspace.pk,
         "swarm_id": swarm.pk,
@@ -97,7 +114,22 @@ def fuzz_world(make_user, user, workspace):
         "/v1/swarms/": run.pk,
         "/v1/templates/": template.pk,
     }
-    return {"ids": ids, "by_path": by_path, "auth": f"Bearer {raw}"}
+    return {
+        "ids": ids,
+        "by_path": by_path,
+        "auth": f"Bearer {raw}",
+        "checks": [*CHECKS, no_foreign_data(foreign_ids)],
+    }
+
+
+def no_foreign_data(foreign_ids: list[str]):
+    """A schemathesis check: the response names no object of the other workspace."""
+
+    def no_foreign_ids_in_the_response(ctx, response, case):
+        leaked = [value for value in foreign_ids if value in response.text]
+        assert not leaked, f"another workspace's ids in the response: {leaked}"
+
+    return no_foreign_ids_in_the_response
 
 
 def real_path_parameters(case, world) -> None:
@@ -142,9 +174,32 @@ def test_no_server_errors(api_schema, fuzz_world, method, path):
     def fuzz(case):
         real_path_parameters(case, fuzz_world)
         response = case.call(headers={"Authorization": fuzz_world["auth"]})
-        case.validate_response(response, checks=CHECKS)
+        case.validate_response(response, checks=fuzz_world["checks"])
 
     fuzz()
+
+
+def test_chained_operations_along_the_schemas_links(api_schema, fuzz_world):
+    base = api_schema.as_state_machine()
+    assert base.bundles, "schemathesis inferred no links between operations"
+
+    class Chains(base):
+        def get_call_kwargs(self, case):
+            return {"headers": {"Authorization": fuzz_world["auth"]}}
+
+        def validate_response(self, response, case, **kwargs):
+            case.validate_response(response, checks=fuzz_world["checks"])
+
+    Chains.run(
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=6,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
 
 
 def test_event_ids_must_be_sequence_numbers(api_client, fuzz_world):

@@ -640,3 +640,24 @@ async def test_a_real_run_cancelled_mid_stream_ends_with_run_cancelled(
     assert "run.completed" not in [m["type"] for m in messages]
     assert code == 1000
     assert messages == await astored(run)
+
+
+async def test_a_lost_last_event_reaches_a_quiet_stream_by_the_resync(workspace, jwt, monkeypatch):
+    """No later event reveals a gap when the terminal one is the message that was lost: a stream
+    that hears nothing for RESYNC_SECONDS looks in the database itself."""
+    monkeypatch.setattr(consumers, "RESYNC_SECONDS", 0.2)
+    run = await amake_run(workspace)
+    await aadd_events(run, ["run.started"])
+    async with open_stream(run_path(run), token=jwt) as stream:
+        assert seqs(await stream.json_messages(1)) == [1]
+        await astore_silently(run, 1)
+
+        @database_sync_to_async
+        def finish_unpublished():
+            Run.objects.filter(pk=run.pk).update(status="completed", last_seq=3)
+            RunEvent.objects.create(run=run, seq=3, type="run.completed", data={"cost_usd": "0"})
+
+        await finish_unpublished()
+        messages, code = await stream.until_close()
+    assert (seqs(messages), code) == ([2, 3], 1000)
+    assert messages[-1]["type"] == "run.completed"
