@@ -29,11 +29,17 @@ def _clear_cache():
     cache.clear()
 
 
-@pytest.fixture(autouse=True)
-def _background_reaper_off(settings):
-    """The embedded executor's reaper thread (started by the first run) stays idle: tests that
-    reap call the reaper themselves, on the runs they made stale."""
-    settings.SVERM_REAPER_INTERVAL_SECONDS = 0
+@pytest.fixture(autouse=True, scope="session")
+def _no_background_reaper():
+    """The embedded executor's reaper thread is not started in the test process (it would reap
+    other tests' runs, and outlive the test database): tests that reap call the reaper
+    themselves; tests/runs/test_restart.py runs it in a real server process."""
+    from swarms import executor
+
+    start = executor._start_reaper
+    executor._start_reaper = lambda: None
+    yield
+    executor._start_reaper = start
 
 
 @pytest.fixture(autouse=True)
