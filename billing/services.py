@@ -50,7 +50,7 @@ def usage_record_add(
 ) -> UsageRecord:
     """One LLM call into the ledger and its month's rollup, together. `created_at` (default
     now) is for imports and backfills; the rollup month follows it, in UTC."""
-    record = UsageRecord.objects.create(
+    record = UsageRecord(
         workspace_id=workspace_id,
         run_id=run_id,
         swarm_id=swarm_id,
@@ -63,15 +63,28 @@ def usage_record_add(
         cost_usd=cost_usd,
         **({"created_at": created_at} if created_at is not None else {}),
     )
-    _rollup_add(
-        workspace_id=workspace_id,
-        month=month_of(record.created_at),
-        swarm_type=swarm_type,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        cost_usd=cost_usd,
-    )
+    (record,) = usage_records_add([record])
     return record
+
+
+@transaction.atomic
+def usage_records_add(records: list[UsageRecord]) -> list[UsageRecord]:
+    """LLM calls into the ledger (one INSERT) and their months' rollups (one update per
+    workspace, month and swarm type), together."""
+    if not records:
+        return []
+    created = UsageRecord.objects.bulk_create(records)
+    totals: dict[tuple[str, date, str], dict[str, int | Decimal]] = defaultdict(
+        lambda: {"tokens_in": 0, "tokens_out": 0, "cost_usd": Decimal(0)}
+    )
+    for record in created:
+        total = totals[(record.workspace_id, month_of(record.created_at), record.swarm_type)]
+        total["tokens_in"] += record.tokens_in
+        total["tokens_out"] += record.tokens_out
+        total["cost_usd"] += record.cost_usd
+    for (workspace_id, month, swarm_type), increments in totals.items():
+        _rollup_add(workspace_id=workspace_id, month=month, swarm_type=swarm_type, **increments)
+    return created
 
 
 def usage_run_started(*, workspace_id: str, swarm_type: str, at: datetime) -> None:

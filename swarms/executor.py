@@ -24,6 +24,7 @@ from swarms.engine import (
     RunInput,
     RunResult,
     Step,
+    Usage,
     cancel_when,
     run_swarm,
 )
@@ -37,12 +38,11 @@ from swarms.services.runs import (
     run_cancel_requested,
     run_checkpoints,
     run_claim,
-    run_event_add,
     run_fail,
     run_finish,
     run_heartbeat,
+    run_record,
     run_resume_claim,
-    run_step_record,
     runs_reap_stale,
 )
 
@@ -237,29 +237,26 @@ async def _drive(
     delegated = checkpoints.delegations.copy() if checkpoints else Counter()
 
     @in_db
-    def store_event(event: Event) -> None:
-        if event.type in TERMINAL_EVENTS:
-            terminal.append(event)  # run_finish writes it, with the status, in one transaction
-            return
-        if checkpoints is not None:
-            if event.type == "run.started":
-                return
-            if event.type == "agent.delegated":
-                key = delegation_key(event.agent_id, event.data)
-                if delegated[key] > 0:
-                    delegated[key] -= 1
-                    return
-        run_event_add(
-            run_id=run.pk,
-            type=event.type,
-            agent_id=event.agent_id or "",
-            data=event.data,
-            lease=lease,
-        )
-
-    @in_db
-    def store_step(step: Step) -> None:
-        run_step_record(run=run, lease=lease, step=step)
+    def store(items: list[Event | Usage | Step]) -> None:
+        """What the engine reported since the last call: one transaction for all of it."""
+        steps = [item for item in items if isinstance(item, Step)]
+        events = []
+        for event in (item for item in items if isinstance(item, Event)):
+            if event.type in TERMINAL_EVENTS:
+                terminal.append(event)  # run_finish writes it, with the status, in one transaction
+                continue
+            if checkpoints is not None:
+                if event.type == "run.started":
+                    continue
+                if event.type == "agent.delegated":
+                    key = delegation_key(event.agent_id, event.data)
+                    if delegated[key] > 0:
+                        delegated[key] -= 1
+                        continue
+            events.append((event.type, event.agent_id or "", event.data))
+        # Usage items need nothing: a settled step carries its usage into the ledger.
+        if steps or events:
+            run_record(run=run, lease=lease, steps=steps, events=events)
 
     @in_db
     def cancel_requested() -> bool:
@@ -292,9 +289,7 @@ async def _drive(
         asyncio.create_task(time_limit()),
     ]
     try:
-        return await run_swarm(
-            spec, router=router, on_event=store_event, on_step=store_step, cancel=token
-        )
+        return await run_swarm(spec, router=router, on_batch=store, cancel=token)
     finally:
         for helper in helpers:
             helper.cancel()

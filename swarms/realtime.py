@@ -4,12 +4,14 @@ The channel layer is at-most-once (channels-redis drops when a mailbox is full),
 stays the source of truth: streams replay from it and fill any gap in `seq` from it.
 """
 
+import asyncio
+import copy
 import logging
-from collections.abc import Callable
+import os
+import threading
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
@@ -69,35 +71,110 @@ def status_message(run: Run) -> dict[str, Any]:
 
 
 def publish(event: RunEvent) -> None:
-    """Send a stored event to its run's stream, and status changes to its workspace's stream.
-    Called after the event's transaction commits; never blocks on slow readers. With Redis
-    unreachable it only logs: the event is stored, and streams catch up from the database."""
-    layer = get_channel_layer()
-    if layer is None:
+    publish_many([event])
+
+
+def publish_many(events: list[RunEvent]) -> None:
+    """Send stored events (of one run, in order) to its stream, and status changes to its
+    workspace's stream. Called after the events' transaction commits; it only hands the
+    messages to this process's publisher, so it never waits on Redis or slow readers. With
+    Redis unreachable the publisher only logs: the events are stored, and streams catch up from
+    the database."""
+    if not events or get_channel_layer() is None:
         return
-    try:
-        _publish(event, async_to_sync(layer.group_send))
-    except LAYER_ERRORS as error:
-        logger.warning(
-            "run %s: event %d not published (%r); its streams catch up from the database",
-            event.run_id, event.seq, error,
-        )  # fmt: skip
+    sends = []
+    run = None
+    for event in events:
+        sends.append(
+            (run_group(event.run_id), {"type": "run.event", "event": event_message(event)})
+        )
+        if event.type in STATUS_EVENT_TYPES:
+            if run is None:
+                run = Run.objects.only(*STATUS_FIELDS).get(pk=event.run_id)
+            status = status_message(_as_of(run, event))
+            sends.append((workspace_group(run.workspace_id), {"type": "run.status", "run": status}))
+    label = f"run {events[0].run_id}: events {events[0].seq}-{events[-1].seq}"
+    _publisher().submit(label, sends)
 
 
-def _publish(event: RunEvent, send: Callable[[str, dict], None]) -> None:
-    send(run_group(event.run_id), {"type": "run.event", "event": event_message(event)})
-    if event.type in STATUS_EVENT_TYPES:
-        run = Run.objects.only(
-            "id", "workspace_id", "swarm_id", "template_id", "status", "progress",
-            "current_cost_usd", "agents_active", "agents_total", "created_at", "started_at",
-            "completed_at",
-        ).get(pk=event.run_id)  # fmt: skip
-        if event.type in TERMINAL_EVENT_TYPES:
-            # The terminal event is stored before the run row is finished; say what it will be.
-            run.status = event.type.split(".", 1)[1]
-            run.agents_active = 0
-            if "cost_usd" in event.data:
-                run.current_cost_usd = Decimal(event.data["cost_usd"])
-            if run.status == "completed":
-                run.progress = 1.0
-        send(workspace_group(run.workspace_id), {"type": "run.status", "run": status_message(run)})
+STATUS_FIELDS = (
+    "id", "workspace_id", "swarm_id", "template_id", "status", "progress", "current_cost_usd",
+    "agents_active", "agents_total", "created_at", "started_at", "completed_at",
+)  # fmt: skip
+
+
+def _as_of(run: Run, event: RunEvent) -> Run:
+    """The run as a status event says it stands (a batch's row shows only its end state)."""
+    run = copy.copy(run)
+    if event.type == "run.started":
+        run.status = "running"
+    elif event.type == "run.progress":
+        run.progress = float(event.data.get("progress", run.progress))
+        run.agents_active = int(event.data.get("agents_active", run.agents_active))
+        if "cost_usd" in event.data:
+            run.current_cost_usd = Decimal(event.data["cost_usd"])
+    elif event.type in TERMINAL_EVENT_TYPES:
+        run.status = event.type.split(".", 1)[1]
+        run.agents_active = 0
+        if "cost_usd" in event.data:
+            run.current_cost_usd = Decimal(event.data["cost_usd"])
+        if run.status == "completed":
+            run.progress = 1.0
+    return run
+
+
+class Publisher:
+    """One event loop thread per process that sends to the channel layer, in the order it was
+    given messages. A fresh loop per publish (what `async_to_sync` from a plain thread does) costs
+    channels-redis a new connection every time; this loop keeps its connections."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._queue: asyncio.Queue | None = None
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="sverm-publisher", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, label: str, sends: list[tuple[str, dict]]) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (label, sends))
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._queue = asyncio.Queue()
+        self._loop.call_soon(ready.set)
+        self._loop.run_until_complete(self._drain())
+
+    async def _drain(self) -> None:
+        while True:
+            label, sends = await self._queue.get()
+            try:
+                layer = get_channel_layer()  # the configured one (tests may swap it)
+                for group, message in sends:
+                    await layer.group_send(group, message)
+            except LAYER_ERRORS as error:
+                logger.warning(
+                    "%s not published (%r); its streams catch up from the database", label, error
+                )
+            except Exception:
+                logger.exception("%s not published; its streams catch up from the database", label)
+
+
+_publishers: dict[int, Publisher] = {}
+_publishers_lock = threading.Lock()
+
+
+def _publisher() -> Publisher:
+    """This process's publisher (a forked worker starts its own: threads do not survive fork)."""
+    pid = os.getpid()
+    with _publishers_lock:
+        publisher = _publishers.get(pid)
+        if publisher is None or not publisher.alive:
+            publisher = _publishers[pid] = Publisher()
+        return publisher

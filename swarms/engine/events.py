@@ -21,16 +21,26 @@ async def _ignore(_item: Any) -> None:
     return None
 
 
+# At most this many queued items go to one `on_batch` call.
+BATCH_LIMIT = 200
+
+
 class EventSink:
+    """With `on_batch`, everything queued by the time the drain gets to it (events, usage and
+    steps, in order) goes to one call, so a caller that stores them can use one transaction for
+    many; otherwise each item goes to its own callback."""
+
     def __init__(
         self,
-        on_event: Callable[[Event], Awaitable[None]],
+        on_event: Callable[[Event], Awaitable[None]] | None = None,
         on_usage: Callable[[Usage], Awaitable[None]] | None = None,
         on_step: Callable[[Step], Awaitable[None]] | None = None,
+        on_batch: Callable[[list[Event | Usage | Step]], Awaitable[None]] | None = None,
     ) -> None:
-        self._on_event = on_event
+        self._on_event = on_event or _ignore
         self._on_usage = on_usage or _ignore
         self._on_step = on_step or _ignore
+        self._on_batch = on_batch
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
@@ -67,24 +77,46 @@ class EventSink:
             self._task.cancel()
 
     async def _drain(self) -> None:
-        while (item := await self._queue.get()) is not _CLOSE:
-            done = None
-            try:
-                if isinstance(item, Usage):
-                    await self._on_usage(item)
-                elif isinstance(item, tuple):
-                    item, done = item
-                    await self._on_step(item)
-                else:
-                    await self._on_event(item)
-            except Exception as exc:
-                # Keep delivering: the terminal event matters most. The runner fails the run.
-                logger.exception("swarm engine callback failed for %r", item)
-                if self.failure is None:
-                    self.failure = exc
-                    self.failed.set()
-                if done is not None and not done.done():
-                    done.set_exception(exc)
+        closing = False
+        while not closing:
+            item = await self._queue.get()
+            if item is _CLOSE:
+                return
+            batch = [item]
+            while len(batch) < BATCH_LIMIT and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is _CLOSE:
+                    closing = True
+                    break
+                batch.append(item)
+            if self._on_batch is not None:
+                await self._deliver(batch, self._on_batch)
             else:
-                if done is not None and not done.done():
+                for one in batch:
+                    await self._deliver([one], self._callback_for(one))
+
+    def _callback_for(self, item: Any) -> Callable[[Any], Awaitable[None]]:
+        if isinstance(item, Usage):
+            return self._on_usage
+        if isinstance(item, tuple):
+            return self._on_step
+        return self._on_event
+
+    async def _deliver(self, batch: list[Any], callback: Callable[[Any], Awaitable[None]]):
+        items = [item[0] if isinstance(item, tuple) else item for item in batch]
+        waiting = [item[1] for item in batch if isinstance(item, tuple) and item[1] is not None]
+        try:
+            await callback(items if callback is self._on_batch else items[0])
+        except Exception as exc:
+            # Keep delivering: the terminal event matters most. The runner fails the run.
+            logger.exception("swarm engine callback failed for %r", items)
+            if self.failure is None:
+                self.failure = exc
+                self.failed.set()
+            for done in waiting:
+                if not done.done():
+                    done.set_exception(exc)
+        else:
+            for done in waiting:
+                if not done.done():
                     done.set_result(None)

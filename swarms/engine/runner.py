@@ -108,9 +108,10 @@ async def run_swarm(
     spec: RunInput,
     *,
     router: ProviderRouter,
-    on_event: Callable[[Event], Awaitable[None]],
+    on_event: Callable[[Event], Awaitable[None]] | None = None,
     on_usage: Callable[[Usage], Awaitable[None]] | None = None,
     on_step: Callable[[Step], Awaitable[None]] | None = None,
+    on_batch: Callable[[list[Event | Usage | Step]], Awaitable[None]] | None = None,
     cancel: CancelToken | None = None,
 ) -> RunResult:
     """Run `spec` to a terminal status.
@@ -119,10 +120,12 @@ async def run_swarm(
     `on_step` sees each call's checkpoint: `reserved` (awaited before the call starts: if it
     raises, the call does not start), then `settled` right after its usage, or `released` or
     `interrupted`. The callbacks are never called concurrently and see things in the order they
-    happened. Steps in `spec.checkpoints` are replayed: their text is reused, their cost counted,
-    and nothing is called, charged or emitted for them again.
+    happened. `on_batch` instead receives all of them that queued up meanwhile, in order, in one
+    call (a reservation among them is awaited with its batch). Steps in `spec.checkpoints` are
+    replayed: their text is reused, their cost counted, and nothing is called, charged or
+    emitted for them again.
     """
-    sink = EventSink(on_event, on_usage, on_step)
+    sink = EventSink(on_event, on_usage, on_step, on_batch)
     sink.start()
     try:
         return await _Run(spec, router, sink).execute(cancel or CancelToken())

@@ -12,14 +12,13 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, Sum
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import workspace_run_quota_check
 from billing.models import UsageRecord
 from billing.selectors import price_map
-from billing.services import usage_record_add, usage_run_started
+from billing.services import usage_records_add, usage_run_started
 from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest
 from swarms.engine import (
     Definition,
@@ -39,7 +38,7 @@ from swarms.models import (
     SwarmVersion,
 )
 from swarms.providers import check_models_routable, simulated_mode
-from swarms.realtime import publish
+from swarms.realtime import publish_many
 from swarms.selectors import money
 from swarms.webhooks import webhook_schedule
 
@@ -236,11 +235,16 @@ def run_resume_claim(*, run_id: str) -> int | None:
     return lease
 
 
-def _hold(run_id: str, lease: int | None) -> None:
+def _hold(run_id: str, lease: int | None) -> Run:
     """Lock the run row; with a lease, refuse unless that attempt still runs it."""
-    run = Run.objects.select_for_update().only("status", "attempt").get(pk=run_id)
+    run = (
+        Run.objects.select_for_update()
+        .only("status", "attempt", "last_seq", "agents_active")
+        .get(pk=run_id)
+    )
     if lease is not None and (run.attempt != lease or run.status != RunStatus.RUNNING):
         raise LeaseLost(f"run {run_id} is no longer held by attempt {lease}")
+    return run
 
 
 def run_heartbeat(*, run_id: str, lease: int | None = None) -> bool:
@@ -290,54 +294,68 @@ def delegation_key(agent_id: str | None, data: dict) -> str:
     return json.dumps([agent_id or "", data], sort_keys=True)
 
 
-@transaction.atomic
 def run_step_record(*, run: Run, lease: int, step: Step) -> None:
-    """Put a call's checkpoint on record for the attempt holding the run. A settled step and its
-    ledger row are written together, so a crash can never leave one without the other (a call
-    charged but replayed as unpaid, or paid twice)."""
-    _hold(run.pk, lease)
+    """Put a call's checkpoint on record for the attempt holding the run."""
+    run_record(run=run, lease=lease, steps=[step], events=[])
+
+
+@transaction.atomic
+def run_record(
+    *, run: Run, lease: int, steps: list[Step], events: list[tuple[str, str, dict]]
+) -> list[RunEvent]:
+    """What an attempt of a run reports, in one transaction under its lease: call checkpoints
+    (a settled one with its ledger row, so a crash never leaves one without the other: a call
+    charged but replayed as unpaid, or paid twice) and events `(type, agent_id, data)`."""
+    held = _hold(run.pk, lease)
+    _steps_write(run, lease, steps)
+    return _append_events(held, events)
+
+
+def _steps_write(run: Run, lease: int, steps: list[Step]) -> None:
+    """Checkpoints in a few statements however many there are: new reservations in one INSERT,
+    the settled ones (still reserved: a retried write finds them settled) in one UPDATE with
+    their ledger rows in one more, the released and interrupted in one UPDATE each."""
     now = timezone.now()
-    if step.status == RunStepStatus.RESERVED:
-        RunStep.objects.create(
-            run_id=run.pk,
-            key=step.key,
-            attempt=lease,
-            agent_id=step.agent_id,
-            model=step.model,
-            status=step.status,
-            reserved_usd=step.reserved_usd,
+    RunStep.objects.bulk_create(
+        RunStep(run_id=run.pk, key=step.key, attempt=lease, agent_id=step.agent_id,
+                model=step.model, status=step.status, reserved_usd=step.reserved_usd)
+        for step in steps
+        if step.status == RunStepStatus.RESERVED
+    )  # fmt: skip
+    for status in (RunStepStatus.RELEASED, RunStepStatus.INTERRUPTED):
+        keys = [step.key for step in steps if step.status == status]
+        if keys:
+            RunStep.objects.filter(
+                run_id=run.pk, attempt=lease, key__in=keys, status=RunStepStatus.RESERVED
+            ).update(status=status, updated_at=now)
+    settled = {step.key: step for step in steps if step.status == RunStepStatus.SETTLED}
+    if not settled:
+        return
+    rows = list(
+        RunStep.objects.filter(
+            run_id=run.pk, attempt=lease, key__in=settled, status=RunStepStatus.RESERVED
         )
-        return
-    rows = RunStep.objects.filter(
-        run_id=run.pk, attempt=lease, key=step.key, status=RunStepStatus.RESERVED
     )
-    if step.status != RunStepStatus.SETTLED:
-        rows.update(status=step.status, updated_at=now)
-        return
-    usage = step.usage
-    assert usage is not None
-    if not rows.update(
-        status=step.status,
-        provider=usage.provider,
-        cost_usd=usage.cost_usd,
-        tokens_in=usage.tokens_in,
-        tokens_out=usage.tokens_out,
-        output=step.output,
-        updated_at=now,
-    ):
-        return  # settled already (a retried write whose first try did commit)
-    usage_record_add(
-        workspace_id=run.workspace_id,
-        run_id=run.pk,
-        swarm_id=run.swarm_id or "",
-        swarm_type=run.swarm_type,
-        agent_id=usage.agent_id,
-        model=usage.model,
-        provider=usage.provider,
-        tokens_in=usage.tokens_in,
-        tokens_out=usage.tokens_out,
-        cost_usd=usage.cost_usd,
-    )
+    for row in rows:
+        step = settled[row.key]
+        usage = step.usage
+        assert usage is not None
+        row.status, row.output, row.updated_at = step.status, step.output, now
+        row.provider, row.cost_usd = usage.provider, usage.cost_usd
+        row.tokens_in, row.tokens_out = usage.tokens_in, usage.tokens_out
+    fields = ["status", "provider", "output", "updated_at", "cost_usd", "tokens_in", "tokens_out"]
+    RunStep.objects.bulk_update(rows, fields)
+    usage_records_add(
+        [
+            UsageRecord(
+                workspace_id=run.workspace_id, run_id=run.pk, swarm_id=run.swarm_id or "",
+                swarm_type=run.swarm_type, agent_id=usage.agent_id, model=usage.model,
+                provider=usage.provider, tokens_in=usage.tokens_in,
+                tokens_out=usage.tokens_out, cost_usd=usage.cost_usd,
+            )
+            for usage in (settled[row.key].usage for row in rows)
+        ]
+    )  # fmt: skip
 
 
 # A running run whose worker has not beaten for SVERM_STALE_AFTER_SECONDS is taken for lost.
@@ -400,25 +418,36 @@ def run_event_add(
 ) -> RunEvent:
     """Append the next numbered event (seq 1, 2, 3…) and fold progress into the run row; with
     a lease, only while that attempt holds the run (LeaseLost otherwise)."""
-    _hold(run_id, lease)
-    seq = Run.objects.values_list("last_seq", flat=True).get(pk=run_id) + 1
-    changes: dict[str, Any] = {"last_seq": seq}
-    if type == "run.progress":
-        changes.update(
-            progress=min(max(float(data.get("progress", 0)), 0.0), 1.0),
-            current_cost_usd=Decimal(data.get("cost_usd", "0")),
-            agents_active=int(data.get("agents_active", 0)),
-        )
-    elif type == "agent.started":
-        changes["agents_active"] = F("agents_active") + 1
-    elif type == "agent.completed":
-        changes["agents_active"] = Greatest(F("agents_active") - 1, 0)
-    Run.objects.filter(pk=run_id).update(**changes)
-    event = RunEvent.objects.create(
-        run_id=run_id, seq=seq, type=type, agent_id=agent_id or "", data=data
-    )
-    transaction.on_commit(lambda: publish(event), robust=True)  # a stream is best effort
+    (event,) = _append_events(_hold(run_id, lease), [(type, agent_id, data)])
     return event
+
+
+def _append_events(run: Run, events: list[tuple[str, str, dict]]) -> list[RunEvent]:
+    """Number events after the locked run's last one, fold progress and active agents into its
+    row (one UPDATE, one INSERT for them all) and publish them once the transaction commits."""
+    if not events:
+        return []
+    seq, active = run.last_seq, run.agents_active
+    changes: dict[str, Any] = {}
+    rows = []
+    for type, agent_id, data in events:
+        seq += 1
+        if type == "run.progress":
+            active = int(data.get("agents_active", 0))
+            changes.update(
+                progress=min(max(float(data.get("progress", 0)), 0.0), 1.0),
+                current_cost_usd=Decimal(data.get("cost_usd", "0")),
+            )
+        elif type == "agent.started":
+            active += 1
+        elif type == "agent.completed":
+            active = max(active - 1, 0)
+        rows.append(RunEvent(run_id=run.pk, seq=seq, type=type, agent_id=agent_id or "", data=data))
+    Run.objects.filter(pk=run.pk).update(last_seq=seq, agents_active=active, **changes)
+    RunEvent.objects.bulk_create(rows)
+    run.last_seq, run.agents_active = seq, active
+    transaction.on_commit(lambda: publish_many(rows), robust=True)  # a stream is best effort
+    return rows
 
 
 def run_finish(

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.roles import Role
 from billing.models import MonthlyUsage, UsageRecord
 from billing.periods import month_of
-from billing.services import usage_record_add, usage_run_started
+from billing.services import usage_record_add, usage_records_add, usage_run_started
 from swarms.models import TERMINAL_STATUSES, Run
 from swarms.selectors import money
 from tests.billing.conftest import record
@@ -184,3 +184,23 @@ def test_the_rebuild_finds_no_drift_after_runs_really_executed(key_client, works
     assert UsageRecord.objects.filter(run_id__in=run_ids).count() > 2
     call_command("usage_rebuild")
     assert capsys.readouterr().out.strip() == "no drift"
+
+
+@pytest.mark.django_db
+def test_many_ledger_rows_at_once_add_up_in_their_rollups(workspace):
+    def row(swarm_type, cost, tokens):
+        return UsageRecord(
+            workspace_id=workspace.pk, run_id="run_x", swarm_id="", swarm_type=swarm_type,
+            agent_id="a", model="gpt-4o-mini", provider="simulated", tokens_in=tokens,
+            tokens_out=2 * tokens, cost_usd=Decimal(cost),
+        )  # fmt: skip
+
+    created = usage_records_add(
+        [row("research", "0.001", 10), row("research", "0.0025", 5), row("custom", "0.5", 1)]
+    )
+    assert len(created) == UsageRecord.objects.filter(run_id="run_x").count() == 3
+    rollups = {m.swarm_type: m for m in MonthlyUsage.objects.filter(workspace=workspace)}
+    assert rollups["research"].cost_usd == Decimal("0.0035")
+    assert (rollups["research"].tokens_in, rollups["research"].tokens_out) == (15, 30)
+    assert rollups["custom"].cost_usd == Decimal("0.5")
+    assert usage_records_add([]) == []

@@ -164,3 +164,43 @@ async def test_a_user_cancel_before_the_time_limit_stays_a_cancel():
         run_input(make_definition("sequential")), RecordingProvider(), cancel=token
     )
     assert result.status == "cancelled"
+
+
+class BatchLog:
+    def __init__(self, fail_on_reserve: bool = False) -> None:
+        self.batches: list[list] = []
+        self.fail_on_reserve = fail_on_reserve
+
+    async def on_batch(self, items) -> None:
+        if self.fail_on_reserve and any(getattr(i, "status", "") == "reserved" for i in items):
+            raise RuntimeError("database unreachable")
+        self.batches.append(list(items))
+
+    @property
+    def items(self) -> list:
+        return [item for batch in self.batches for item in batch]
+
+
+async def test_a_batching_caller_sees_the_same_items_in_the_same_order_in_fewer_calls():
+    spec = run_input(make_definition("hierarchical"))
+    _, one_by_one = await execute(spec, RecordingProvider())
+    batched = BatchLog()
+    router = ProviderRouter(routes={}, default=RecordingProvider())
+    result = await run_swarm(spec, router=router, on_batch=batched.on_batch)
+    assert result.status == "completed"
+    assert [kind for kind, _ in one_by_one.log] == [
+        "step" if isinstance(item, Step) else "usage" if hasattr(item, "tokens_in") else "event"
+        for item in batched.items
+    ]
+    assert [e.type for e in batched.items if hasattr(e, "type")] == one_by_one.types()
+    assert len(batched.batches) < len(batched.items)  # several items per call
+
+
+async def test_a_batch_that_cannot_be_stored_keeps_its_reserved_call_from_starting():
+    provider = RecordingProvider()
+    router = ProviderRouter(routes={}, default=provider)
+    log = BatchLog(fail_on_reserve=True)
+    spec = run_input(make_definition("sequential"))
+    result = await run_swarm(spec, router=router, on_batch=log.on_batch)
+    assert provider.requests == []
+    assert result.status == "failed" and "database unreachable" in result.error_message
