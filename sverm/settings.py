@@ -147,6 +147,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Messages a stream's mailbox holds before the channel layer drops (streams then fill the gap
 # from the database); the integration tests make it tiny to prove that.
 CHANNEL_CAPACITY = int(os.environ.get("SVERM_CHANNEL_CAPACITY", "1000"))
+# A stream that hears nothing live for about this long re-joins its group and catches up from
+# the database (a lost last event, a Redis restart); every quiet stream does, so not too often.
+SVERM_STREAM_RESYNC_SECONDS = float(os.environ.get("SVERM_STREAM_RESYNC_SECONDS", "15"))
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}

@@ -14,12 +14,14 @@ whose channel layer fails waits the outage out instead of dying with the connect
 import asyncio
 import contextlib
 import logging
+import random
 import re
 
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.utils import await_many_dispatch
+from django.conf import settings
 
 from accounts.roles import Role
 from sverm.api.errors import Forbidden, NotFound
@@ -39,8 +41,9 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 REPLAY_BATCH = 500
 AFTER = re.compile(r"[0-9]{1,10}")
-# A stream quiet for this long re-joins its group and catches up from the database.
-RESYNC_SECONDS = 2.0
+# A stream quiet for about this long (settings, with jitter so many streams do not resync at
+# once) re-joins its group and catches up from the database.
+RESYNC_SECONDS = settings.SVERM_STREAM_RESYNC_SECONDS
 # While the channel layer is unreachable, its receive is tried again this often.
 LAYER_RETRY_SECONDS = 1.0
 
@@ -125,7 +128,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def resync_loop(self) -> None:
         while not self.finished():
-            await asyncio.sleep(RESYNC_SECONDS)
+            await asyncio.sleep(RESYNC_SECONDS * random.uniform(0.75, 1.25))  # noqa: S311
             if self.heard_live:
                 self.heard_live = False
                 continue

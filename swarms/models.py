@@ -1,6 +1,7 @@
 """Swarms (a workspace's named, versioned agent team) and their immutable versions."""
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User, Workspace
@@ -55,6 +56,14 @@ class Swarm(SoftDeleteModel):
             models.Index(fields=["workspace", "-created_at", "-id"], name="swarm_ws_created"),
             models.Index(fields=["workspace", "name"], name="swarm_ws_name"),
             models.Index(fields=["workspace", "updated_at"], name="swarm_ws_updated"),
+            # The exact `total` of a list (living rows of a workspace) from the index alone.
+            models.Index(
+                fields=["workspace"], condition=Q(deleted_at__isnull=True), name="swarm_ws_alive"
+            ),
+            # Sorting by name then newest first pages along this index.
+            models.Index(
+                fields=["workspace", "name", "-created_at", "-id"], name="swarm_ws_name_created"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from django.core import signing
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import F, Model, Q, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
@@ -98,8 +99,14 @@ def _equal(key: OrderKey, value: Any) -> Q:
     return Q(**{f"{key.path}__isnull": True}) if value is None else Q(**{key.path: value})
 
 
-def rows_after(keys: list[OrderKey], values: list[Any]) -> Q:
-    """Rows strictly after the position `values` under `keys` (lexicographic)."""
+def rows_after(keys: list[OrderKey], values: list[Any], model=None) -> Q:
+    """Rows strictly after the position `values` under `keys` (lexicographic). When every key
+    is a non-null column of `model` sorted the same way, one row-value comparison
+    (`(created_at, id) < (%s, %s)`), which an index on those columns answers directly."""
+    if model is not None and _one_row_value(keys, values, model):
+        columns = Tuple(*(F(key.path) for key in keys))
+        lookup = TupleLessThan if keys[0].descending else TupleGreaterThan
+        return Q(lookup(columns, tuple(values)))
     condition = Q(pk__in=[])
     for index, key in enumerate(keys):
         step = _strictly_after(key, values[index])
@@ -107,6 +114,21 @@ def rows_after(keys: list[OrderKey], values: list[Any]) -> Q:
             step &= _equal(keys[prev], values[prev])
         condition |= step
     return condition
+
+
+def _one_row_value(keys: list[OrderKey], values: list[Any], model) -> bool:
+    if len(keys) < 2 or any(value is None for value in values):
+        return False
+    if len({key.descending for key in keys}) != 1:
+        return False
+    for key in keys:
+        name = "pk" if key.path == "pk" else key.path
+        if "__" in name:
+            return False
+        field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+        if field.null or not field.concrete:
+            return False
+    return True
 
 
 def order_by_expressions(keys: list[OrderKey]) -> list:
@@ -163,17 +185,19 @@ class KeysetPagination(BasePagination):
         self.has_next = self.has_previous = False
         if before:
             values = decode_cursor(before, keys, model, "before")
-            page = queryset.filter(rows_after(backward, values))
+            page = queryset.filter(rows_after(backward, values, queryset.model))
             rows = list(page.order_by(*order_by_expressions(backward))[: limit + 1])
             self.has_previous = len(rows) > limit
             rows = rows[:limit][::-1]
-            self.has_next = queryset.filter(~rows_after(backward, values)).exists()
+            self.has_next = queryset.filter(~rows_after(backward, values, queryset.model)).exists()
         else:
             page = queryset
             if after:
                 values = decode_cursor(after, keys, model, "after")
-                page = queryset.filter(rows_after(keys, values))
-                self.has_previous = queryset.filter(~rows_after(keys, values)).exists()
+                page = queryset.filter(rows_after(keys, values, queryset.model))
+                self.has_previous = queryset.filter(
+                    ~rows_after(keys, values, queryset.model)
+                ).exists()
             rows = list(page.order_by(*order_by_expressions(keys))[: limit + 1])
             self.has_next = len(rows) > limit
             rows = rows[:limit]

@@ -119,17 +119,25 @@ class ScopedQuerySet(models.QuerySet):
             return self.none() if source == "integration" else self.filter(own)
         from accounts.models import Integration
 
+        if source == "workspace":
+            return self.filter(own)
         installed = Integration.objects.all()
         if workspace_ids is not None:
             installed = installed.filter(installer_id__in=workspace_ids)
-        integrated = Q(**{f"{lookup}__in": installed.values("publisher_id")})
-        if source == "workspace":
-            return self.filter(own)
+        if workspace_ids is None:
+            integrated = Q(**{f"{lookup}__in": installed.values("publisher_id")})
+            return self.filter(integrated) if source == "integration" else self
+        # The publishers are read first (one small indexed query): `workspace IN (own and
+        # publishers)` lets the database walk an index in page order, where `own OR workspace IN
+        # (subquery)` made it scan and sort the whole table for every page.
+        publishers = sorted(set(installed.values_list("publisher_id", flat=True)))
         if source == "integration":
-            return self.filter(integrated) if workspace_ids is None else self.filter(
-                integrated & ~own
-            )
-        return self.filter(own | integrated) if workspace_ids is not None else self
+            foreign = [p for p in publishers if p not in workspace_ids]
+            return self.filter(**{f"{lookup}__in": foreign})
+        visible = Q(**{f"{lookup}__in": sorted({*workspace_ids, *publishers})})
+        if getattr(self.model, "shared_when_unowned", False):
+            visible |= Q(**{f"{lookup}__isnull": True})
+        return self.filter(visible)
 
 
 def workspace_id_of(obj: models.Model) -> str:

@@ -160,6 +160,9 @@ def start_stack(transactional_db, redis_server, tmp_path):
             DEBUG="0",
             ALLOWED_HOSTS="127.0.0.1,localhost",
             SVERM_EXECUTOR="thread",
+            # Quiet streams resync every ~2 s here (15 s by default), so a Redis restart heals
+            # within the test's patience.
+            SVERM_STREAM_RESYNC_SECONDS="2",
             PYTHONUNBUFFERED="1",
             **environment,
         )

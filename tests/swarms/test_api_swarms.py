@@ -705,7 +705,7 @@ def test_list_filter_expression(api_client, workspace):
 # ---------------------------------------------------------------------------------------------
 # Query count
 # ---------------------------------------------------------------------------------------------
-LIST_QUERIES = 4  # caller's memberships, user, count, page (measured; JWT auth, SQLite/PG)
+LIST_QUERIES = 5  # memberships, user, installed publishers, count, page (JWT auth, SQLite/PG)
 
 
 def _list_queries(client) -> tuple[int, int]:

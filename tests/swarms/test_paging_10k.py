@@ -17,9 +17,10 @@ pytestmark = pytest.mark.django_db
 
 N = 10_000
 LIMIT = 100
-# JWT user + memberships + count + page (+ "is there a previous/next page" after a cursor).
-QUERIES_FIRST_PAGE = 4
-QUERIES_PER_PAGE = 5
+# JWT user + memberships + installed publishers + count + page (+ "is there a previous/next
+# page" after a cursor).
+QUERIES_FIRST_PAGE = 5
+QUERIES_PER_PAGE = 6
 
 ORDERS = {
     "default": (
