@@ -3,7 +3,7 @@
 import django_filters
 
 from accounts.filters import USER_LIST, WORKSPACE_LIST
-from sverm.api.listing import DATETIME, ENUM, INTEGER, FieldSpec, ListSpec
+from sverm.api.listing import DATETIME, ENUM, INTEGER, FieldSpec, IsoDateTimeFilter, ListSpec
 from swarms.models import RetentionTier, Run, RunEventType, RunStatus, Swarm
 
 VERSION_LIST = ListSpec(
@@ -116,8 +116,8 @@ class RunFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(
         field_name="status", choices=RunStatus.choices, help_text="One or more statuses."
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Run

@@ -5,9 +5,11 @@ nulls variants) and `ids`. Every bad input is an `InvalidRequest` naming where i
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
+import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import F, Q, Value
 from django.db.models.functions import Left, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
@@ -142,12 +144,35 @@ def _coerce(value: Any, spec: FieldSpec, where: str) -> Any:
             parsed = parse_datetime(value) if isinstance(value, str) else None
             if parsed is None:
                 raise bad
-            parsed = make_aware(parsed) if is_naive(parsed) else parsed
-            parsed.astimezone(UTC)  # databases store UTC; years 1 and 9999 may not convert
+            return as_utc(parsed)
         except (ValueError, OverflowError):
             raise bad from None
-        return parsed
     raise AssertionError(f"unknown field type {spec.type}")
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware date-time in UTC, as databases store it (PostgreSQL refuses offsets past
+    ±15:59, which ISO 8601 and Python allow). ValueError or OverflowError when it cannot be
+    (years 1 and 9999 may not convert)."""
+    value = make_aware(value) if is_naive(value) else value
+    return value.astimezone(UTC)
+
+
+class UTCIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return as_utc(parsed)
+        except (ValueError, OverflowError):
+            raise ValidationError(f"{value} is out of range.", code="invalid") from None
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """django-filter's ISO 8601 filter, its value converted to UTC before it reaches SQL."""
+
+    field_class = UTCIsoDateTimeField
 
 
 def _article(word: str) -> str:

@@ -291,7 +291,9 @@ def test_the_list_filters(api_client, fleet, params, expected):
     [
         {"status": "sleeping"},
         {"created_after": "yesterday"},
+        {"created_after": "0001-01-01T00:10:04+19:04"},  # before year 1 in UTC
         {"filter": '{"status": {"in": ["sleeping"]}}'},
+        {"filter": '{"createdAt": {"gt": "0001-01-01T00:00:00+01:00"}}'},
         {"filter": '{"task": {"eq": "q"}}'},
         {"filter": "{not json"},
         {"orderBy": '[{"cost": "asc"}]'},
@@ -301,6 +303,20 @@ def test_the_list_filters(api_client, fleet, params, expected):
 )
 def test_the_list_refuses_bad_parameters(api_client, fleet, params):
     assert_problem(api_client.get(runs_url(**params)), 400, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        # Offsets past ±15:59 are ISO 8601 and Python, but PostgreSQL refuses them: UTC first.
+        {"created_after": "0299-01-14T00:10:04+19:04"},
+        {"filter": '{"createdAt": {"gte": "0299-01-14T00:10:04+19:04"}}'},
+    ],
+)
+def test_date_times_with_any_offset_are_compared_in_utc(api_client, fleet, params):
+    response = api_client.get(runs_url(**params))
+    assert response.status_code == 200, response.content
+    assert len(response.json()["data"]) == 5  # every run of the workspace
 
 
 def test_the_list_narrows_to_a_workspace_the_caller_belongs_to(api_client, fleet, workspace,
