@@ -60,10 +60,6 @@ class Swarm(SoftDeleteModel):
             models.Index(
                 fields=["workspace"], condition=Q(deleted_at__isnull=True), name="swarm_ws_alive"
             ),
-            # Sorting by name then newest first pages along this index.
-            models.Index(
-                fields=["workspace", "name", "-created_at", "-id"], name="swarm_ws_name_created"
-            ),
         ]
 
     def __str__(self) -> str:

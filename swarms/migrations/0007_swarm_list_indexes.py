@@ -17,8 +17,4 @@ class Migration(migrations.Migration):
             model_name='swarm',
             index=models.Index(condition=models.Q(('deleted_at__isnull', True)), fields=['workspace'], name='swarm_ws_alive'),
         ),
-        migrations.AddIndex(
-            model_name='swarm',
-            index=models.Index(fields=['workspace', 'name', '-created_at', '-id'], name='swarm_ws_name_created'),
-        ),
     ]
