@@ -51,5 +51,16 @@ test-postgres: install
 		echo "PostgreSQL at $(TEST_POSTGRES_URL) is unreachable: ran on SQLite only."; \
 	fi
 
+# Benchmarks (bench/README.md) on PostgreSQL, Redis, Daphne/Uvicorn and a Celery worker on this
+# machine: the database BENCH_POSTGRES_URL names is dropped and re-created, BENCH_REDIS_URL's
+# database is flushed. QUICK=1: small sizes, under 3 minutes (what CI runs; it only reports).
+BENCH_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/5
+QUICK ?=
+
+bench: install
+	$(PY) -m bench $(if $(QUICK),--quick) --database-url "$(BENCH_POSTGRES_URL)" \
+		--redis-url "$(BENCH_REDIS_URL)"
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
