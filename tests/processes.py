@@ -45,12 +45,13 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 # --- the embedded default as a real server ------------------------------------------------------
 TIMEOUT = 30.0
-# What a server child must not inherit: anything that would leave the embedded mode or point
-# Django at the test run's settings or database.
+# What a server child must not inherit: anything that would leave the embedded mode, reach a
+# real LLM provider, or point Django at the test run's settings or database.
 INHERITED_NOT = ("DJANGO_", "PYTEST_", "SVERM_")
 DROPPED = {
-    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "OPENAI_API_KEY", "DEEPSEEK_API_KEY",
-    "STATIC_ROOT", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "SECRET_KEY", "DEBUG",
+    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+    "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "STATIC_ROOT", "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS", "SECRET_KEY", "DEBUG",
 }  # fmt: skip
 
 

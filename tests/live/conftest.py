@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import free_port, manage, stop
+from tests.processes import embedded_server_env, free_port, manage, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -31,14 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# What the server's children must not inherit: anything that would leave the embedded mode,
-# reach a real LLM provider, or point Django at the test run's settings or database.
-INHERITED_NOT = ("DJANGO_", "PYTEST_", "SVERM_")
-DROPPED = {
-    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-    "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "STATIC_ROOT", "ALLOWED_HOSTS",
-    "CSRF_TRUSTED_ORIGINS", "SECRET_KEY", "DEBUG",
-}  # fmt: skip
 STAFF_EMAIL = "staff@example.com"
 
 
@@ -73,20 +65,7 @@ class EmbeddedServer:
 
 @pytest.fixture
 def embedded_env(tmp_path) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(INHERITED_NOT) and k not in DROPPED
-    }
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    env.update(
-        DJANGO_SETTINGS_MODULE="sverm.settings",
-        SVERM_DATA_DIR=str(data_dir),
-        SECRET_KEY="live-page-" + secrets.token_urlsafe(32),
-        DEBUG="0",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SVERM_SIMULATED_LATENCY="0.3",
-    )
-    return env
+    return embedded_server_env(tmp_path, SVERM_SIMULATED_LATENCY="0.3")
 
 
 @pytest.fixture
