@@ -137,9 +137,10 @@ def _recommend(ctx: Context, results: dict, shapes: dict, figures: list[Figure])
     if deep > 1.3 * first:
         advice.append(
             f"mixed directions (orderBy name asc, createdAt desc: deep {deep:.0f} ms vs first "
-            f"{first:.0f} ms): add an index per sortable order, e.g. (workspace, name, "
-            f"-created_at, -id), and split the keyset into `name > x` UNION ALL `name = x AND "
-            f"(created_at, id) < (...)`, each LIMITed, so each part is an index range"
+            f"{first:.0f} ms): sverm/api/pagination.py should split such a keyset into "
+            f"`name > x` and `name = x AND (created_at, id) < (...)`, each its own LIMITed "
+            f"query (UNION ALL) so each part is an index range; an index on (workspace, name, "
+            f"-created_at, -id) alone does not help (the planner walks it and filters)"
         )
     shares = [f.value for f in figures if f.name.startswith("1. total") and f.value]
     if shares and max(shares) > 30:
