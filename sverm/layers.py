@@ -18,7 +18,9 @@ class ThreadSafeInMemoryChannelLayer(InMemoryChannelLayer):
 
     async def _on_home(self, method, *args):
         home, current = self._home, asyncio.get_running_loop()
-        if home is None or home is current or home.is_closed():
+        if home is None or home is current or home.is_closed() or not home.is_running():
+            # No reader's loop to hop to (gone, or stopped without being closed): waiting on
+            # it would never return.
             return await method(*args)
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(method(*args), home))
 

@@ -123,6 +123,9 @@ def _as_of(run: Run, event: RunEvent) -> Run:
     return run
 
 
+SEND_TIMEOUT = 5.0
+
+
 class Publisher:
     """One event loop thread per process that sends to the channel layer, in the order it was
     given messages. A fresh loop per publish (what `async_to_sync` from a plain thread does) costs
@@ -157,8 +160,9 @@ class Publisher:
             try:
                 layer = get_channel_layer()  # the configured one (tests may swap it)
                 for group, message in sends:
-                    await layer.group_send(group, message)
-            except LAYER_ERRORS as error:
+                    # Bounded: one send that never returns must not stall every later event.
+                    await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT)
+            except (*LAYER_ERRORS, TimeoutError) as error:
                 logger.warning(
                     "%s not published (%r); its streams catch up from the database", label, error
                 )
