@@ -14,7 +14,7 @@ left in the trash are purged; the billing ledger and its rollups are never touch
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -129,6 +129,17 @@ def _prunable(now: datetime) -> Q:
     return ~Q(output="") | Exists(events) | Exists(steps) | (Exists(deliveries) & ~Exists(pending))
 
 
+def _pk_batches(queryset: QuerySet, size: int) -> Iterator[list[str]]:
+    """The primary keys of `queryset`, `size` at a time in key order, each batch read after the
+    previous one was handled (so rows it changed are seen as they are now)."""
+    last = ""
+    while pks := list(
+        queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size]
+    ):
+        yield pks
+        last = pks[-1]
+
+
 def _delete_in_batches(
     queryset: QuerySet, batch_size: int, still: Callable[[], bool] | None = None
 ) -> int:
@@ -194,14 +205,7 @@ def runs_prune_expired(
     now = now or timezone.now()
     report = PruneReport(dry_run=dry_run)
     candidates = _expired_runs(now).filter(_prunable(now))
-    last = ""
-    while True:
-        run_ids = list(
-            candidates.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch_size]
-        )
-        if not run_ids:
-            break
-        last = run_ids[-1]
+    for run_ids in _pk_batches(candidates, batch_size):
         _prune_batch(run_ids, now=now, batch_size=batch_size, report=report)
     return report
 
@@ -257,14 +261,7 @@ def swarms_purge_trash(
     cutoff = now - trash_window()
     report = PurgeReport(dry_run=dry_run)
     expired = Swarm.objects.deleted().filter(deleted_at__lt=cutoff)
-    last = ""
-    while True:
-        swarm_ids = list(
-            expired.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch_size]
-        )
-        if not swarm_ids:
-            break
-        last = swarm_ids[-1]
+    for swarm_ids in _pk_batches(expired, batch_size):
         for swarm_id in swarm_ids:
             _purge_one(swarm_id, cutoff=cutoff, batch_size=batch_size, report=report)
     return report
