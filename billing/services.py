@@ -67,10 +67,11 @@ def usage_record_add(
     return record
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def usage_records_add(records: list[UsageRecord]) -> list[UsageRecord]:
     """LLM calls into the ledger (one INSERT) and their months' rollups (one update per
-    workspace, month and swarm type), together."""
+    workspace, month and swarm type), together: in the caller's transaction when there is one
+    (no savepoint: a failure here fails the caller's whole write)."""
     if not records:
         return []
     created = UsageRecord.objects.bulk_create(records)

@@ -12,7 +12,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
@@ -229,8 +228,16 @@ async def _drive(
     # One DB thread per run keeps its writes in order and its connection closable.
     db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sverm-db-{run.pk[-6:]}")
 
+    loop = asyncio.get_running_loop()
+
     def in_db(func):
-        return sync_to_async(_with_db_retry(func), thread_sensitive=False, executor=db)
+        retrying = _with_db_retry(func)
+
+        @functools.wraps(func)
+        async def call(*args):
+            return await loop.run_in_executor(db, retrying, *args)
+
+        return call
 
     # A resumed run does not say again what its lost attempt said: it started, and whom its
     # (replayed) managers delegated to.

@@ -10,8 +10,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db import connections, transaction
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Greatest
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from accounts.models import User
@@ -197,12 +199,12 @@ def run_claim(*, run_id: str) -> int | None:
     """queued -> running, exactly once: the lease (1) of the first attempt, or None when the
     run is not queued any more (a redelivered task finds nothing to claim)."""
     now = timezone.now()
-    claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, attempt=F("attempt") + 1
-    )
-    if not claimed:
-        return None
-    return Run.objects.values_list("attempt", flat=True).get(pk=run_id)
+    return _update_returning(
+        Run.objects.filter(pk=run_id, status=RunStatus.QUEUED),
+        {"status": RunStatus.RUNNING, "started_at": now, "heartbeat_at": now,
+         "attempt": F("attempt") + 1},
+        "attempt",
+    )  # fmt: skip
 
 
 def _stale_filter(cutoff: datetime) -> Q:
@@ -235,16 +237,78 @@ def run_resume_claim(*, run_id: str) -> int | None:
     return lease
 
 
-def _hold(run_id: str, lease: int | None) -> Run:
-    """Lock the run row; with a lease, refuse unless that attempt still runs it."""
-    run = (
-        Run.objects.select_for_update()
-        .only("status", "attempt", "last_seq", "agents_active")
-        .get(pk=run_id)
-    )
-    if lease is not None and (run.attempt != lease or run.status != RunStatus.RUNNING):
-        raise LeaseLost(f"run {run_id} is no longer held by attempt {lease}")
-    return run
+def _advance(
+    run_id: str,
+    events: list[tuple[str, str, dict]],
+    *,
+    lease: int | None = None,
+    running: bool = False,
+    changes: dict[str, Any] | None = None,
+) -> list[RunEvent] | None:
+    """Append events `(type, agent_id, data)` to a run, numbered after its last (seq 1, 2,
+    3…), folding progress and active agents (and `changes`) into its row, and publish them once
+    the transaction commits. The run row is updated first, in one `UPDATE … RETURNING` that
+    also locks it until the transaction ends and checks, with a lease, that this attempt still
+    runs it (LeaseLost otherwise). Without a lease, `running` appends only to a running run.
+    None when the run is not there (or not running)."""
+    values: dict[str, Any] = {"last_seq": F("last_seq") + len(events)}
+    runs = Run.objects.filter(pk=run_id)
+    if lease is not None:
+        runs = runs.filter(attempt=lease)
+    if lease is not None or running:
+        runs = runs.filter(status=RunStatus.RUNNING)
+    # Active agents after the events: each event maps the count a to max(a + shift, floor) (a
+    # run.progress sets it, agent.started adds one, agent.completed takes one, not below 0), and
+    # so does their composition, so the new count is one expression of the stored one.
+    shift: int | None = 0  # None: the stored count no longer matters
+    floor: int | None = None  # None: no floor
+    for type, _agent_id, data in events:
+        if type == "run.progress":
+            shift, floor = None, int(data.get("agents_active", 0))
+            values["progress"] = min(max(float(data.get("progress", 0)), 0.0), 1.0)
+            values["current_cost_usd"] = Decimal(data.get("cost_usd", "0"))
+        elif type == "agent.started":
+            shift = None if shift is None else shift + 1
+            floor = None if floor is None else floor + 1
+        elif type == "agent.completed":
+            shift = None if shift is None else shift - 1
+            floor = 0 if floor is None else max(floor - 1, 0)
+    if shift is None:
+        values["agents_active"] = floor
+    elif shift or floor is not None:
+        active = F("agents_active") + shift
+        values["agents_active"] = active if floor is None else Greatest(active, Value(floor))
+    values.update(changes or {})
+    returned = _update_returning(runs, values, "last_seq")
+    if returned is None:
+        if lease is not None:
+            raise LeaseLost(f"run {run_id} is no longer held by attempt {lease}")
+        return None
+    seq = returned - len(events)
+    rows = [
+        RunEvent(run_id=run_id, seq=seq + number, type=type, agent_id=agent_id or "", data=data)
+        for number, (type, agent_id, data) in enumerate(events, start=1)
+    ]
+    if rows:
+        RunEvent.objects.bulk_create(rows)
+        transaction.on_commit(lambda: publish_many(rows), robust=True)  # streams: best effort
+    return rows
+
+
+def _update_returning(runs, values: dict[str, Any], field: str) -> Any:
+    """`runs.update(**values)` (at most one row) returning `field` as updated, or None when no
+    row matched: one statement where a locking read and an update would be two. Both backends
+    speak `RETURNING` (SQLite since 3.35)."""
+    query = runs.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    compiler = query.get_compiler(runs.db)
+    compiler.pre_sql_setup()
+    sql, params = compiler.as_sql()
+    column = connections[runs.db].ops.quote_name(Run._meta.get_field(field).column)
+    with connections[runs.db].cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {column}", params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def run_heartbeat(*, run_id: str, lease: int | None = None) -> bool:
@@ -306,15 +370,16 @@ def run_record(
     """What an attempt of a run reports, in one transaction under its lease: call checkpoints
     (a settled one with its ledger row, so a crash never leaves one without the other: a call
     charged but replayed as unpaid, or paid twice) and events `(type, agent_id, data)`."""
-    held = _hold(run.pk, lease)
+    rows = _advance(run.pk, events, lease=lease)
     _steps_write(run, lease, steps)
-    return _append_events(held, events)
+    return rows
 
 
 def _steps_write(run: Run, lease: int, steps: list[Step]) -> None:
-    """Checkpoints in a few statements however many there are: new reservations in one INSERT,
-    the settled ones (still reserved: a retried write finds them settled) in one UPDATE with
-    their ledger rows in one more, the released and interrupted in one UPDATE each."""
+    """Checkpoints in few statements: new reservations in one INSERT, the released and
+    interrupted in one UPDATE each, and each settled one in one UPDATE (only while still
+    reserved: a retried write finds it settled and charges nothing) with the ledger rows of
+    those it settled in one more."""
     now = timezone.now()
     RunStep.objects.bulk_create(
         RunStep(run_id=run.pk, key=step.key, attempt=lease, agent_id=step.agent_id,
@@ -328,34 +393,31 @@ def _steps_write(run: Run, lease: int, steps: list[Step]) -> None:
             RunStep.objects.filter(
                 run_id=run.pk, attempt=lease, key__in=keys, status=RunStepStatus.RESERVED
             ).update(status=status, updated_at=now)
-    settled = {step.key: step for step in steps if step.status == RunStepStatus.SETTLED}
-    if not settled:
-        return
-    rows = list(
-        RunStep.objects.filter(
-            run_id=run.pk, attempt=lease, key__in=settled, status=RunStepStatus.RESERVED
-        )
-    )
-    for row in rows:
-        step = settled[row.key]
+    charged = []
+    for step in steps:
+        if step.status != RunStepStatus.SETTLED:
+            continue
         usage = step.usage
         assert usage is not None
-        row.status, row.output, row.updated_at = step.status, step.output, now
-        row.provider, row.cost_usd = usage.provider, usage.cost_usd
-        row.tokens_in, row.tokens_out = usage.tokens_in, usage.tokens_out
-    fields = ["status", "provider", "output", "updated_at", "cost_usd", "tokens_in", "tokens_out"]
-    RunStep.objects.bulk_update(rows, fields)
-    usage_records_add(
-        [
-            UsageRecord(
-                workspace_id=run.workspace_id, run_id=run.pk, swarm_id=run.swarm_id or "",
-                swarm_type=run.swarm_type, agent_id=usage.agent_id, model=usage.model,
-                provider=usage.provider, tokens_in=usage.tokens_in,
-                tokens_out=usage.tokens_out, cost_usd=usage.cost_usd,
-            )
-            for usage in (settled[row.key].usage for row in rows)
-        ]
-    )  # fmt: skip
+        if RunStep.objects.filter(
+            run_id=run.pk, attempt=lease, key=step.key, status=RunStepStatus.RESERVED
+        ).update(
+            status=step.status, output=step.output, updated_at=now, provider=usage.provider,
+            cost_usd=usage.cost_usd, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
+        ):  # fmt: skip
+            charged.append(usage)
+    if charged:
+        usage_records_add(
+            [
+                UsageRecord(
+                    workspace_id=run.workspace_id, run_id=run.pk, swarm_id=run.swarm_id or "",
+                    swarm_type=run.swarm_type, agent_id=usage.agent_id, model=usage.model,
+                    provider=usage.provider, tokens_in=usage.tokens_in,
+                    tokens_out=usage.tokens_out, cost_usd=usage.cost_usd,
+                )
+                for usage in charged
+            ]
+        )  # fmt: skip
 
 
 # A running run whose worker has not beaten for SVERM_STALE_AFTER_SECONDS is taken for lost.
@@ -418,36 +480,10 @@ def run_event_add(
 ) -> RunEvent:
     """Append the next numbered event (seq 1, 2, 3…) and fold progress into the run row; with
     a lease, only while that attempt holds the run (LeaseLost otherwise)."""
-    (event,) = _append_events(_hold(run_id, lease), [(type, agent_id, data)])
-    return event
-
-
-def _append_events(run: Run, events: list[tuple[str, str, dict]]) -> list[RunEvent]:
-    """Number events after the locked run's last one, fold progress and active agents into its
-    row (one UPDATE, one INSERT for them all) and publish them once the transaction commits."""
-    if not events:
-        return []
-    seq, active = run.last_seq, run.agents_active
-    changes: dict[str, Any] = {}
-    rows = []
-    for type, agent_id, data in events:
-        seq += 1
-        if type == "run.progress":
-            active = int(data.get("agents_active", 0))
-            changes.update(
-                progress=min(max(float(data.get("progress", 0)), 0.0), 1.0),
-                current_cost_usd=Decimal(data.get("cost_usd", "0")),
-            )
-        elif type == "agent.started":
-            active += 1
-        elif type == "agent.completed":
-            active = max(active - 1, 0)
-        rows.append(RunEvent(run_id=run.pk, seq=seq, type=type, agent_id=agent_id or "", data=data))
-    Run.objects.filter(pk=run.pk).update(last_seq=seq, agents_active=active, **changes)
-    RunEvent.objects.bulk_create(rows)
-    run.last_seq, run.agents_active = seq, active
-    transaction.on_commit(lambda: publish_many(rows), robust=True)  # a stream is best effort
-    return rows
+    rows = _advance(run_id, [(type, agent_id, data)], lease=lease)
+    if rows is None:
+        raise Run.DoesNotExist(f"run {run_id} does not exist")
+    return rows[0]
 
 
 def run_finish(
@@ -472,16 +508,13 @@ def run_finish(
     }
     if result.status == RunStatus.COMPLETED:
         changes["progress"] = 1.0
+    events = [] if terminal is None else [(terminal[0], "", terminal[1])]
     with transaction.atomic():
-        runs = Run.objects.select_for_update().filter(pk=run_id, status=RunStatus.RUNNING)
-        if lease is not None:
-            runs = runs.filter(attempt=lease)
-        if not list(runs.only("pk")):
+        try:
+            if _advance(run_id, events, lease=lease, running=True, changes=changes) is None:
+                return False
+        except LeaseLost:
             return False
-        if terminal is not None:
-            event_type, data = terminal
-            run_event_add(run_id=run_id, type=event_type, agent_id="", data=data)
-        Run.objects.filter(pk=run_id).update(**changes)
         transaction.on_commit(lambda: webhook_schedule(run_id), robust=True)
     return True
 
