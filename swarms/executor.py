@@ -6,6 +6,7 @@ it reports. The engine never touches the database: this module adapts it.
 import asyncio
 import functools
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -24,7 +25,6 @@ from swarms.engine import (
     RunResult,
     Step,
     Usage,
-    cancel_when,
     run_swarm,
 )
 from swarms.models import Run
@@ -116,9 +116,6 @@ def _execute_in_thread(run_id: str, resume: bool = False) -> None:
         execute_run(run_id, resume=resume)
     except Exception:
         logger.exception("run %s crashed in the thread executor", run_id)
-    finally:
-        close_old_connections()
-        connection.close()
 
 
 def cancel_local(run_id: str) -> None:
@@ -129,17 +126,134 @@ def cancel_local(run_id: str) -> None:
 
 def execute_run(run_id: str, resume: bool = False) -> None:
     """Claim the run (once) or take over a lost attempt's, run the engine on it, record the
-    result. Every write goes through this attempt's lease."""
-    lease = None if resume else run_claim(run_id=run_id)
+    result; returns when the run has ended here. Every write goes through this attempt's lease.
+    The run executes on this process's run host, with every other run of the process."""
+    _host().execute(run_id, resume)
+
+
+class Lane:
+    """One database thread (so one connection) that runs are pinned to: a run's writes happen in
+    the order it made them, and a few lanes serve any number of runs."""
+
+    def __init__(self, name: str) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.runs = 0
+
+    def __call__(self, func):
+        """`func` as a coroutine function run on this lane, retried on a dropped connection."""
+        retrying = _with_db_retry(func)
+
+        @functools.wraps(func)
+        async def call(*args, **kwargs):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self.executor, functools.partial(retrying, *args, **kwargs)
+            )
+
+        return call
+
+
+class RunHost:
+    """Where this process executes runs: one event loop thread for all of them (a run spends
+    its time waiting on LLM calls) and SVERM_EXECUTOR_DB_LANES database lanes, each run pinned to
+    the least busy. So a worker holds a few database connections however many runs it executes
+    (a lane closes its connection when its last run ends), and one poll a tick finds the cancel
+    requests of all of them."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.lanes = [
+            Lane(f"sverm-db-{number}") for number in range(settings.SVERM_EXECUTOR_DB_LANES)
+        ]
+        self._watching: asyncio.Task | None = None
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="sverm-runs", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop the loop and the lanes (runs still executing here are abandoned)."""
+
+        async def stop() -> None:
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()
+            self.loop.call_soon(self.loop.stop)
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop)
+        self._thread.join(timeout=5)
+        for lane in self.lanes:
+            lane.executor.shutdown(wait=True)
+
+    def execute(self, run_id: str, resume: bool) -> None:
+        asyncio.run_coroutine_threadsafe(self._execute(run_id, resume), self.loop).result()
+
+    async def _execute(self, run_id: str, resume: bool) -> None:
+        lane = min(self.lanes, key=lambda lane: lane.runs)
+        lane.runs += 1
+        try:
+            await _execute(run_id, resume, lane, self)
+        finally:
+            lane.runs -= 1
+            if not lane.runs:
+                await lane(_close_connection)()
+
+    def watch(self, run_id: str, token: CancelToken) -> None:
+        """Have `token` cancelled when the run's cancel is requested (call on the host loop)."""
+        _local_tokens[run_id] = token
+        if self._watching is None or self._watching.done():
+            self._watching = asyncio.create_task(self._watch_cancels())
+
+    async def _watch_cancels(self) -> None:
+        """Cancel the runs executing here whose cancel was requested (by another process: a
+        cancel from this one takes effect at once), every CANCEL_POLL_SECONDS while any runs."""
+        lane = self.lanes[0]
+        while _local_tokens:
+            try:
+                asked = await lane(_cancels_requested)(list(_local_tokens))
+            except Exception:
+                logger.exception("could not read cancel requests; trying again")
+                asked = []
+            for run_id in asked:
+                cancel_local(run_id)
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+
+
+def _close_connection() -> None:
+    connection.close()
+
+
+def _cancels_requested(run_ids: list[str]) -> list[str]:
+    return [run_id for run_id in run_ids if run_cancel_requested(run_id=run_id)]
+
+
+_hosts: dict[int, RunHost] = {}
+_hosts_lock = threading.Lock()
+
+
+def _host() -> RunHost:
+    """This process's run host (a forked worker starts its own: threads do not survive fork)."""
+    pid = os.getpid()
+    with _hosts_lock:
+        host = _hosts.get(pid)
+        if host is None or not host.alive:
+            host = _hosts[pid] = RunHost()
+        return host
+
+
+async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None:
+    lease = None if resume else await lane(run_claim)(run_id=run_id)
     if lease is None:
         # A resume, or a redelivered task whose first worker died: take over only a run whose
         # worker went silent.
-        lease = run_resume_claim(run_id=run_id)
+        lease = await lane(run_resume_claim)(run_id=run_id)
     if lease is None:
         logger.info("run %s is not queued nor stale; nothing to do", run_id)
         return
-    run = Run.objects.get(pk=run_id)
-    checkpoints = run_checkpoints(run_id=run_id) if lease > 1 else None
+    run, checkpoints, prices = await lane(_started)(run_id, lease)
     if checkpoints is not None:
         logger.warning(
             "run %s resumed (attempt %s): %s settled calls replayed, $%s held for interrupted ones",
@@ -151,23 +265,23 @@ def execute_run(run_id: str, resume: bool = False) -> None:
             task=run.task,
             definition=Definition.from_dict(run.definition),
             budget_usd=run.max_budget_usd,
-            prices=price_map(),
+            prices=prices,
             checkpoints=checkpoints.steps if checkpoints else {},
             held_usd=checkpoints.held_usd if checkpoints else Decimal(0),
         )
     except Exception as exc:  # the definition was valid at creation; prices may have gone
         logger.exception("run %s could not start", run_id)
-        run_fail(
+        await lane(run_fail)(
             run_id=run_id, code="internal_error", message=f"Could not start: {exc}", lease=lease
         )
         return
     token = CancelToken()
-    _local_tokens[run_id] = token
+    host.watch(run_id, token)
     terminal: list[Event] = []  # the engine's last event, written with the run's status
     try:
-        result = asyncio.run(_drive(run, spec, token, lease, checkpoints, terminal))
+        result = await _drive(run, spec, token, lease, checkpoints, terminal, lane)
         ended = terminal[-1] if terminal else None
-        finished = _with_db_retry(run_finish)(
+        finished = await lane(run_finish)(
             run_id=run_id,
             result=result,
             lease=lease,
@@ -182,14 +296,18 @@ def execute_run(run_id: str, resume: bool = False) -> None:
         logger.exception("run %s failed outside the engine", run_id)
         message = f"The run broke: {exc}"[:500]
         try:
-            _with_db_retry(run_fail)(
-                run_id=run_id, code="internal_error", message=message, lease=lease
-            )
+            await lane(run_fail)(run_id=run_id, code="internal_error", message=message, lease=lease)
         except Exception:  # the database is gone too: the reaper resumes or fails it later
             logger.exception("run %s could not be marked failed", run_id)
     finally:
         if _local_tokens.get(run_id) is token:  # not a newer attempt's in this process
             del _local_tokens[run_id]
+
+
+def _started(run_id: str, lease: int) -> tuple[Run, Checkpoints | None, dict]:
+    """What executing a claimed run needs: its row, what earlier attempts left, the prices."""
+    run = Run.objects.get(pk=run_id)
+    return run, run_checkpoints(run_id=run_id) if lease > 1 else None, price_map()
 
 
 # A database write that fails because the connection dropped (a PostgreSQL restart, a failover)
@@ -224,21 +342,8 @@ async def _drive(
     lease: int,
     checkpoints: Checkpoints | None,
     terminal: list[Event],
+    in_db: Lane,
 ) -> RunResult:
-    # One DB thread per run keeps its writes in order and its connection closable.
-    db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sverm-db-{run.pk[-6:]}")
-
-    loop = asyncio.get_running_loop()
-
-    def in_db(func):
-        retrying = _with_db_retry(func)
-
-        @functools.wraps(func)
-        async def call(*args):
-            return await loop.run_in_executor(db, retrying, *args)
-
-        return call
-
     # A resumed run does not say again what its lost attempt said: it started, and whom its
     # (replayed) managers delegated to.
     delegated = checkpoints.delegations.copy() if checkpoints else Counter()
@@ -266,10 +371,6 @@ async def _drive(
             run_record(run=run, lease=lease, steps=steps, events=events)
 
     @in_db
-    def cancel_requested() -> bool:
-        return run_cancel_requested(run_id=run.pk)
-
-    @in_db
     def beat() -> bool:
         return run_heartbeat(run_id=run.pk, lease=lease)
 
@@ -285,13 +386,8 @@ async def _drive(
         await asyncio.sleep(limit)
         token.fail("timeout", f"The run exceeded its time limit of {limit:g} s.")
 
-    @in_db
-    def close_db() -> None:
-        connection.close()
-
     router = router_for({agent.model for agent in spec.definition.agents})
     helpers = [
-        asyncio.create_task(cancel_when(cancel_requested, token, interval=CANCEL_POLL_SECONDS)),
         asyncio.create_task(heartbeat()),
         asyncio.create_task(time_limit()),
     ]
@@ -303,5 +399,3 @@ async def _drive(
         await asyncio.gather(*helpers, return_exceptions=True)
         for provider in {id(p): p for p in router.routes.values()}.values():
             await provider.aclose()
-        await close_db()
-        db.shutdown(wait=True)

@@ -1,0 +1,83 @@
+"""The run host: every run of a process on one event loop, their database writes on a few lanes
+(so a few connections however many runs), and one poll for the cancel requests of them all."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+from django.db.backends import utils
+from django.utils import timezone
+
+from swarms import executor
+from swarms.models import Run, RunStatus
+from tests.runs.conftest import ledger, make_run, wait_for_event
+
+RUNS = 8
+LANES = 2
+
+
+@pytest.fixture
+def host(executing, monkeypatch):
+    executing.SVERM_EXECUTOR_DB_LANES = LANES
+    monkeypatch.setattr(executor, "dispatch_run", lambda run_id, resume=False: None)
+    host = executor.RunHost()
+    yield host
+    host.close()
+
+
+def statements_by_thread(monkeypatch) -> list[str]:
+    names: list[str] = []
+    execute = utils.CursorWrapper.execute
+
+    def recording(self, sql, params=None):
+        names.append(threading.current_thread().name)
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(utils.CursorWrapper, "execute", recording)
+    return names
+
+
+def test_many_runs_share_a_few_database_lanes_and_close_them_when_done(
+    host, executing, workspace, monkeypatch
+):
+    executing.SVERM_SIMULATED_LATENCY = 0.05
+    run_ids = [make_run(workspace).pk for _ in range(RUNS)]
+    threads = statements_by_thread(monkeypatch)
+    with ThreadPoolExecutor(max_workers=RUNS) as callers:  # as Celery's worker threads would
+        list(callers.map(lambda run_id: host.execute(run_id, False), run_ids))
+    threads = list(threads)  # what the runs executed, not this test's reads below
+
+    runs = Run.objects.filter(pk__in=run_ids)
+    assert set(runs.values_list("status", flat=True)) == {RunStatus.COMPLETED}
+    assert all(ledger(run_id) for run_id in run_ids)
+    # Every statement of the runs came from a lane, and there are only LANES of them.
+    assert threads and {name.rsplit("_", 1)[0] for name in threads} <= {
+        f"sverm-db-{number}" for number in range(LANES)
+    }
+    assert len(set(threads)) <= LANES
+    # With no run left, no lane holds a connection (Django keeps SQLite's in-memory test
+    # database open: closing it would lose it).
+    for lane in host.lanes:
+        assert lane.executor.submit(closed).result()
+        assert lane.runs == 0
+
+
+def closed() -> bool:
+    in_memory = connection.vendor == "sqlite" and connection.is_in_memory_db()
+    return connection.connection is None or in_memory
+
+
+def test_a_cancel_requested_by_another_process_stops_the_run(host, executing, workspace):
+    executing.SVERM_SIMULATED_LATENCY = 0.3
+    run = make_run(workspace)
+    caller = threading.Thread(target=host.execute, args=(run.pk, False))
+    caller.start()
+    wait_for_event(run.pk, "agent.started")
+    # What run_cancel writes from an API process: no in-process signal reaches this host.
+    Run.objects.filter(pk=run.pk).update(cancel_requested_at=timezone.now())
+    caller.join(timeout=10)
+    assert not caller.is_alive()
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert "writer" not in {row.agent_id for row in ledger(run.pk)}
