@@ -1,10 +1,14 @@
 # syntax=docker/dockerfile:1
 # Production image for sverm. One image serves every role; docker-compose.yml picks the command:
-#   web     python -m sverm.server -b 0.0.0.0 -p 8000 sverm.asgi:application   (the default CMD:
-#           Daphne, with credentials in query strings redacted from its access log)
+#   web     uvicorn sverm.asgi:application ... --log-config sverm/uvicorn_logging.yaml (the default
+#           CMD: Uvicorn workers, credentials in query strings redacted from its logs)
 #   worker  celery -A sverm worker
 #   beat    celery -A sverm beat
 #   migrate python manage.py migrate --noinput
+# The default CMD is the production server: it needs REDIS_URL (Celery runs the swarms, Redis
+# carries the streams between workers). One container in the embedded mode (SQLite, no Redis)
+# runs the embedded server instead, which starts the in-process executor:
+#   docker run ... sverm python -m sverm.server -b 0.0.0.0 -p 8000 sverm.asgi:application
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -44,4 +48,10 @@ RUN SECRET_KEY=build-only DEBUG=0 python manage.py collectstatic --noinput
 
 EXPOSE 8000
 
-CMD ["python", "-m", "sverm.server", "-b", "0.0.0.0", "-p", "8000", "sverm.asgi:application"]
+# docker-compose.yml's web command and its reasons, less what Compose fills in: without --workers
+# Uvicorn starts $WEB_CONCURRENCY workers, and trusts proxy headers from $FORWARDED_ALLOW_IPS
+# (default 127.0.0.1 and ::1: nothing outside the container).
+ENV WEB_CONCURRENCY=2
+CMD ["uvicorn", "sverm.asgi:application", "--host=0.0.0.0", "--port=8000", \
+     "--ws=websockets-sansio", "--lifespan=off", "--log-config=sverm/uvicorn_logging.yaml", \
+     "--timeout-keep-alive=75", "--timeout-graceful-shutdown=20"]

@@ -64,7 +64,7 @@ def run(ctx: Context) -> list[Figure]:
     for load, path in ((v1, v1_path), (bare, bare_path)):
         if load.errors or not load.requests:
             raise RuntimeError(f"{path}: {load.errors} errors of {load.requests}: {load.statuses}")
-    how = (f"one Daphne process (docker-compose's command, access log off) on a free loopback "
+    how = (f"one Daphne process (`make run`'s embedded server, access log off) on a free loopback "
            f"port, PostgreSQL + Redis (rate limiter, cache); closed-loop load from "
            f"{sizes.connections} keep-alive connections (bench/loadgen.py), "
            f"{sizes.warmup_seconds:g} s warm-up then {sizes.load_seconds:g} s measured each, in "

@@ -1,7 +1,7 @@
 """8. Serving: the same authenticated `GET /v1/swarms/{id}` and the same WebSocket stream under
-one Daphne process, N Daphne processes on one socket, and Uvicorn (1 process, N workers);
-requests/s, p50, p99 each. Also the thread hop a sync view pays under ASGI, and what Django's
-connection pool would change."""
+one Daphne process (the embedded server, `make run`), N Daphne processes on one socket, and
+Uvicorn (1 process, and N workers: docker-compose's server); requests/s, p50, p99 each. Also the
+thread hop a sync view pays under ASGI, and what Django's connection pool would change."""
 
 import asyncio
 import json
@@ -96,12 +96,12 @@ def run(ctx: Context) -> list[Figure]:
     run_id = _finished_run(ctx)
     cores = os.cpu_count() or 2
     configs = (
-        ("daphne", 1, "Daphne, 1 process (docker-compose today)"),
+        ("daphne", 1, "Daphne, 1 process (make run)"),
         ("daphne-multi", cores, f"Daphne, {cores} processes on one socket"),
         ("uvicorn", 1, "Uvicorn, 1 process"),
-        ("uvicorn", cores, f"Uvicorn, --workers {cores}"),
+        ("uvicorn", cores, f"Uvicorn, --workers {cores} (docker-compose)"),
     )
-    if ctx.quick:  # the extremes only: today's default and the multi-process candidates
+    if ctx.quick:  # the embedded server (the baseline) and the production one
         configs = (configs[0], configs[3])
     measured: dict[str, dict] = {}
     figures: list[Figure] = []

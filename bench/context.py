@@ -22,7 +22,6 @@ class Sizes:
     engine_runs: int
     critical_runs: int
     many_runs: int
-    thread_pool_runs: int
     subscribers: int
     stream_seconds: float
     single_stream_events: int
@@ -32,13 +31,13 @@ class Sizes:
 QUICK = Sizes(
     swarms=20_000, ledger_rows=20_000, ledger_small=1_000, repetitions=5, load_seconds=1.5,
     warmup_seconds=0.5, connections=8, engine_runs=3, critical_runs=2, many_runs=12,
-    thread_pool_runs=10, subscribers=50, stream_seconds=3.0, single_stream_events=60,
+    subscribers=50, stream_seconds=3.0, single_stream_events=60,
     ws_sessions=10,
 )  # fmt: skip
 FULL = Sizes(
     swarms=1_000_000, ledger_rows=1_000_000, ledger_small=1_000, repetitions=9,
     load_seconds=8.0, warmup_seconds=1.5, connections=8, engine_runs=20, critical_runs=7,
-    many_runs=100, thread_pool_runs=10, subscribers=500, stream_seconds=6.0,
+    many_runs=100, subscribers=500, stream_seconds=6.0,
     single_stream_events=250, ws_sessions=60,
 )  # fmt: skip
 

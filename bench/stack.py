@@ -84,7 +84,7 @@ def wait_http(base: str, process: subprocess.Popen, log: Path, timeout: float = 
 def server(kind: str, env: dict[str, str], log_dir: Path, processes: int = 1):
     """An ASGI server serving bench.settings' sverm on a free loopback port; yields its URL.
 
-    daphne: one process (the docker-compose command, access log off). daphne-multi: N Daphne
+    daphne: one process (`make run`'s embedded server, access log off). daphne-multi: N Daphne
     processes accepting on one shared listening socket (as a process manager would run them).
     uvicorn: `uvicorn --workers N` (N=1: a single process, no supervisor)."""
     port = free_port()

@@ -1,4 +1,5 @@
-"""ASGI entry point served by Daphne: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point (Daphne for `make run`, Uvicorn workers in docker-compose.yml): HTTP through
+Django, WebSockets through Channels."""
 
 import os
 

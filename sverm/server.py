@@ -4,13 +4,16 @@ WebSocket clients may authenticate with `?token=<JWT or API key>` (browsers cann
 on a WebSocket), and Daphne's access log prints each HTTP request's path with its query string.
 This entry point takes Daphne's arguments unchanged and runs Daphne with a server whose action
 log sees every path with the values of credential parameters replaced by `[redacted]`;
-`RedactQuerySecrets` does the same for log records (Django's and Daphne's `runserver` lines).
-In the embedded default it also starts the in-process executor and its reaper with the server.
+`RedactQuerySecrets` does the same for log records (Django's and Daphne's `runserver` lines, and
+Uvicorn's access and WebSocket lines through sverm/uvicorn_logging.yaml, the production server's
+log config). In the embedded default it also starts the in-process executor and its reaper with
+the server.
 """
 
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from urllib.parse import unquote_plus
 
 REDACTED = "[redacted]"
@@ -35,10 +38,20 @@ def redact_query_secrets(text: str) -> str:
 
 
 class RedactQuerySecrets(logging.Filter):
-    """A logging filter (on the console handler) that redacts credentials in query strings from
-    each record's message, whichever logger wrote it."""
+    """A logging filter that redacts credentials in query strings from each record, whichever
+    logger wrote it: on sverm's console handler (settings.LOGGING) and on Uvicorn's handlers.
+
+    String arguments are redacted in place, so a formatter that reads `record.args` (Uvicorn's
+    AccessFormatter unpacks them) keeps working; a message that still shows a credential after
+    that (one spread over the template, or from a non-string argument) is replaced by its
+    redacted text. A traceback is formatted here and redacted too: exception messages quote URLs.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted_argument(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _redacted_argument(arg) for key, arg in record.args.items()}
         try:
             message = record.getMessage()
         except Exception:  # a malformed record: logging reports it itself
@@ -46,7 +59,18 @@ class RedactQuerySecrets(logging.Filter):
         redacted = redact_query_secrets(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACK_FORMATTER.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_query_secrets(record.exc_text)
         return True
+
+
+_TRACEBACK_FORMATTER = logging.Formatter()
+
+
+def _redacted_argument(value):
+    return redact_query_secrets(value) if isinstance(value, str) else value
 
 
 def command_line_interface():

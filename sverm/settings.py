@@ -436,7 +436,8 @@ if PRODUCTION:
 
 # ------------------------------------------------------------------------------
 # LOGGING: every line carries the request id; credentials in query strings (`?token=` on
-# WebSocket URLs) are redacted from every line (Daphne's access log: sverm/server.py).
+# WebSocket URLs) are redacted from every line (Daphne's access log: sverm/server.py; Uvicorn's
+# loggers: sverm/uvicorn_logging.yaml, which this leaves alone).
 # ------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -1,7 +1,9 @@
 """Child processes for tests that run sverm for real: free ports, manage.py, clean stops."""
 
+import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -88,14 +90,56 @@ def start_embedded_server(
             cwd=ROOT, env=env, stdout=output, stderr=output,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    wait_until_serving(process, base, tmp_path / "server.log")
+    return process, base, access_log
+
+
+def wait_until_serving(process: subprocess.Popen, base: str, output: Path) -> None:
+    """Return once `base`/healthz answers 200; stop the process and fail (showing its output)
+    if it exits or does not answer within TIMEOUT."""
     deadline = time.monotonic() + TIMEOUT
     while True:
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return process, base, access_log
+                return
         except httpx.TransportError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             stop(process)
-            pytest.fail("the server did not start:\n" + (tmp_path / "server.log").read_text())
+            pytest.fail("the server did not start:\n" + output.read_text())
         time.sleep(0.2)
+
+
+# --- the production server as a real process ----------------------------------------------------
+UVICORN_LOG_CONFIG = "sverm/uvicorn_logging.yaml"
+
+
+def start_uvicorn_server(
+    env: dict[str, str], tmp_path: Path, *args: str
+) -> tuple[subprocess.Popen, str, Path]:
+    """`uvicorn sverm.asgi:application <args>` (the production server; pass its flags) on a free
+    port, from the project root; the process, its base URL and the file with everything it
+    printed (stdout and stderr, its workers' included)."""
+    port = free_port()
+    output_path = tmp_path / "uvicorn.log"
+    with output_path.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "sverm.asgi:application",
+             "--host=127.0.0.1", f"--port={port}", *args],
+            cwd=ROOT, env=env, stdout=output, stderr=output, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(process, base, output_path)
+    finally:
+        if process.poll() is not None:
+            stop_group(process)
+    return process, base, output_path
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop a server started in its own session as a signal would in production (SIGTERM to
+    the supervisor, which stops its workers), then kill whatever of its group is left."""
+    stop(process)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)

@@ -3,13 +3,19 @@
 There is no Docker engine here, so the files are parsed and checked statically: the stack's
 shape (services, dependencies, healthchecks, shared configuration), Compose's variable
 interpolation, and every command the containers run against what exists in the project (manage.py
-subcommands, the Daphne target, the Celery app and its CLI, the readiness route).
+subcommands, Uvicorn's options and the app it serves, its log config, the Celery app and its CLI,
+the readiness route).
 """
 
 import ast
+import contextlib
 import importlib
+import logging.config
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,11 +28,15 @@ from celery.app.utils import find_app
 from celery.bin.base import CLIContext
 from celery.bin.celery import celery as celery_cli
 from celery.worker.control import Panel
-from daphne.cli import CommandLineInterface
 from django.core.management import get_commands, load_command_class
 from django.http.request import validate_host
 from django.urls import resolve
 from packaging.specifiers import SpecifierSet
+from uvicorn.config import WS_PROTOCOLS
+from uvicorn.importer import import_from_string
+from uvicorn.main import main as uvicorn_cli
+
+from sverm.server import RedactQuerySecrets
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -37,6 +47,8 @@ APP_SERVICES = ("migrate", "web", "worker", "beat")
 LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat")
 # What an operator must export; everything else has a default.
 REQUIRED_ENV = {"POSTGRES_PASSWORD": "s3cret-pw", "SECRET_KEY": "not-a-real-key"}
+# Uvicorn's logging with credentials redacted (relative to the project root, i.e. /app).
+UVICORN_LOG_CONFIG = "sverm/uvicorn_logging.yaml"
 
 
 # --- Compose variable interpolation ---------------------------------------------------------
@@ -185,13 +197,49 @@ def check_python_code(code: str) -> None:
                 assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
 
 
-def check_daphne(argv: list[str]) -> None:
-    args = CommandLineInterface().parser.parse_args(argv[1:])
-    module_name, _, attribute = args.application.partition(":")
-    assert attribute, f"daphne target {args.application!r} is not module:attribute"
-    application = getattr(importlib.import_module(module_name), attribute)
-    assert callable(application)
-    assert args.host == "0.0.0.0", "Daphne must listen on every interface inside the container"
+def uvicorn_options(argv: list[str]) -> dict:
+    """Uvicorn's parsed options for `uvicorn <args>`, as the container (WORKDIR /app, the project
+    copied there) resolves them: relative paths from the project root."""
+    assert argv[0] == "uvicorn"
+    with contextlib.chdir(ROOT):
+        return uvicorn_cli.make_context("uvicorn", list(argv[1:])).params
+
+
+def check_uvicorn(argv: list[str]) -> None:
+    options = uvicorn_options(argv)
+    application = import_from_string(options["app"])
+    assert application is importlib.import_module("sverm.asgi").application
+    assert options["host"] == "0.0.0.0", "Uvicorn must listen on every interface in the container"
+    # Streams need a WebSocket protocol that is installed: importing it is what Uvicorn does.
+    assert options["ws"] not in ("none", "auto"), "name the WebSocket protocol, so it must exist"
+    import_from_string(WS_PROTOCOLS[options["ws"]])
+    assert options["lifespan"] == "off", "Channels' router refuses the lifespan scope"
+    assert options["access_log"], "the access log (redacted) stays on"
+    assert options["timeout_graceful_shutdown"], "unbounded, Docker's SIGKILL would cut it short"
+    assert options["log_config"] == UVICORN_LOG_CONFIG
+    check_uvicorn_log_config(ROOT / options["log_config"])
+
+
+def check_uvicorn_log_config(path: Path) -> None:
+    """Every handler a `uvicorn.*` record reaches redacts credentials in query strings."""
+    config = yaml.safe_load(path.read_text())
+    assert config["disable_existing_loggers"] is False, "it would silence Django's loggers"
+    resolve_name = logging.config.BaseConfigurator({}).resolve  # as dictConfig reads "()"
+    filters = {name: resolve_name(spec["()"]) for name, spec in config["filters"].items()}
+    loggers = config["loggers"]
+    assert {"uvicorn", "uvicorn.error", "uvicorn.access"} <= set(loggers)
+    for name in loggers:
+        if not name.startswith("uvicorn"):
+            continue
+        # A record climbs to the parents' handlers unless a logger stops it.
+        chain = [name]
+        while loggers.get(chain[-1], {}).get("propagate", True) and "." in chain[-1]:
+            chain.append(chain[-1].rsplit(".", 1)[0])
+        handlers = [h for step in chain for h in loggers.get(step, {}).get("handlers", [])]
+        assert handlers, f"{name} reaches no handler of this config (the root's is not redacted)"
+        for handler in handlers:
+            names = config["handlers"][handler].get("filters", [])
+            assert RedactQuerySecrets in [filters[f] for f in names], f"{handler} does not redact"
 
 
 def celery_app_and_subcommand(argv: list[str]) -> tuple[Celery, str, list[str]]:
@@ -221,11 +269,8 @@ def check_argv(argv: list[str]) -> None:
         check_manage_py(argv)
     elif program == "python" and argv[1] == "-c":
         check_python_code(argv[2])
-    elif program == "daphne":
-        check_daphne(argv)
-    elif argv[:3] == ["python", "-m", "sverm.server"]:  # Daphne's CLI, redacting its access log
-        assert callable(importlib.import_module("sverm.server").main)
-        check_daphne(argv[2:])
+    elif program == "uvicorn":
+        check_uvicorn(argv)
     elif program == "celery":
         check_celery(argv)
     else:
@@ -350,7 +395,9 @@ def test_worker_concurrency_defaults_and_overrides():
         [value] = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--concurrency=")]
         return int(value)
 
-    assert concurrency(REQUIRED_ENV) == 4
+    assert concurrency(REQUIRED_ENV) == 100
+    # Thread slots that wait on the process's run host: one process, many runs (benchmark 5).
+    assert "--pool=threads" in as_argv(load_compose()["services"]["worker"]["command"])
     assert concurrency({**REQUIRED_ENV, "SVERM_WORKER_CONCURRENCY": "9"}) == 9
 
 
@@ -366,13 +413,12 @@ def test_command_refers_to_existing_code(where, argv):
 def test_every_role_is_run():
     by_where = dict(COMMANDS)
     assert by_where["migrate.command"][:3] == ["python", "manage.py", "migrate"]
-    assert by_where["web.command"][:3] == ["python", "-m", "sverm.server"]
-    assert "sverm.asgi:application" in by_where["web.command"]
+    assert by_where["web.command"][:2] == ["uvicorn", "sverm.asgi:application"]
     assert by_where["worker.command"][:4] == ["celery", "-A", "sverm", "worker"]
     assert by_where["beat.command"][:4] == ["celery", "-A", "sverm", "beat"]
 
 
-def test_web_healthcheck_hits_readyz_on_daphne_port():
+def test_web_healthcheck_hits_readyz_on_the_served_port():
     services = load_compose()["services"]
     web = services["web"]
     argv = as_argv(web["healthcheck"]["test"])
@@ -383,15 +429,82 @@ def test_web_healthcheck_hits_readyz_on_daphne_port():
     match = resolve(url.path)
     assert match.url_name == "readyz"
 
-    daphne = CommandLineInterface().parser.parse_args(as_argv(web["command"])[3:])
-    assert url.port == daphne.port
-    assert [container_port(p) for p in web["ports"]] == [daphne.port]
+    port = uvicorn_options(as_argv(web["command"]))["port"]
+    assert url.port == port
+    assert [container_port(p) for p in web["ports"]] == [port]
 
     # Django answers 400 to a Host it does not allow, which would keep web unhealthy forever.
     env = environment_of(services["web"])
     allowed = [host.strip() for host in env["ALLOWED_HOSTS"].split(",") if host.strip()]
     assert "localhost" in allowed
     assert validate_host(url.hostname, allowed)
+
+
+def test_web_workers_default_to_the_cores_measured_and_override():
+    def workers(env):
+        return uvicorn_options(as_argv(load_compose(env)["services"]["web"]["command"]))["workers"]
+
+    assert workers(REQUIRED_ENV) == 2  # bench/results/latest.md, benchmark 8, on 2 cores
+    assert workers({**REQUIRED_ENV, "WEB_CONCURRENCY": "5"}) == 5
+    # The image's own CMD takes the same variable (Uvicorn reads it when --workers is absent).
+    assert int(dockerfile_env()["WEB_CONCURRENCY"]) == workers(REQUIRED_ENV)
+    assert uvicorn_options(dict(COMMANDS)["Dockerfile.CMD"])["workers"] is None
+
+
+def test_web_trusts_proxy_headers_only_from_configured_addresses():
+    def trusted(env):
+        argv = as_argv(load_compose(env)["services"]["web"]["command"])
+        return uvicorn_options(argv)["forwarded_allow_ips"]
+
+    assert trusted(REQUIRED_ENV) == "127.0.0.1"  # nothing outside the container
+    assert trusted({**REQUIRED_ENV, "FORWARDED_ALLOW_IPS": "172.16.0.0/12"}) == "172.16.0.0/12"
+
+
+def test_web_shuts_down_before_docker_kills_it():
+    web = load_compose()["services"]["web"]
+    graceful = uvicorn_options(as_argv(web["command"]))["timeout_graceful_shutdown"]
+    grace = web["stop_grace_period"]
+    assert re.fullmatch(r"\d+s", grace), grace
+    # Uvicorn needs its timeout plus the moments to close sockets and stop its workers.
+    assert graceful + 5 <= int(grace[:-1])
+
+
+def test_web_keeps_idle_connections_longer_than_a_proxy():
+    for where in ("web.command", "Dockerfile.CMD"):
+        assert uvicorn_options(dict(COMMANDS)[where])["timeout_keep_alive"] > 60, where
+
+
+def test_dockerfile_cmd_is_the_compose_web_server():
+    compose = uvicorn_options(dict(COMMANDS)["web.command"])
+    image = uvicorn_options(dict(COMMANDS)["Dockerfile.CMD"])
+    # Only what Compose fills from the operator's environment differs.
+    filled_by_compose = {"workers", "forwarded_allow_ips"}
+    differing = {name for name in compose if compose[name] != image[name]}
+    assert differing == filled_by_compose
+
+
+def test_runs_execute_on_celery_under_compose(tmp_path):
+    """Uvicorn starts nothing but the app: with compose's environment the settings pick the
+    Celery executor and the Redis channel layer, so no worker process needs an in-process
+    executor or reaper (`python -m sverm.server` starts those for the embedded mode)."""
+    compose = load_compose()
+    env = {
+        **dockerfile_env(),
+        **environment_of(compose["services"]["web"]),
+        "SVERM_DATA_DIR": str(tmp_path),
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "DJANGO_SETTINGS_MODULE": "sverm.settings",
+        "PATH": os.environ.get("PATH", ""),
+    }
+    code = (
+        "from django.conf import settings; "
+        "print(settings.SVERM_EXECUTOR, settings.CHANNEL_LAYERS['default']['BACKEND'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    assert result.stdout.split() == ["celery", "channels_redis.core.RedisChannelLayer"]
 
 
 def test_worker_healthcheck_pings_this_worker():

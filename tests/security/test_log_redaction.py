@@ -1,6 +1,7 @@
 """Credentials in query strings (`?token=` on WebSocket URLs, or any request) never reach a log:
-the access log of the real server entry point (`python -m sverm.server`, what `make run`, the
-Dockerfile and docker-compose.yml start) and the lines of Django's and Daphne's loggers."""
+the access log of the embedded server (`python -m sverm.server`, Daphne, what `make run`
+starts), the logs of the production server (Uvicorn workers with sverm/uvicorn_logging.yaml, what
+the Dockerfile and docker-compose.yml start) and the lines of Django's and Daphne's loggers."""
 
 import asyncio
 import contextlib
@@ -15,14 +16,18 @@ import httpx
 import pytest
 import websockets
 from daphne.management.commands.runserver import Command as DaphneRunserver
+from uvicorn.logging import AccessFormatter
 
-from sverm.server import REDACTED, redact_query_secrets
+from sverm.server import REDACTED, RedactQuerySecrets, redact_query_secrets
 from tests.processes import (
     TIMEOUT,
+    UVICORN_LOG_CONFIG,
     embedded_server_env,
     manage,
     start_embedded_server,
+    start_uvicorn_server,
     stop,
+    stop_group,
 )
 
 
@@ -126,6 +131,48 @@ def test_the_server_entry_point_logs_paths_without_query_credentials(embedded_en
         assert jwt_like.split(".")[-1] not in text
 
 
+def test_the_production_server_logs_paths_without_query_credentials(embedded_env, tmp_path):
+    """Uvicorn as docker-compose.yml runs it (two workers, the production log config): its
+    access lines and its WebSocket handshake lines show `token=[redacted]`."""
+    manage(embedded_env, "migrate", "--noinput")
+    out = manage(embedded_env, "bootstrap", "--email", "uvicorn@example.com", "--plan", "team")
+    key = re.search(r"^API key: (sk-sverm-\S+)$", out, re.M).group(1)
+    workspace_id = re.search(r"^Workspace: .* (wsp_\S+) \(plan", out, re.M).group(1)
+    secret = "secret-" + secrets.token_urlsafe(24)
+
+    process, base, output = start_uvicorn_server(
+        embedded_env, tmp_path, "--workers=2", "--ws=websockets-sansio", "--lifespan=off",
+        f"--log-config={UVICORN_LOG_CONFIG}",
+    )  # fmt: skip
+    ws_base = base.replace("http://", "ws://")
+    try:
+        healthz = httpx.get(f"{base}/healthz?token={secret}&after=7", timeout=TIMEOUT)
+        assert healthz.status_code == 200
+        refused = httpx.get(f"{base}/v1/templates?api_key={secret}", timeout=TIMEOUT)
+        assert refused.status_code == 401
+        # The key opens the workspace stream; a made-up token is accepted, then closed with 4401.
+        board = f"{ws_base}/api/workspaces/{workspace_id}/stream?token={key}&x=1"
+        assert asyncio.run(websocket_close_code(board)) is None  # open until we hung up
+        bad = f"{ws_base}/api/runs/run_01J0000000000000000000000/stream?token={secret}"
+        assert asyncio.run(websocket_close_code(bad)) == 4401
+
+        # Each line is written as its request or handshake completes (in either worker).
+        wait_for_line(output, r'"GET /v1/templates\S* HTTP/1.1" 401')
+        wait_for_line(output, r'"WebSocket /api/runs/run_\S+/stream\S*" \[accepted\]')
+    finally:
+        stop_group(process)
+    logged = output.read_text()
+
+    assert f'"GET /healthz?token={REDACTED}&after=7 HTTP/1.1" 200' in logged
+    assert f'"GET /v1/templates?api_key={REDACTED} HTTP/1.1" 401' in logged
+    board_line = f'"WebSocket /api/workspaces/{workspace_id}/stream?token={REDACTED}&x=1"'
+    assert f"{board_line} [accepted]" in logged
+    assert f'"WebSocket /api/runs/run_01J0000000000000000000000/stream?token={REDACTED}"' in logged
+    assert "uvicorn.access" in logged  # the production log config's layout, not Uvicorn's own
+    for credential in (key, key[len("sk-sverm-") :], secret, secret[len("secret-") :]):
+        assert credential not in logged
+
+
 # --- log records: Django's and Daphne's request lines ------------------------------------------
 
 
@@ -163,3 +210,30 @@ def test_runserver_and_django_request_lines_are_redacted(console_log):
     assert f"GET /x?key={REDACTED} HTTP/1.1" in log
     assert f"https://h/p?access_token={REDACTED}" in log
     assert secret not in log
+
+
+def test_a_traceback_is_redacted(console_log):
+    secret = secrets.token_urlsafe(24)
+    try:
+        raise RuntimeError(f"Client error '404' for url 'https://h/p?token={secret}'")
+    except RuntimeError:
+        logging.getLogger("sverm.anything").exception("a webhook delivery failed")
+
+    log = console_log.getvalue()
+    assert "a webhook delivery failed" in log
+    assert f"RuntimeError: Client error '404' for url 'https://h/p?token={REDACTED}'" in log
+    assert secret not in log
+
+
+def test_formatters_that_read_the_arguments_get_them_redacted():
+    """Uvicorn's AccessFormatter unpacks `record.args`: the filter keeps them, redacted."""
+    secret = secrets.token_urlsafe(24)
+    args = ("127.0.0.1:5000", "GET", f"/s?token={secret}&after=2", "1.1", 200)
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None
+    )
+    assert RedactQuerySecrets().filter(record)
+
+    formatter = AccessFormatter(fmt='%(client_addr)s - "%(request_line)s" %(status_code)s')
+    line = formatter.format(record)
+    assert line == f'127.0.0.1:5000 - "GET /s?token={REDACTED}&after=2 HTTP/1.1" 200 OK'
