@@ -203,6 +203,8 @@ SVERM_EXECUTOR = os.environ.get("SVERM_EXECUTOR") or ("celery" if REDIS_URL else
 SVERM_EXECUTOR_THREADS = int(os.environ.get("SVERM_EXECUTOR_THREADS", "4"))
 # Database threads (and connections) per process that the runs it executes share.
 SVERM_EXECUTOR_DB_LANES = max(1, int(os.environ.get("SVERM_EXECUTOR_DB_LANES", "4")))
+# A lane with no run closes its connection after this many seconds (0: as its last run ends).
+SVERM_EXECUTOR_DB_IDLE_SECONDS = float(os.environ.get("SVERM_EXECUTOR_DB_IDLE_SECONDS", "30"))
 SVERM_SIMULATED_LATENCY = float(os.environ.get("SVERM_SIMULATED_LATENCY", "0.2"))
 SVERM_DEFAULT_BUDGET_USD = os.environ.get("SVERM_DEFAULT_BUDGET_USD", "5.00")
 # How often the embedded mode's reaper looks for runs whose worker was lost (0: never).

@@ -34,7 +34,6 @@ from swarms.services.runs import (
     Checkpoints,
     LeaseLost,
     delegation_key,
-    run_cancel_requested,
     run_checkpoints,
     run_claim,
     run_fail,
@@ -42,6 +41,7 @@ from swarms.services.runs import (
     run_heartbeat,
     run_record,
     run_resume_claim,
+    runs_cancel_requested,
     runs_reap_stale,
 )
 
@@ -138,6 +138,7 @@ class Lane:
     def __init__(self, name: str) -> None:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.runs = 0
+        self.closing: asyncio.TimerHandle | None = None  # its idle connection's close
 
     def __call__(self, func):
         """`func` as a coroutine function run on this lane, retried on a dropped connection."""
@@ -157,8 +158,8 @@ class RunHost:
     """Where this process executes runs: one event loop thread for all of them (a run spends
     its time waiting on LLM calls) and SVERM_EXECUTOR_DB_LANES database lanes, each run pinned to
     the least busy. So a worker holds a few database connections however many runs it executes
-    (a lane closes its connection when its last run ends), and one poll a tick finds the cancel
-    requests of all of them."""
+    (a lane closes its connection once idle), and one query a tick finds the cancel requests of
+    all of them."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -194,12 +195,31 @@ class RunHost:
     async def _execute(self, run_id: str, resume: bool) -> None:
         lane = min(self.lanes, key=lambda lane: lane.runs)
         lane.runs += 1
+        if lane.closing is not None:
+            lane.closing.cancel()
+            lane.closing = None
         try:
             await _execute(run_id, resume, lane, self)
         finally:
             lane.runs -= 1
-            if not lane.runs:
-                await lane(_close_connection)()
+            await self._maybe_idle(lane)
+
+    async def _maybe_idle(self, lane: Lane) -> None:
+        """Close an idle lane's connection, at once or after SVERM_EXECUTOR_DB_IDLE_SECONDS
+        (a busy worker keeps it from one run to the next)."""
+        if lane.runs:
+            return
+        idle = settings.SVERM_EXECUTOR_DB_IDLE_SECONDS
+        if idle <= 0:
+            await lane(_close_connection)()
+        elif lane.closing is None:
+
+            def close() -> None:
+                lane.closing = None
+                if not lane.runs:
+                    lane.executor.submit(_close_connection)
+
+            lane.closing = self.loop.call_later(idle, close)
 
     def watch(self, run_id: str, token: CancelToken) -> None:
         """Have `token` cancelled when the run's cancel is requested (call on the host loop)."""
@@ -210,10 +230,13 @@ class RunHost:
     async def _watch_cancels(self) -> None:
         """Cancel the runs executing here whose cancel was requested (by another process: a
         cancel from this one takes effect at once), every CANCEL_POLL_SECONDS while any runs."""
-        lane = self.lanes[0]
         while _local_tokens:
+            # A lane that has runs: its connection is not closing (its close would come after).
+            lane = max(self.lanes, key=lambda lane: lane.runs)
+            if not lane.runs:
+                return
             try:
-                asked = await lane(_cancels_requested)(list(_local_tokens))
+                asked = await lane(runs_cancel_requested)(run_ids=list(_local_tokens))
             except Exception:
                 logger.exception("could not read cancel requests; trying again")
                 asked = []
@@ -224,10 +247,6 @@ class RunHost:
 
 def _close_connection() -> None:
     connection.close()
-
-
-def _cancels_requested(run_ids: list[str]) -> list[str]:
-    return [run_id for run_id in run_ids if run_cancel_requested(run_id=run_id)]
 
 
 _hosts: dict[int, RunHost] = {}

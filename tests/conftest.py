@@ -43,6 +43,13 @@ def _no_background_reaper():
 
 
 @pytest.fixture(autouse=True)
+def _executor_connections_closed_when_idle(settings):
+    """The run host's lanes close their connections as their last run ends, so none outlives
+    a test (and the test database can be dropped)."""
+    settings.SVERM_EXECUTOR_DB_IDLE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _rate_limits_off(settings):
     """Plan rate limits are off unless a test asks for `rate_limits_on` (tests/limits): many
     tests poll one free-plan workspace far more than 10 times a minute."""

@@ -2,6 +2,7 @@
 (so a few connections however many runs), and one poll for the cancel requests of them all."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -61,6 +62,25 @@ def test_many_runs_share_a_few_database_lanes_and_close_them_when_done(
     for lane in host.lanes:
         assert lane.executor.submit(closed).result()
         assert lane.runs == 0
+
+
+def test_a_busy_lane_keeps_its_connection_between_runs_and_closes_it_once_idle(
+    host, executing, workspace
+):
+    executing.SVERM_EXECUTOR_DB_IDLE_SECONDS = 0.5
+    first, second = make_run(workspace), make_run(workspace)
+    host.execute(first.pk, False)
+    lane = host.lanes[0]  # the least busy: the first, with every lane idle
+    kept = lane.executor.submit(lambda: connection.connection).result()
+    if connection.vendor == "postgresql":
+        assert kept is not None
+    host.execute(second.pk, False)
+    assert lane.executor.submit(lambda: connection.connection).result() is kept  # reused
+    deadline = time.monotonic() + 5
+    while not lane.executor.submit(closed).result():
+        assert time.monotonic() < deadline, "the idle lane kept its connection"
+        time.sleep(0.05)
+    assert Run.objects.get(pk=second.pk).status == RunStatus.COMPLETED
 
 
 def closed() -> bool:
