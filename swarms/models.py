@@ -54,7 +54,11 @@ class Swarm(SoftDeleteModel):
         indexes = [
             # The default list: one workspace, newest first, living rows.
             models.Index(fields=["workspace", "-created_at", "-id"], name="swarm_ws_created"),
-            models.Index(fields=["workspace", "name"], name="swarm_ws_name"),
+            # orderBy name then createdAt (either way round): each part of the split keyset
+            # (sverm/api/pagination.py seek_parts) is one range of it, ties in name included.
+            models.Index(
+                fields=["workspace", "name", "-created_at", "-id"], name="swarm_ws_name_created"
+            ),
             models.Index(fields=["workspace", "updated_at"], name="swarm_ws_updated"),
             # The exact `total` of a list (living rows of a workspace) from the index alone.
             models.Index(

@@ -3,17 +3,26 @@
 The order comes from the view's `orderBy` (see `sverm.api.listing`) and always ends with the id,
 so it is total: no row is skipped or repeated between pages, nulls included. Cursors are signed
 tokens holding the row's order-key values and the order they were made under; a tampered cursor or
-one replayed under another order is refused.
+one replayed under another order is refused. The rows after a cursor are sought as index ranges
+(`seek_parts`), so a page deep in a large list costs about what the first page costs.
 """
 
+import operator
 from datetime import date, datetime
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 from django.core import signing
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db.models import F, Model, Q, QuerySet
-from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
+from django.db.models import Expression, F, Model, Q, QuerySet, Subquery
+from django.db.models.fields.tuple_lookups import (
+    Tuple,
+    TupleGreaterThan,
+    TupleGreaterThanOrEqual,
+    TupleLessThan,
+    TupleLessThanOrEqual,
+)
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
@@ -100,13 +109,14 @@ def _equal(key: OrderKey, value: Any) -> Q:
 
 
 def rows_after(keys: list[OrderKey], values: list[Any], model=None) -> Q:
-    """Rows strictly after the position `values` under `keys` (lexicographic). When every key
-    is a non-null column of `model` sorted the same way, one row-value comparison
-    (`(created_at, id) < (%s, %s)`), which an index on those columns answers directly."""
-    if model is not None and _one_row_value(keys, values, model):
-        columns = Tuple(*(F(key.path) for key in keys))
-        lookup = TupleLessThan if keys[0].descending else TupleGreaterThan
-        return Q(lookup(columns, tuple(values)))
+    """Rows strictly after the position `values` under `keys` (lexicographic), as one condition:
+    the `seek_parts` OR-ed together when `model` is given, else the OR-expanded comparisons."""
+    if model is not None and _plain_keys(keys, values, model):
+        return reduce(operator.or_, seek_parts(keys, values, model))
+    return _rows_after_expanded(keys, values)
+
+
+def _rows_after_expanded(keys: list[OrderKey], values: list[Any]) -> Q:
     condition = Q(pk__in=[])
     for index, key in enumerate(keys):
         step = _strictly_after(key, values[index])
@@ -116,25 +126,120 @@ def rows_after(keys: list[OrderKey], values: list[Any], model=None) -> Q:
     return condition
 
 
-def _one_row_value(keys: list[OrderKey], values: list[Any], model) -> bool:
-    if len(keys) < 2 or any(value is None for value in values):
-        return False
-    if len({key.descending for key in keys}) != 1:
-        return False
-    for key in keys:
-        name = "pk" if key.path == "pk" else key.path
-        if "__" in name:
-            return False
-        field = model._meta.pk if name == "pk" else model._meta.get_field(name)
-        if field.null or not field.concrete:
-            return False
-    return True
+def seek_parts(
+    keys: list[OrderKey], values: list[Any], model: type[Model], *, inclusive: bool = False
+) -> list[Q]:
+    """Rows after the position `values` under `keys` (at or after it when `inclusive`), as
+    disjoint conditions in page order: every row of a part comes before every row of the next.
+
+    When every key is a non-null column of `model`, each part is one single-direction range
+    that an index in the same order answers as a range scan. For `name asc, created_at desc,
+    id desc` after `(n, c, i)`: `name = n AND (created_at, id) < (c, i)`, then `name > n`.
+    One comparison OR-ing across directions can only be an index Filter, which walks every row
+    before the cursor. Otherwise (nullable or related keys) one part: the OR-expanded
+    comparisons, nulls placed as the keys say."""
+    if not _plain_keys(keys, values, model):
+        if inclusive:
+            return [~_rows_after_expanded([key.reversed() for key in keys], values)]
+        return [_rows_after_expanded(keys, values)]
+    runs: list[tuple[int, int]] = []  # [start, end) of each run of keys sorted one way
+    for index, key in enumerate(keys):
+        if runs and key.descending == keys[runs[-1][0]].descending:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    paths = [key.path for key in keys]
+    parts = []
+    for start, end in runs:
+        equal = Q(**dict(zip(paths[:start], values[:start], strict=True)))
+        last = end == len(keys)
+        parts.append(equal & _range(keys[start:end], values[start:end], inclusive and last))
+    # The run of the last keys holds the rows nearest the position.
+    return parts[::-1]
 
 
-def order_by_expressions(keys: list[OrderKey]) -> list:
+_RANGES = {
+    # (descending, inclusive) -> (lookup for one column, lookup for a row value)
+    (False, False): ("gt", TupleGreaterThan),
+    (False, True): ("gte", TupleGreaterThanOrEqual),
+    (True, False): ("lt", TupleLessThan),
+    (True, True): ("lte", TupleLessThanOrEqual),
+}
+
+
+def _range(keys: list[OrderKey], values: list[Any], inclusive: bool) -> Q:
+    """Rows after `values` in keys that all sort the same way: `k > v`, or a row-value
+    comparison `(a, b) < (x, y)` that an index on (a, b) answers directly."""
+    column, row_value = _RANGES[(keys[0].descending, inclusive)]
+    if len(keys) == 1:
+        return Q(**{f"{keys[0].path}__{column}": values[0]})
+    return Q(row_value(Tuple(*(F(key.path) for key in keys)), tuple(values)))
+
+
+def _plain_keys(keys: list[OrderKey], values: list[Any], model: type[Model]) -> bool:
+    """Every key a non-null column of `model` itself, and no null value."""
+    if any(value is None for value in values):
+        return False
+    return all(_non_null_column(key, model) for key in keys)
+
+
+def _non_null_column(key: OrderKey, model: type[Model]) -> bool:
+    if "__" in key.path:
+        return False
+    field = model._meta.pk if key.path == "pk" else model._meta.get_field(key.path)
+    return field.concrete and not field.null
+
+
+class _UnionAll(Expression):
+    """`(SELECT * FROM (<part 1>) AS seek0 UNION ALL SELECT * FROM (<part 2>) AS seek1 ...)`:
+    one subquery of the parts' ids for `pk__in`, each part keeping its own ORDER BY and LIMIT
+    (a plain `.union()` of sliced querysets is refused on SQLite)."""
+
+    def __init__(self, querysets: list[QuerySet]):
+        super().__init__()
+        self.subqueries = [Subquery(queryset) for queryset in querysets]
+
+    def get_source_expressions(self) -> list:
+        return self.subqueries
+
+    def set_source_expressions(self, exprs) -> None:
+        self.subqueries = list(exprs)
+
+    def as_sql(self, compiler, connection):
+        sqls, params = [], []
+        for index, subquery in enumerate(self.subqueries):
+            sql, subquery_params = compiler.compile(subquery)  # values stay parameters
+            sqls.append(f"SELECT * FROM {sql} AS seek{index}")  # noqa: S608
+            params.extend(subquery_params)
+        return f"({' UNION ALL '.join(sqls)})", params
+
+
+def rows_fetch(queryset: QuerySet, parts: list[Q], order: list, count: int) -> list[Model]:
+    """Up to `count` rows of `parts` (from `seek_parts`) in `order`, in one query. With several
+    parts each is its own ordered, LIMITed subquery (so each stays an index range scan) and
+    only the at most `count` ids of each are merged and sorted."""
+    if len(parts) == 1:
+        return list(queryset.filter(parts[0]).order_by(*order)[:count])
+    nearest = [queryset.filter(part).order_by(*order).values("pk")[:count] for part in parts]
+    return list(queryset.filter(pk__in=_UnionAll(nearest)).order_by(*order)[:count])
+
+
+def rows_exist(queryset: QuerySet, parts: list[Q]) -> bool:
+    if len(parts) == 1:
+        return queryset.filter(parts[0]).exists()
+    anyone = [queryset.filter(part).values("pk")[:1] for part in parts]
+    return queryset.filter(pk__in=_UnionAll(anyone)).exists()
+
+
+def order_by_expressions(keys: list[OrderKey], model: type[Model] | None = None) -> list:
+    """ORDER BY for `keys`. Keys on non-null columns of `model` say nothing of nulls: `id DESC`
+    is the order of an index on (..., -id), `id DESC NULLS LAST` (the same rows, in the same
+    order) is not to PostgreSQL, which then sorts what the index would have given in order."""
     expressions = []
     for key in keys:
         nulls = {"nulls_first": True} if key.nulls_first else {"nulls_last": True}
+        if model is not None and _non_null_column(key, model):
+            nulls = {}
         field = F(key.path)
         expressions.append(field.desc(**nulls) if key.descending else field.asc(**nulls))
     return expressions
@@ -185,20 +290,21 @@ class KeysetPagination(BasePagination):
         self.has_next = self.has_previous = False
         if before:
             values = decode_cursor(before, keys, model, "before")
-            page = queryset.filter(rows_after(backward, values, queryset.model))
-            rows = list(page.order_by(*order_by_expressions(backward))[: limit + 1])
+            parts = seek_parts(backward, values, model)
+            rows = rows_fetch(queryset, parts, order_by_expressions(backward, model), limit + 1)
             self.has_previous = len(rows) > limit
             rows = rows[:limit][::-1]
-            self.has_next = queryset.filter(~rows_after(backward, values, queryset.model)).exists()
+            self.has_next = rows_exist(queryset, seek_parts(keys, values, model, inclusive=True))
         else:
-            page = queryset
+            parts = [Q()]
             if after:
                 values = decode_cursor(after, keys, model, "after")
-                page = queryset.filter(rows_after(keys, values, queryset.model))
-                self.has_previous = queryset.filter(
-                    ~rows_after(keys, values, queryset.model)
-                ).exists()
-            rows = list(page.order_by(*order_by_expressions(keys))[: limit + 1])
+                parts = seek_parts(keys, values, model)
+                # The cursor's own row (if still there) belongs to the previous page.
+                self.has_previous = rows_exist(
+                    queryset, seek_parts(backward, values, model, inclusive=True)
+                )
+            rows = rows_fetch(queryset, parts, order_by_expressions(keys, model), limit + 1)
             self.has_next = len(rows) > limit
             rows = rows[:limit]
         self.start_cursor = encode_cursor(rows[0], keys) if rows else None
