@@ -220,20 +220,19 @@ def run(ctx: Context) -> list[Figure]:
     send_ms = seconds["group_send"] * 1000 / per_run_step
     if per_step > 3.0:
         ctx.note(
-            f"RECOMMENDED (engine overhead, {per_step:.2f} ms/step > 3 ms): per step a run makes "
+            f"RECOMMENDED (engine overhead, {per_step:.2f} ms/step > 3 ms): a step is now "
             f"{statements:.1f} SQL statements in {commits:.1f} transactions ({sql_ms:.1f} ms; a "
-            f"durable commit costs {commit_ms:.2f} ms here) and {sends:.1f} channel-layer "
-            f"group_sends ({send_ms:.1f} ms), and every run opens a new PostgreSQL connection "
-            f"for its DB thread ({connect_ms:.1f} ms here, {connect_ms / steps:.1f} ms per step "
-            f"of this run). (1) swarms/realtime.py publish_many: send one message per batch and "
-            f"group (the batch's events in order in one `run.events` message, which the stream "
-            f"consumer delivers one by one) instead of one group_send per event; (2) "
-            f"swarms/services/runs.py: fewer statements per batch (one `UPDATE swarms_run ... "
-            f"RETURNING last_seq` instead of SELECT ... FOR UPDATE then UPDATE, one multi-row "
-            f"INSERT per table, the status read for the workspace stream taken from that "
-            f"UPDATE's RETURNING); (3) swarms/executor.py _drive: reuse database connections "
-            f"across runs (a process-wide pool of DB threads, or Django's psycopg pool) instead "
-            f"of a new thread and connection per run."
+            f"durable commit costs {commit_ms:.2f} ms here, a new connection {connect_ms:.1f} "
+            f"ms, which a busy lane no longer pays) and {sends:.1f} channel-layer group_sends "
+            f"({send_ms:.1f} ms, on the publisher thread). The checkpoint design needs two "
+            f"transactions per LLM call (the reservation on record before the call, the "
+            f"settlement with its ledger row after), and each pays BEGIN and COMMIT round trips "
+            f"besides its statements: with one round trip each, the statements alone take "
+            f"{sql_ms:.1f} ms of a step. What is left: send each transaction's statements "
+            f"without waiting for each result (psycopg's pipeline mode, which Django's ORM does "
+            f"not use), or write a batch in one data-modifying CTE on PostgreSQL (the run row's "
+            f"UPDATE … RETURNING feeding the events', checkpoints' and ledger's INSERTs): two "
+            f"round trips per transaction instead of about six."
         )
     waiting = per_step - relaxed_step
     ctx.note(
