@@ -227,6 +227,17 @@ def run(ctx: Context) -> list[Figure]:
         f"LimitOffsetPagination, same scoping and filters; {len(page['results'])} rows) vs the "
         f"keyset page at the same depth; {common}.",
     ))  # fmt: skip
+    # Both pay the exact count: the pages alone, neither counting.
+    offset_alone = median_ms(lambda: _get(client, "/bench/offset-no-count/swarms", offset_params),
+                             reps)  # fmt: skip
+    keyset_alone = median_ms(lambda: _get(client, "/bench/no-total/swarms", deep_default), reps)
+    figures.append(Figure.report(
+        "1. deep pages without the count: offset page / keyset page, 90% deep", offset_alone,
+        keyset_alone, "ms",
+        f"the comparison above with neither paying a COUNT (/bench/offset-no-count/swarms: DRF's "
+        f"LimitOffsetPagination with get_count stubbed; /bench/no-total/swarms: the keyset "
+        f"page without `total`): what the offset itself costs; {common}.",
+    ))  # fmt: skip
 
     # A filtered list, and what the exact total costs.
     filtered = {"limit": LIMIT, "filter": json.dumps(FILTER)}

@@ -6,7 +6,10 @@
   so the difference is what running a sync view in a thread costs under ASGI.
 - `/bench/offset/swarms`: `/api/swarms` with DRF's LimitOffsetPagination instead of keyset.
 - `/bench/no-total/swarms`: `/api/swarms` without the `total` count, to measure its share.
+- `/bench/offset-no-count/swarms`: the offset list without its count, to compare the pages alone.
 """
+
+import sys
 
 from django.http import Http404, JsonResponse
 from django.urls import include, path
@@ -52,6 +55,17 @@ class OffsetSwarmViewSet(SwarmViewSet):
     pagination_class = LimitOffsetPagination
 
 
+class UncountedOffsetPagination(LimitOffsetPagination):
+    """LimitOffsetPagination without its COUNT (the page query alone, as far as DRF goes)."""
+
+    def get_count(self, queryset) -> int:
+        return sys.maxsize
+
+
+class UncountedOffsetSwarmViewSet(SwarmViewSet):
+    pagination_class = UncountedOffsetPagination
+
+
 class UncountedKeysetPagination(KeysetPagination):
     """Keyset pages without `total`: the same queries but the COUNT."""
 
@@ -71,5 +85,6 @@ urlpatterns = [
     path("bench/hop/async", hop_async),
     path("bench/offset/swarms", OffsetSwarmViewSet.as_view({"get": "list"})),
     path("bench/no-total/swarms", UncountedSwarmViewSet.as_view({"get": "list"})),
+    path("bench/offset-no-count/swarms", UncountedOffsetSwarmViewSet.as_view({"get": "list"})),
     path("", include("sverm.urls")),
 ]
