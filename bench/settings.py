@@ -10,13 +10,3 @@ ROOT_URLCONF = "bench.urls"
 if os.environ.get("BENCH_DB_POOL") and DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     # The what-if of benchmark 8: Django's psycopg pool instead of a connection per request.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": 4}  # noqa: F405
-
-if os.environ.get("BENCH_PUBSUB_LAYER") and REDIS_URL:  # noqa: F405
-    # The what-if of benchmark 6: channels-redis' pub/sub layer (one PUBLISH per group message,
-    # fanned out inside each subscribed process) instead of one write per subscriber.
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},  # noqa: F405
-        }
-    }

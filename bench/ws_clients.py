@@ -4,7 +4,8 @@ Prints `ready` once every client is connected (a refused handshake is retried; a
 never connects is counted as failed and misses every event), then collects
 each event's latency (receive time minus the `t` the publisher put in its data, in ms; same
 machine, same clock) until every client got the terminal event or the timeout passed, and prints
-one JSON line: per-client counts, gaps, duplicates, and all latencies."""
+one JSON line: per-client counts, gaps, duplicates, all latencies, and the CPU time this process
+spent receiving (to tell a slow server from a client process that cannot keep up)."""
 
 import asyncio
 import itertools
@@ -93,7 +94,9 @@ async def main(url: str, count: int, expected: int, timeout: float) -> dict:
             break
         await asyncio.sleep(0.05)
     print("ready", flush=True)
+    cpu_start = time.process_time()
     _done, pending = await asyncio.wait(tasks, timeout=timeout)
+    cpu_seconds = time.process_time() - cpu_start
     for task in pending:
         task.cancel()
     missing = 0
@@ -114,6 +117,7 @@ async def main(url: str, count: int, expected: int, timeout: float) -> dict:
         "connect_retries": stats["retries"],
         "connect_failures": stats["failed"],
         "connect_ms": stats["connect_ms"],
+        "cpu_seconds": cpu_seconds,  # this process, from `ready` to the last client's end
     }
 
 
@@ -124,5 +128,7 @@ if __name__ == "__main__":
         int(sys.argv[3]),
         float(sys.argv[4]),
     )
-    result = asyncio.run(main(url, count, expected, timeout))
+    import uvloop  # the clients' own loop in C: receiving must not be what is measured
+
+    result = uvloop.run(main(url, count, expected, timeout))
     print(json.dumps(result), flush=True)

@@ -5,6 +5,11 @@ A run stream joins the run's group before it replays stored events (seq > `after
 live ones; anything already sent is dropped and any gap in seq is filled from the database, so a
 client sees every event once, in order. After the terminal event the server closes normally.
 
+Live messages reach a stream through this process's relay of its group (swarms/fanout.py): one
+channel-layer membership per group and process, whatever the number of streams. Each message's
+JSON is encoded once per process, and the live messages are sent by a task of the stream's own,
+so a busy stream neither waits on the others nor on Channels' per-message database cleanup.
+
 The channel layer is at-most-once: a full mailbox drops messages, and a restarted Redis forgets
 every group. So a stream that hears nothing live for RESYNC_SECONDS re-joins its group and sends
 what the database has that it has not (which also catches a dropped terminal event), and a stream
@@ -12,7 +17,7 @@ whose channel layer fails waits the outage out instead of dying with the connect
 """
 
 import asyncio
-import contextlib
+import json
 import logging
 import random
 import re
@@ -20,12 +25,14 @@ import re
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from accounts.roles import Role
 from sverm.api.errors import Forbidden, NotFound
 from swarms import selectors
+from swarms.fanout import fanout
 from swarms.realtime import (
     LAYER_ERRORS,
     TERMINAL_EVENT_TYPES,
@@ -44,45 +51,87 @@ AFTER = re.compile(r"[0-9]{1,10}")
 # A stream quiet for about this long (settings, with jitter so many streams do not resync at
 # once) re-joins its group and catches up from the database.
 RESYNC_SECONDS = settings.SVERM_STREAM_RESYNC_SECONDS
-# While the channel layer is unreachable, its receive is tried again this often.
-LAYER_RETRY_SECONDS = 1.0
+# Live messages a stream holds unsent before it drops (as a full channel-layer mailbox does).
+LIVE_CAPACITY = settings.CHANNEL_CAPACITY
+
+# What a group's message may ask of a stream (each stream has the handlers of its group's).
+LIVE_HANDLERS = {"run.events": "run_events", "run.event": "run_event", "run.status": "run_status"}
 
 logger = logging.getLogger(__name__)
 
 
+def frames(message: dict, key: str) -> list[tuple[dict, str]]:
+    """The items under `key` of a live message (one dict or a list), each with its JSON text.
+    Encoded once per message: the relay hands every stream of the process the same object."""
+    cached = message.get("_frames")
+    if cached is None:
+        items = message[key]
+        items = [items] if isinstance(items, dict) else items
+        cached = message["_frames"] = [(item, json.dumps(item)) for item in items]
+    return cached
+
+
 class StreamConsumer(AsyncJsonWebsocketConsumer):
     """What every stream shares: the refusal path (accept, then close with a 44xx code the
-    client can read), joining its group without failing when the channel layer is down, and a
-    background resync that heals lost group membership and dropped messages."""
+    client can read), joining its group's relay without failing when the channel layer is
+    down, the task that sends live messages, and a background resync that heals lost group
+    membership and dropped messages."""
 
     group: str | None = None
     joined = False  # in the group as far as we know (a restarted Redis forgets groups)
     layer_up = True  # for logging the loss of the channel layer once
     heard_live = False  # a live message arrived since the last resync tick
+    overflowing = False  # dropping live messages (logged once per spell)
+    live: asyncio.Queue
+    live_task: asyncio.Task | None = None
     resync_task: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send):
-        """Channels' consumer loop, except that a failing channel layer does not end the stream:
-        it goes on with a receive that waits the outage out (the resync re-joins the group)."""
+        """Channels' consumer loop for the client's messages only: live messages come from the
+        group's relay into `self.live`, and `live_loop` sends them once the stream started."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = None  # no channel of its own: the relay's is in the group
+        self.base_send = send
+        self.live = asyncio.Queue()
         try:
-            try:
-                await super().__call__(scope, receive, send)
-            except LAYER_ERRORS as error:
-                self.layer_lost(error)
-                with contextlib.suppress(StopConsumer):
-                    await await_many_dispatch([receive, self.live_receive], self.dispatch)
+            await await_many_dispatch([receive], self.dispatch)
+        except StopConsumer:
+            pass
         finally:
-            if self.resync_task is not None:
-                self.resync_task.cancel()
+            self.stop()
 
-    async def live_receive(self) -> dict:
-        """The next message from the channel layer, retrying while it is unreachable."""
+    def live_put(self, message: dict) -> None:
+        """A message from the group's relay (which must not wait on any one stream)."""
+        if self.live.qsize() >= LIVE_CAPACITY:
+            if not self.overflowing:
+                logger.info(
+                    "stream %s over capacity (%d live messages unsent): dropping; the database "
+                    "fills the gap", self.group, self.live.qsize(),
+                )  # fmt: skip
+            self.overflowing = True
+            self.joined = False  # so the next resync also sends what the drop lost
+            return
+        self.overflowing = False
+        self.live.put_nowait(message)
+
+    async def live_loop(self) -> None:
         while True:
+            message = await self.live.get()
+            self.heard_live = True
+            handler = getattr(self, LIVE_HANDLERS.get(message["type"], ""), None)
+            if handler is None:
+                logger.warning("stream %s: no handler for %r", self.group, message["type"])
+                continue
             try:
-                return await self.channel_receive()
-            except LAYER_ERRORS as error:
-                self.layer_lost(error)
-                await asyncio.sleep(LAYER_RETRY_SECONDS)
+                await handler(message)
+            except Exception:
+                # The stream goes on: the next event's gap fill or the resync sends what this
+                # one did not.
+                logger.warning(
+                    "stream %s: a live message failed; catching up later", self.group,
+                    exc_info=True,
+                )  # fmt: skip
 
     def layer_lost(self, error: Exception) -> None:
         if self.layer_up:
@@ -99,8 +148,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     async def join(self) -> None:
         """Join (or re-join: it is idempotent) the stream's group; a channel layer that is down
         leaves the stream on the database until a later resync joins."""
+        if self.channel_layer is None:
+            return
         try:
-            await self.channel_layer.group_add(self.group, self.channel_name)
+            await fanout().join(self.channel_layer, self.group, self)
         except LAYER_ERRORS as error:
             self.layer_lost(error)
             return
@@ -113,14 +164,19 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         """Called when the group is joined after not being (on connect too)."""
 
     async def disconnect(self, code):
-        if self.resync_task is not None:
-            self.resync_task.cancel()
-        if self.group:
-            with contextlib.suppress(*LAYER_ERRORS):
-                await self.channel_layer.group_discard(self.group, self.channel_name)
+        self.stop()
 
-    def start_resync(self) -> None:
+    def start(self) -> None:
+        """Send live messages (those held since the join first) and resync when quiet."""
+        self.live_task = asyncio.create_task(self.live_loop())
         self.resync_task = asyncio.create_task(self.resync_loop())
+
+    def stop(self) -> None:
+        for task in (self.live_task, self.resync_task):
+            if task is not None:
+                task.cancel()
+        if self.group and self.channel_layer is not None:
+            fanout().leave(self.channel_layer, self.group, self)
 
     def finished(self) -> bool:
         """The stream has said all it will (its socket is closing)."""
@@ -191,7 +247,7 @@ class RunStreamConsumer(StreamConsumer):
                 self.closed = True
                 await self.close(code=1000)
         if not self.closed:
-            self.start_resync()
+            self.start()
 
     def finished(self) -> bool:
         return self.closed
@@ -224,7 +280,8 @@ class RunStreamConsumer(StreamConsumer):
                 run_id=self.run_id, after=self.last_seq, upto=upto, limit=REPLAY_BATCH
             )
             for event in events:
-                await self.deliver(event_message(event))
+                message = event_message(event)
+                await self.deliver(message, json.dumps(message))
                 sent += 1
                 if self.closed:
                     return sent
@@ -232,29 +289,38 @@ class RunStreamConsumer(StreamConsumer):
                 return sent
         return sent
 
-    async def deliver(self, message: dict) -> None:
-        await self.send_json(message)
+    async def deliver(self, message: dict, text: str) -> None:
+        await self.send(text_data=text)
         self.last_seq = message["seq"]
         if message["type"] in TERMINAL_EVENT_TYPES:
             self.closed = True
             await self.close(code=1000)
 
+    async def run_events(self, message):
+        """Live events from the group, in order (one publish's batch): drop what was sent, fill
+        a gap from the database."""
+        await self.send_live(frames(message, "events"))
+
     async def run_event(self, message):
-        """A live event from the group: drop what was sent, fill a gap from the database."""
-        self.heard_live = True
-        event = message["event"]
+        """One live event (what publishers before `run.events` sent)."""
+        await self.send_live(frames(message, "event"))
+
+    async def send_live(self, events: list[tuple[dict, str]]) -> None:
         async with self.lock:
-            if self.closed or event["seq"] <= self.last_seq:
-                return
-            if event["seq"] > self.last_seq + 1:
-                logger.info(
-                    "run stream %s: seq %d arrived after %d; filling the gap from the database",
-                    self.run_id, event["seq"], self.last_seq,
-                )  # fmt: skip
-                await self.replay(upto=event["seq"] - 1)
+            for event, text in events:
                 if self.closed:
                     return
-            await self.deliver(event)
+                if event["seq"] <= self.last_seq:
+                    continue
+                if event["seq"] > self.last_seq + 1:
+                    logger.info(
+                        "run stream %s: seq %d arrived after %d; filling the gap from the "
+                        "database", self.run_id, event["seq"], self.last_seq,
+                    )  # fmt: skip
+                    await self.replay(upto=event["seq"] - 1)
+                    if self.closed:
+                        return
+                await self.deliver(event, text)
 
 
 class V1RunStreamConsumer(RunStreamConsumer):
@@ -286,7 +352,7 @@ class WorkspaceStreamConsumer(StreamConsumer):
         await self.accept()
         self.accepted = True
         await self.send_snapshot()
-        self.start_resync()
+        self.start()
 
     async def send_snapshot(self) -> None:
         runs = await database_sync_to_async(selectors.workspace_active_runs)(
@@ -301,8 +367,8 @@ class WorkspaceStreamConsumer(StreamConsumer):
             await self.send_snapshot()
 
     async def run_status(self, message):
-        self.heard_live = True
-        await self.send_json(message["run"])
+        ((_, text),) = frames(message, "run")
+        await self.send(text_data=text)
 
 
 class NoRouteConsumer(StreamConsumer):

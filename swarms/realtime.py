@@ -74,20 +74,20 @@ def publish(event: RunEvent) -> None:
     publish_many([event])
 
 
-def publish_many(events: list[RunEvent]) -> None:
-    """Send stored events (of one run, in order) to its stream, and status changes to its
-    workspace's stream. Called after the events' transaction commits; it only hands the
-    messages to this process's publisher, so it never waits on Redis or slow readers. With
-    Redis unreachable the publisher only logs: the events are stored, and streams catch up from
-    the database."""
+def publish_many(events: list[RunEvent], *, run: Run | None = None) -> None:
+    """Send stored events (of one run, in order) to its stream as one `run.events` message, and
+    status changes to its workspace's stream. Called after the events' transaction commits; it
+    only hands the messages to this process's publisher, so it never waits on Redis or slow
+    readers. With Redis unreachable the publisher only logs: the events are stored, and streams
+    catch up from the database.
+
+    `run`, when the caller has it (with the STATUS_FIELDS loaded, as of the last event), saves
+    the query for status messages."""
     if not events or get_channel_layer() is None:
         return
-    sends = []
-    run = None
+    group = run_group(events[0].run_id)
+    sends = [(group, {"type": "run.events", "events": [event_message(e) for e in events]})]
     for event in events:
-        sends.append(
-            (run_group(event.run_id), {"type": "run.event", "event": event_message(event)})
-        )
         if event.type in STATUS_EVENT_TYPES:
             if run is None:
                 run = Run.objects.only(*STATUS_FIELDS).get(pk=event.run_id)

@@ -18,7 +18,7 @@ from accounts.roles import Role
 from accounts.services import api_key_create, api_key_revoke, workspace_create
 from swarms import consumers
 from swarms.models import Run, RunEvent
-from swarms.realtime import event_message, publish, run_group
+from swarms.realtime import event_message, publish, publish_many, run_group
 from swarms.services.runs import run_cancel, run_create
 from templates_app.models import SwarmTemplate
 from tests.runs.conftest import executing  # noqa: F401  (the thread executor, for real runs)
@@ -444,6 +444,55 @@ async def test_a_gap_in_live_events_is_filled_from_the_database_in_order(workspa
         await aadd_event(run, "run.completed")
         assert seqs(await stream.json_messages(2)) == [6, 7]
         assert await stream.close_code() == 1000
+
+
+async def test_a_batch_message_is_sent_in_order_without_duplicates_and_with_gaps_filled(
+    workspace, jwt
+):
+    run = await amake_run(workspace)
+    await aadd_events(run, ["run.started", "agent.started"])
+    layer = get_channel_layer()
+    async with open_stream(run_path(run), token=jwt) as stream:
+        assert seqs(await stream.json_messages(2)) == [1, 2]
+        # 3..6 are stored; one batch brings 2 (sent already), 5 and 6: 3 and 4 come from the
+        # database, before 5.
+        await astore_silently(run, 4)
+        stored_now = await astored(run)
+        batch = [stored_now[1], stored_now[4], stored_now[5]]
+        await layer.group_send(run_group(run.pk), {"type": "run.events", "events": batch})
+        filled = await stream.json_messages(4)
+        assert seqs(filled) == [3, 4, 5, 6]
+        assert filled == (await astored(run))[2:6]
+        assert await stream.quiet()
+        # The same batch again, and an old-style single event (publishers before run.events):
+        # only what is new is sent.
+        await layer.group_send(run_group(run.pk), {"type": "run.events", "events": batch})
+        (seventh,) = await astore_silently(run, 1)
+        old_style = {"type": "run.event", "event": event_message(seventh)}
+        await layer.group_send(run_group(run.pk), old_style)
+        assert seqs([await stream.next_json()]) == [7]
+        assert await stream.quiet()
+        # A published batch ending in the terminal event closes the stream after it.
+        last = await astore_silently(run, 2)
+        await database_sync_to_async(RunEvent.objects.filter(pk=last[1].pk).update)(
+            type="run.completed"
+        )
+        last[1].type = "run.completed"
+        await database_sync_to_async(publish_many)(last)
+        messages, code = await stream.until_close()
+    assert (seqs(messages), code) == ([8, 9], 1000)
+    assert messages[-1]["type"] == "run.completed"
+
+
+async def test_a_group_message_of_an_unknown_type_is_ignored(workspace, jwt):
+    run = await amake_run(workspace)
+    layer = get_channel_layer()
+    async with open_stream(run_path(run), token=jwt) as stream:
+        for kind in ("websocket.close", "websocket.disconnect", "run.later", "run_event"):
+            await layer.group_send(run_group(run.pk), {"type": kind, "code": 4000})
+        assert await stream.quiet()  # neither closed nor sent anything
+        await aadd_event(run, "run.started")
+        assert seqs([await stream.next_json()]) == [1]
 
 
 async def test_a_gap_longer_than_a_replay_batch_is_filled_whole(workspace, jwt, monkeypatch):

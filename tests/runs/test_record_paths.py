@@ -1,0 +1,101 @@
+"""On PostgreSQL a batch is written in one statement of CTEs; everywhere the ORM path is the
+reference. The same batches through both must leave the same rows: events, checkpoints, ledger,
+rollup and the run row, and nothing at all once the lease is lost."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from billing.models import MonthlyUsage, UsageRecord
+from swarms.engine import Step, Usage
+from swarms.models import Run, RunEvent, RunStatus, RunStep
+from swarms.services import runs as services
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path"),
+]
+
+
+def step(key: str, status: str, agent: str = "worker", cost: str = "0.004") -> Step:
+    usage = None
+    if status == "settled":
+        usage = Usage(agent, "gpt-4o-mini", "simulated", 120, 45, Decimal(cost))
+    return Step(key, agent, "gpt-4o-mini", status, Decimal("0.01"), usage,
+                f"text of {key}" if usage else "")  # fmt: skip
+
+
+BATCHES = [
+    ([step("plan", "reserved", "lead")],
+     [("run.started", "", {}), ("agent.started", "lead", {"role": "manager"})]),
+    ([step("plan", "settled", "lead", "0.0021"), step("w-1", "reserved"), step("w-2", "reserved")],
+     [("agent.message", "lead", {"text": "plan"}), ("agent.completed", "lead", {}),
+      ("agent.started", "worker", {}), ("agent.started", "worker", {})]),
+    ([step("w-1", "settled", cost="0.0034"), step("w-2", "released")],
+     [("run.progress", "", {"progress": 0.5, "agents_active": 1, "cost_usd": "0.0055"}),
+      ("agent.completed", "worker", {})]),
+    ([step("w-1", "settled", cost="0.0034"), step("w-3", "reserved")], []),  # a retried settle
+    ([step("w-3", "interrupted")], [("agent.completed", "worker", {})]),
+]  # fmt: skip
+
+
+def running_run(workspace) -> Run:
+    return Run.objects.create(
+        workspace=workspace, swarm_type="custom", task="t",
+        definition={"topology": "sequential", "agents": []},
+        max_budget_usd=Decimal(1), estimated_cost_usd=Decimal("0.1"),
+        status=RunStatus.RUNNING, attempt=1,
+    )  # fmt: skip
+
+
+def state(run: Run) -> dict:
+    run.refresh_from_db()
+    return {
+        "run": (run.last_seq, run.agents_active, run.progress, run.current_cost_usd),
+        "events": list(RunEvent.objects.filter(run=run).order_by("seq").values_list(
+            "seq", "type", "agent_id", "data")),
+        "steps": sorted(RunStep.objects.filter(run=run).values_list(
+            "key", "attempt", "agent_id", "status", "provider", "reserved_usd", "cost_usd",
+            "tokens_in", "tokens_out", "output")),
+        "ledger": sorted(UsageRecord.objects.filter(run_id=run.pk).values_list(
+            "workspace_id", "swarm_type", "agent_id", "model", "provider", "tokens_in",
+            "tokens_out", "cost_usd")),
+    }  # fmt: skip
+
+
+def rollup(workspace) -> tuple:
+    row = MonthlyUsage.objects.get(workspace=workspace, swarm_type="custom")
+    return (row.tokens_in, row.tokens_out, row.cost_usd)
+
+
+def test_both_paths_leave_the_same_rows(workspace):
+    one, other = running_run(workspace), running_run(workspace)
+    for steps, events in BATCHES:
+        services._record_in_one_statement(one, 1, steps, events)
+    after_one = rollup(workspace)
+    for steps, events in BATCHES:
+        services._record(other, 1, steps, events)
+    after_both = rollup(workspace)
+
+    assert state(one) == state(other)
+    # Charged once per settled call, retries included, and the rollup moved by the same.
+    assert [row[-1] for row in state(one)["ledger"]] == [Decimal("0.0021"), Decimal("0.0034")]
+    assert after_one == (240, 90, Decimal("0.0055"))
+    assert after_both == (480, 180, Decimal("0.0110"))
+    assert state(one)["run"] == (9, 0, 0.5, Decimal("0.0055"))
+    assert {row[0]: row[3] for row in state(one)["steps"]} == {
+        "plan": "settled", "w-1": "settled", "w-2": "released", "w-3": "interrupted",
+    }  # fmt: skip
+
+
+def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
+    run = running_run(workspace)
+    services._record_in_one_statement(run, 1, *BATCHES[0])
+    before = state(run)
+    Run.objects.filter(pk=run.pk).update(attempt=2)
+    with pytest.raises(services.LeaseLost):
+        services._record_in_one_statement(run, 1, *BATCHES[1])
+    assert state(run)["events"] == before["events"]
+    assert state(run)["steps"] == before["steps"]
+    assert not UsageRecord.objects.filter(run_id=run.pk).exists()
