@@ -76,10 +76,10 @@ def publish(event: RunEvent) -> None:
 
 def publish_many(events: list[RunEvent], *, run: Run | None = None) -> None:
     """Send stored events (of one run, in order) to its stream as one `run.events` message, and
-    status changes to its workspace's stream. Called after the events' transaction commits; it
-    only hands the messages to this process's publisher, so it never waits on Redis or slow
-    readers. With Redis unreachable the publisher only logs: the events are stored, and streams
-    catch up from the database.
+    the run's status after them to its workspace's stream. Called after the events' transaction
+    commits; it only hands the messages to this process's publisher, so it never waits on Redis
+    or slow readers. With Redis unreachable the publisher only logs: the events are stored, and
+    streams catch up from the database.
 
     `run`, when the caller has it (with the STATUS_FIELDS loaded, as of the last event), saves
     the query for status messages."""
@@ -87,12 +87,13 @@ def publish_many(events: list[RunEvent], *, run: Run | None = None) -> None:
         return
     group = run_group(events[0].run_id)
     sends = [(group, {"type": "run.events", "events": [event_message(e) for e in events]})]
-    for event in events:
-        if event.type in STATUS_EVENT_TYPES:
-            if run is None:
-                run = Run.objects.only(*STATUS_FIELDS).get(pk=event.run_id)
-            status = status_message(_as_of(run, event))
-            sends.append((workspace_group(run.workspace_id), {"type": "run.status", "run": status}))
+    # The workspace stream says where each run stands: the batch's last status change is it.
+    changes = [event for event in events if event.type in STATUS_EVENT_TYPES]
+    if changes:
+        if run is None:
+            run = Run.objects.only(*STATUS_FIELDS).get(pk=changes[-1].run_id)
+        status = status_message(_as_of(run, changes[-1]))
+        sends.append((workspace_group(run.workspace_id), {"type": "run.status", "run": status}))
     label = f"run {events[0].run_id}: events {events[0].seq}-{events[-1].seq}"
     _publisher().submit(label, sends)
 

@@ -84,18 +84,16 @@ def test_status_messages_come_from_the_run_passed_in_without_a_query(
     run = make_run(workspace, agents_total=2)
     events = stored(run, *LIFECYCLE)
     loaded = Run.objects.only(*STATUS_FIELDS).get(pk=run.pk)
-    # The caller's Run is the one used (not the row), and each status is as of its event.
-    loaded.progress = 1.0
+    # The caller's Run is the one used (not the row); the workspace hears where the run stands
+    # after the batch: its last status change, as of that event.
+    loaded.agents_total = 7
     with django_assert_num_queries(0):
         publish_many(events, run=loaded)
-    sends = published(sent, 4)
-    assert len(sends) == 4
+    sends = published(sent, 2)
+    assert len(sends) == 2
     assert sends[0][1]["type"] == "run.events" and len(sends[0][1]["events"]) == 4
-    assert status_sends(sends, workspace.pk) == [
-        ("running", 1.0, "0", 0),
-        ("running", 0.5, "0.25", 2),
-        ("completed", 1.0, "0.5", 0),
-    ]
+    assert status_sends(sends, workspace.pk) == [("completed", 1.0, "0.5", 0)]
+    assert sends[1][1]["run"]["agents_total"] == 7
     assert (loaded.status, loaded.current_cost_usd) == ("running", Decimal("0"))  # untouched
 
 
@@ -104,9 +102,19 @@ def test_without_a_run_status_messages_read_it_once(workspace, sent, django_asse
     events = stored(run, *LIFECYCLE)
     with django_assert_num_queries(1):
         publish_many(events)
-    sends = published(sent, 4)
-    assert [m["type"] for _, m in sends] == ["run.events", "run.status", "run.status", "run.status"]
-    assert status_sends(sends, workspace.pk) == [
+    sends = published(sent, 2)
+    assert [m["type"] for _, m in sends] == ["run.events", "run.status"]
+    assert status_sends(sends, workspace.pk) == [("completed", 1.0, "0.5", 0)]
+
+
+def test_each_batch_tells_the_workspace_where_the_run_stands_after_it(workspace, sent):
+    run = make_run(workspace, agents_total=2)
+    events = stored(run, *LIFECYCLE)
+    run = Run.objects.get(pk=run.pk)
+    for event in events:
+        publish_many([event], run=run)
+    statuses = [m["run"] for _, m in published(sent, 7) if m["type"] == "run.status"]
+    assert [(m["status"], m["progress"], m["cost_usd"], m["agents_active"]) for m in statuses] == [
         ("running", 0.0, "0", 0),
         ("running", 0.5, "0.25", 2),
         ("completed", 1.0, "0.5", 0),
