@@ -8,6 +8,7 @@ compose ran before (4 child processes, one run each at a time)."""
 
 import statistics
 import time
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,19 +24,23 @@ TEMPLATE = "research-swarm-v1"
 TERMINAL = ("completed", "failed", "cancelled")
 
 
-def _create(ctx: Context, count: int, definition: dict) -> list[str]:
-    """`count` runs through run_create, committed together: all dispatched at one moment."""
+def _create(ctx: Context, count: int, definition: dict) -> tuple[list[str], datetime]:
+    """`count` runs through run_create, committed together: all dispatched at one moment. The
+    ids, and when the transaction committed (before the runs' dispatches, which follow it)."""
     from accounts.models import User
     from swarms.services.runs import run_create
 
     user = User.objects.get(pk=ctx.tenant.user_id)
+    committed: list[datetime] = []
     with transaction.atomic():
-        return [
+        transaction.on_commit(lambda: committed.append(timezone.now()))  # the first callback
+        ids = [
             run_create(workspace_id=ctx.tenant.workspace_id, definition=definition,
                        task=f"Investigate topic {index}", max_budget_usd=None, created_by=user,
                        template_id=TEMPLATE).pk
             for index in range(count)
         ]  # fmt: skip
+    return ids, committed[0]
 
 
 def _wait(run_ids: list[str], since, timeout: float, sample=None) -> list[float]:
@@ -65,14 +70,12 @@ def _measure_worker(ctx: Context, label: str, extra: list[str], count: int, defi
     env = {**ctx.env, "SVERM_SIMULATED_LATENCY": str(LATENCY),
            "DJANGO_SETTINGS_MODULE": "sverm.settings"}  # fmt: skip
     with stack.celery_worker(env, ctx.log_dir, extra, f"worker-{label}") as worker:
-        _wait(_create(ctx, 1, definition), timezone.now(), 60)  # warm-up (and startup)
+        _wait(*_create(ctx, 1, definition), 60)  # warm-up (and startup)
         lone = []
         for _ in range(1 if ctx.quick else 2):
-            since = timezone.now()
-            lone += _wait(_create(ctx, 1, definition), since, 60)
+            lone += _wait(*_create(ctx, 1, definition), 60)
         peak = [stack.tree_rss_bytes(worker.pid)]
-        since = timezone.now()
-        ids = _create(ctx, count, definition)
+        ids, since = _create(ctx, count, definition)
         waves = -(-count // concurrency)
         walls = _wait(ids, since, 60 + waves * 3 * LATENCY * 4,
                       sample=lambda: peak.append(stack.tree_rss_bytes(worker.pid)))  # fmt: skip
