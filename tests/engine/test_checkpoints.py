@@ -196,6 +196,22 @@ async def test_a_batching_caller_sees_the_same_items_in_the_same_order_in_fewer_
     assert len(batched.batches) < len(batched.items)  # several items per call
 
 
+async def test_a_settlement_and_the_next_reservation_made_at_once_share_one_batch():
+    # On an instant provider each call's settlement, its events and the next agent's
+    # reservation are queued in the same moment, so the caller stores them together: about one
+    # batch per call (and the run's last), not one per reservation, settlement and event burst.
+    for topology in ("sequential", "hierarchical"):
+        log = BatchLog()
+        router = ProviderRouter(routes={}, default=RecordingProvider())
+        spec = run_input(make_definition(topology))
+        result = await run_swarm(spec, router=router, on_batch=log.on_batch)
+        assert result.status == "completed"
+        statuses = [[i.status for i in batch if isinstance(i, Step)] for batch in log.batches]
+        assert any(batch[:2] == ["settled", "reserved"] for batch in statuses), statuses
+        calls = sum(batch.count("reserved") for batch in statuses)
+        assert len(log.batches) <= calls + 2, statuses
+
+
 async def test_a_batch_that_cannot_be_stored_keeps_its_reserved_call_from_starting():
     provider = RecordingProvider()
     router = ProviderRouter(routes={}, default=provider)

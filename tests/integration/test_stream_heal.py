@@ -283,7 +283,9 @@ async def tiny_mailbox_scenario(stack: Stack) -> tuple[list[Watch], list[dict], 
 
 
 def test_slow_readers_of_a_tiny_mailbox_see_every_seq_once_in_order(start_stack):
-    stack = start_stack(SVERM_CHANNEL_CAPACITY="2", SVERM_SIMULATED_LATENCY="0.05")
+    # A mailbox of one message: a run's events go out in few batched messages, and bursts of
+    # them must still overflow it for the healing to be exercised (asserted below).
+    stack = start_stack(SVERM_CHANNEL_CAPACITY="1", SVERM_SIMULATED_LATENCY="0.05")
     watches, stored, final = asyncio.run(asyncio.wait_for(tiny_mailbox_scenario(stack), 180))
 
     assert final["status"] == "completed", final
