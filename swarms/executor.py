@@ -305,6 +305,7 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
             result=result,
             lease=lease,
             terminal=(ended.type, ended.data) if ended else None,
+            run=run,
         )
         if not finished:
             logger.warning("run %s attempt %s lost its lease; its result is dropped", run_id, lease)

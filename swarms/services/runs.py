@@ -1,6 +1,7 @@
 """Run writes: create (with the estimate and budget check), cancel, and the run's lifecycle as
 the executor reports it."""
 
+import copy
 import json
 import time
 from collections import Counter
@@ -421,6 +422,11 @@ _RUN_PART = """r AS (UPDATE swarms_run SET last_seq = last_seq + %(n)s,
   progress = COALESCE(%(progress)s, progress),
   current_cost_usd = COALESCE(%(cost)s::numeric, current_cost_usd)
   WHERE id = %(run)s AND attempt = %(lease)s AND status = 'running' RETURNING last_seq)"""
+_END_RUN_PART = """r AS (UPDATE swarms_run SET last_seq = last_seq + %(n)s,
+  status = %(status)s, output = %(output)s, error_code = %(error_code)s,
+  error_message = %(error_message)s, current_cost_usd = %(current_cost_usd)s, agents_active = 0,
+  completed_at = %(completed_at)s, progress = COALESCE(%(final_progress)s, progress)
+  WHERE id = %(run)s AND attempt = %(lease)s AND status = 'running' RETURNING last_seq)"""
 _EVENTS_PART = """e AS (INSERT INTO swarms_runevent (run_id, seq, type, agent_id, data, created_at)
   SELECT %(run)s, r.last_seq - %(n)s + x.ord, x.type, x.agent_id, x.data::jsonb, %(now)s
   FROM r, unnest(%(types)s::text[], %(agents)s::text[], %(datas)s::text[])
@@ -460,13 +466,18 @@ m AS (INSERT INTO billing_monthlyusage AS m (workspace_id, month, swarm_type, ru
 
 
 def _record_in_one_statement(
-    run: Run, lease: int, steps: list[Step], events: list[tuple[str, str, dict]]
+    run: Run,
+    lease: int,
+    steps: list[Step],
+    events: list[tuple[str, str, dict]],
+    ending: dict[str, Any] | None = None,
 ) -> list[RunEvent]:
     """`_record` as one PostgreSQL statement of data-modifying CTEs, atomic by itself. The run
     row's UPDATE (which locks it and checks the lease) feeds every other part, so when the
     lease is lost nothing is written; a settled call's ledger row comes from its checkpoint's
     UPDATE (only while still reserved: a retried batch charges nothing twice), and the month's
-    rollup moves by what those rows add."""
+    rollup moves by what those rows add. With `ending` (run_finish's result fields) the run
+    row's UPDATE ends the run instead."""
     now = timezone.now()
     folded = _folded(events)
     params: dict[str, Any] = {
@@ -476,6 +487,9 @@ def _record_in_one_statement(
     if folded.shift == 0 and folded.floor is None:
         params["floor"] = 0  # no change: max(a + 0, 0) is a
     parts = [_RUN_PART]
+    if ending is not None:
+        parts = [_END_RUN_PART]
+        params.update(ending, final_progress=ending.get("progress"))
     if events:
         parts.append(_EVENTS_PART)
         params.update(
@@ -653,11 +667,13 @@ def run_finish(
     result: RunResult,
     lease: int | None = None,
     terminal: tuple[str, dict] | None = None,
+    run: Run | None = None,
 ) -> bool:
     """Record the engine's result (the cost is the ledger's, which the engine reported) and its
     terminal event, in one transaction: a run never has its last event without its status, so a
     resumed attempt never ends a run twice. Does nothing when the run ended meanwhile or, with a
-    lease, another attempt holds it; returns whether it did."""
+    lease, another attempt holds it; returns whether it did. `run`, the attempt's copy of the
+    row, spares reading it again (for the workspace stream's status and the webhook URL)."""
     changes: dict[str, Any] = {
         "status": result.status,
         "output": result.output,
@@ -670,12 +686,24 @@ def run_finish(
     if result.status == RunStatus.COMPLETED:
         changes["progress"] = 1.0
     events = [] if terminal is None else [(terminal[0], "", terminal[1])]
-    with transaction.atomic():
-        try:
-            if _advance(run_id, events, lease=lease, running=True, changes=changes) is None:
-                return False
+    final = None
+    if run is not None:
+        final = copy.copy(run)
+        for name, value in changes.items():
+            setattr(final, name, value)
+    if final is not None and lease is not None and connection.vendor == "postgresql":
+        try:  # one statement, atomic by itself
+            _record_in_one_statement(final, lease, [], events, ending=changes)
         except LeaseLost:
             return False
+    else:
+        with transaction.atomic():
+            try:
+                if _advance(run_id, events, lease=lease, running=True, changes=changes) is None:
+                    return False
+            except LeaseLost:
+                return False
+    if run is None or run.webhook_url:
         transaction.on_commit(lambda: webhook_schedule(run_id), robust=True)
     return True
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from billing.models import MonthlyUsage, UsageRecord
-from swarms.engine import Step, Usage
+from swarms.engine import RunResult, Step, Usage
 from swarms.models import Run, RunEvent, RunStatus, RunStep
 from swarms.services import runs as services
 
@@ -99,3 +99,31 @@ def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
     assert state(run)["events"] == before["events"]
     assert state(run)["steps"] == before["steps"]
     assert not UsageRecord.objects.filter(run_id=run.pk).exists()
+
+
+def test_finishing_in_one_statement_ends_the_run_as_the_orm_path_does(workspace):
+    one, other = running_run(workspace), running_run(workspace)
+    for run in (one, other):
+        services._record(run, 1, *BATCHES[0])
+    result = RunResult("failed", "partial text", "budget_exceeded", "Out of money.", (),
+                       Decimal("0.0042"))  # fmt: skip
+    terminal = ("run.failed", {"error_code": "budget_exceeded", "cost_usd": "0.0042"})
+    assert services.run_finish(run_id=one.pk, result=result, lease=1, terminal=terminal, run=one)
+    assert services.run_finish(run_id=other.pk, result=result, lease=1, terminal=terminal)
+    ended = [Run.objects.get(pk=run.pk) for run in (one, other)]
+    assert {(r.status, r.output, r.error_code, r.error_message, r.current_cost_usd,
+             r.agents_active, r.progress, r.last_seq) for r in ended} == {
+        ("failed", "partial text", "budget_exceeded", "Out of money.", Decimal("0.0042"), 0, 0.0,
+         3)
+    }  # fmt: skip
+    assert all(r.completed_at is not None for r in ended)
+    assert state(one)["events"] == state(other)["events"]
+    # Once ended, or by an attempt that lost the run, nothing more.
+    assert not services.run_finish(run_id=one.pk, result=result, lease=1, terminal=terminal,
+                                   run=one)  # fmt: skip
+    lost = running_run(workspace)
+    Run.objects.filter(pk=lost.pk).update(attempt=2)
+    assert not services.run_finish(run_id=lost.pk, result=result, lease=1, terminal=terminal,
+                                    run=lost)  # fmt: skip
+    assert Run.objects.get(pk=lost.pk).status == RunStatus.RUNNING
+    assert Run.objects.get(pk=one.pk).last_seq == 3
