@@ -6,7 +6,6 @@ it reports. The engine never touches the database: this module adapts it.
 import asyncio
 import functools
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -17,6 +16,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from billing.selectors import price_map
+from sverm.per_process import PerProcess
 from swarms.engine import (
     CancelToken,
     Definition,
@@ -249,18 +249,12 @@ def _close_connection() -> None:
     connection.close()
 
 
-_hosts: dict[int, RunHost] = {}
-_hosts_lock = threading.Lock()
+_hosts = PerProcess(RunHost)
 
 
 def _host() -> RunHost:
-    """This process's run host (a forked worker starts its own: threads do not survive fork)."""
-    pid = os.getpid()
-    with _hosts_lock:
-        host = _hosts.get(pid)
-        if host is None or not host.alive:
-            host = _hosts[pid] = RunHost()
-        return host
+    """This process's run host."""
+    return _hosts.get()
 
 
 async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None:

@@ -7,7 +7,6 @@ stays the source of truth: streams replay from it and fill any gap in `seq` from
 import asyncio
 import copy
 import logging
-import os
 import threading
 from decimal import Decimal
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
+from sverm.per_process import PerProcess
 from swarms.models import Run, RunEvent
 
 logger = logging.getLogger(__name__)
@@ -171,15 +171,9 @@ class Publisher:
                 logger.exception("%s not published; its streams catch up from the database", label)
 
 
-_publishers: dict[int, Publisher] = {}
-_publishers_lock = threading.Lock()
+_publishers = PerProcess(Publisher)
 
 
 def _publisher() -> Publisher:
-    """This process's publisher (a forked worker starts its own: threads do not survive fork)."""
-    pid = os.getpid()
-    with _publishers_lock:
-        publisher = _publishers.get(pid)
-        if publisher is None or not publisher.alive:
-            publisher = _publishers[pid] = Publisher()
-        return publisher
+    """This process's publisher."""
+    return _publishers.get()
