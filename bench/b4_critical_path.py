@@ -45,8 +45,8 @@ def run(ctx: Context) -> list[Figure]:
             f"RECOMMENDED (critical path, {wall:.0f} ms vs {critical:.0f} ms): the calls finish "
             f"on time (engine alone {median(floors) * 1000:.0f} ms) but a run ends only when its "
             f"event sink has stored everything it reported, so the last batches (the workers' "
-            f"results, the synthesis, the terminal event) and the run's connection setup are on "
-            f"the critical path. The cuts recommended for benchmark 3 shorten this tail."
+            f"results, the synthesis, the terminal event) are on the critical path. What shortens "
+            f"benchmark 3's step shortens this tail."
         )
     return [
         Figure.ratio_target(

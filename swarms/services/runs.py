@@ -484,8 +484,6 @@ def _record_in_one_statement(
         "run": run.pk, "lease": lease, "n": len(events), "now": now, "shift": folded.shift,
         "floor": folded.floor, "progress": folded.progress, "cost": folded.cost_usd,
     }  # fmt: skip
-    if folded.shift == 0 and folded.floor is None:
-        params["floor"] = 0  # no change: max(a + 0, 0) is a
     parts = [_RUN_PART]
     if ending is not None:
         parts = [_END_RUN_PART]
@@ -699,7 +697,10 @@ def run_finish(
     else:
         with transaction.atomic():
             try:
-                if _advance(run_id, events, lease=lease, running=True, changes=changes) is None:
+                advanced = _advance(
+                    run_id, events, lease=lease, running=True, changes=changes, run=final
+                )
+                if advanced is None:
                     return False
             except LeaseLost:
                 return False
