@@ -28,7 +28,7 @@ from swarms.engine import (
     run_swarm,
 )
 from swarms.models import Run
-from swarms.providers import router_for
+from swarms.providers import model_routes, router_for
 from swarms.services.retention import periodic_maintenance
 from swarms.services.runs import (
     Checkpoints,
@@ -266,7 +266,7 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
     if lease is None:
         logger.info("run %s is not queued nor stale; nothing to do", run_id)
         return
-    run, checkpoints, prices = await lane(_started)(run_id, lease)
+    run, checkpoints, prices, routes = await lane(_started)(run_id, lease)
     if checkpoints is not None:
         logger.warning(
             "run %s resumed (attempt %s): %s settled calls replayed, $%s held for interrupted ones",
@@ -292,7 +292,7 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
     host.watch(run_id, token)
     terminal: list[Event] = []  # the engine's last event, written with the run's status
     try:
-        result = await _drive(run, spec, token, lease, checkpoints, terminal, lane)
+        result = await _drive(run, spec, routes, token, lease, checkpoints, terminal, lane)
         ended = terminal[-1] if terminal else None
         finished = await lane(run_finish)(
             run_id=run_id,
@@ -318,10 +318,14 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
             del _local_tokens[run_id]
 
 
-def _started(run_id: str, lease: int) -> tuple[Run, Checkpoints | None, dict]:
-    """What executing a claimed run needs: its row, what earlier attempts left, the prices."""
+def _started(
+    run_id: str, lease: int
+) -> tuple[Run, Checkpoints | None, dict, dict[str, str]]:
+    """What executing a claimed run needs, read on its lane (never on the event loop): its row,
+    what earlier attempts left, the prices and which provider serves each model."""
     run = Run.objects.get(pk=run_id)
-    return run, run_checkpoints(run_id=run_id) if lease > 1 else None, price_map()
+    checkpoints = run_checkpoints(run_id=run_id) if lease > 1 else None
+    return run, checkpoints, price_map(), model_routes()
 
 
 # A database write that fails because the connection dropped (a PostgreSQL restart, a failover)
@@ -352,6 +356,7 @@ TERMINAL_EVENTS = {"run.completed", "run.failed", "run.cancelled"}
 async def _drive(
     run: Run,
     spec: RunInput,
+    routes: dict[str, str],
     token: CancelToken,
     lease: int,
     checkpoints: Checkpoints | None,
@@ -400,7 +405,7 @@ async def _drive(
         await asyncio.sleep(limit)
         token.fail("timeout", f"The run exceeded its time limit of {limit:g} s.")
 
-    router = router_for({agent.model for agent in spec.definition.agents})
+    router = router_for({agent.model for agent in spec.definition.agents}, routes)
     helpers = [
         asyncio.create_task(heartbeat()),
         asyncio.create_task(time_limit()),

@@ -4,6 +4,8 @@ A model's `ModelPrice.provider` names a provider in `settings.LLM_PROVIDERS`. Wi
 configured at all, every model routes to the simulated provider and runs say `simulated: true`.
 """
 
+from collections.abc import Mapping
+
 from django.conf import settings
 
 from billing.selectors import model_providers
@@ -32,12 +34,18 @@ def check_models_routable(models: set[str]) -> None:
         )
 
 
-def router_for(models: set[str]) -> ProviderRouter:
-    """A fresh router for one run (SDK clients belong to the event loop that uses them)."""
+def model_routes() -> dict[str, str]:
+    """Model -> provider name, read from the price table (a query: call it off the run's event
+    loop, and pass the result to `router_for`)."""
+    return {} if simulated_mode() else model_providers()
+
+
+def router_for(models: set[str], providers: Mapping[str, str]) -> ProviderRouter:
+    """A fresh router for one run, built on the event loop that will use it (SDK clients belong
+    to that loop); `providers` is `model_routes()`. Touches no database."""
     simulated = SimulatedProvider(latency_seconds=settings.SVERM_SIMULATED_LATENCY)
     if simulated_mode():
         return ProviderRouter(routes={}, default=simulated)
-    providers = model_providers()
     clients: dict[str, OpenAIProvider] = {}
     routes = {}
     for model in models:
