@@ -1,0 +1,79 @@
+"""Every built-in template run over HTTP against a real sverm process whose providers point at
+the tests' OpenAI-compatible server (tests/llm_server.py), checked as a user would read it: the
+run completes, says `simulated: false`, and its cost report agrees with the ledger row by row.
+Shared by the embedded-mode test and the production-layout test."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+import httpx
+import pytest
+
+from tests.llm_server import LLMServer
+
+TASK = "Investigate the Norwegian hydrogen economy"
+TEMPLATES = (
+    "brainstorm-swarm-v1", "code-review-swarm-v1", "debate-swarm-v1", "pipeline-swarm-v1",
+    "research-swarm-v1", "writing-swarm-v1",
+)  # fmt: skip
+SIX_PLACES = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    agent_id: str
+    model: str
+    provider: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: Decimal
+
+
+def wait_terminal(http: httpx.Client, run_id: str, timeout: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while (status := http.get(f"/v1/swarms/{run_id}").json())["status"] in ("queued", "running"):
+        if time.monotonic() > deadline:
+            pytest.fail(f"run {run_id} did not end: {status}")
+        time.sleep(0.2)
+    return status
+
+
+def check_every_template(
+    http: httpx.Client, llm: LLMServer, ledger: Callable[[str], list[LedgerRow]]
+) -> None:
+    """Start every built-in template at once, then check each run's status, result and ledger."""
+    started = {}
+    for template in TEMPLATES:
+        response = http.post(
+            "/v1/swarms", json={"template": template, "task": TASK, "max_budget_usd": 5}
+        )
+        assert response.status_code == 201, response.text
+        started[template] = response.json()["swarm_id"]
+    rows_seen = 0
+    for template, run_id in started.items():
+        status = wait_terminal(http, run_id)
+        assert status["status"] == "completed", (template, status)
+        assert status["simulated"] is False, template
+        result = http.get(f"/v1/swarms/{run_id}/result").json()
+        assert " says " in result["output"], result["output"][:200]
+        rows = ledger(run_id)
+        assert rows, template
+        rows_seen += len(rows)
+        assert {row.provider for row in rows} <= {"openai", "deepseek"}
+        total = sum((row.cost_usd for row in rows), Decimal(0))
+        report = result["cost_report"]
+        assert Decimal(str(report["total_usd"])) == total.quantize(SIX_PLACES, ROUND_DOWN)
+        assert report["total_tokens"] == sum(row.tokens_in + row.tokens_out for row in rows)
+        assert total <= Decimal(5)
+        for agent in report["agents"]:
+            mine = [r for r in rows if (r.agent_id, r.model) == (agent["agent_id"], agent["model"])]
+            share = sum((row.cost_usd for row in mine), Decimal(0)).quantize(
+                SIX_PLACES, ROUND_DOWN
+            )
+            assert share <= Decimal(str(agent["cost_usd"])) <= share + SIX_PLACES
+            assert agent["tokens_out"] == sum(row.tokens_out for row in mine)
+    answered = [asked for asked in llm.requests if asked.answered]
+    # One ledger row per request the provider answered (and so billed), none missing.
+    assert rows_seen == len(answered)
