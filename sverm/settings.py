@@ -289,6 +289,22 @@ def _llm_providers() -> dict[str, dict]:
 
 
 LLM_PROVIDERS = _llm_providers()
+# One LLM call: each attempt may take LLM_TIMEOUT_SECONDS, all its attempts together (with the
+# pauses between them) LLM_CALL_DEADLINE_SECONDS; LLM_MAX_ATTEMPTS in all (408/409/429/5xx,
+# timeouts and dropped connections are retried). sverm retries, not the SDK, so every attempt
+# is reserved against the run's budget (a provider may bill each one).
+LLM_TIMEOUT_SECONDS = float(os.environ.get("LLM_TIMEOUT_SECONDS", "60"))
+LLM_CALL_DEADLINE_SECONDS = float(os.environ.get("LLM_CALL_DEADLINE_SECONDS", "120"))
+LLM_MAX_ATTEMPTS = int(os.environ.get("LLM_MAX_ATTEMPTS", "3"))
+# A call's max_tokens is clamped to what the budget can pay, never below this many output
+# tokens; a budget below the cost of every call at this floor is refused at creation (422).
+SVERM_MIN_OUTPUT_TOKENS = int(os.environ.get("SVERM_MIN_OUTPUT_TOKENS", "64"))
+if LLM_MAX_ATTEMPTS < 1 or SVERM_MIN_OUTPUT_TOKENS < 1:
+    raise ImproperlyConfigured("LLM_MAX_ATTEMPTS and SVERM_MIN_OUTPUT_TOKENS must be at least 1.")
+if LLM_TIMEOUT_SECONDS <= 0 or LLM_CALL_DEADLINE_SECONDS <= 0:
+    raise ImproperlyConfigured(
+        "LLM_TIMEOUT_SECONDS and LLM_CALL_DEADLINE_SECONDS must be positive."
+    )
 
 # ------------------------------------------------------------------------------
 # RETENTION (swarms/services/retention.py; hourly, by Celery beat or the embedded timer)

@@ -18,6 +18,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from billing.selectors import price_map
 from sverm.per_process import PerProcess
 from swarms.engine import (
+    CallPolicy,
     CancelToken,
     Definition,
     Event,
@@ -281,6 +282,7 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
             prices=prices,
             checkpoints=checkpoints.steps if checkpoints else {},
             held_usd=checkpoints.held_usd if checkpoints else Decimal(0),
+            calls=call_policy(),
         )
     except Exception as exc:  # the definition was valid at creation; prices may have gone
         logger.exception("run %s could not start", run_id)
@@ -316,6 +318,16 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
     finally:
         if _local_tokens.get(run_id) is token:  # not a newer attempt's in this process
             del _local_tokens[run_id]
+
+
+def call_policy() -> CallPolicy:
+    """How the engine makes each LLM call, from settings."""
+    return CallPolicy(
+        min_output_tokens=settings.SVERM_MIN_OUTPUT_TOKENS,
+        attempt_timeout_seconds=settings.LLM_TIMEOUT_SECONDS,
+        deadline_seconds=settings.LLM_CALL_DEADLINE_SECONDS,
+        max_attempts=settings.LLM_MAX_ATTEMPTS,
+    )
 
 
 def _started(

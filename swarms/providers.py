@@ -59,7 +59,6 @@ def router_for(models: set[str], providers: Mapping[str, str]) -> ProviderRouter
                 base_url=config.get("base_url") or None,
                 api_key=config["api_key"],
                 timeout=float(config.get("timeout", 60)),
-                max_retries=int(config.get("max_retries", 3)),
             )
         routes[model] = clients[name]
     return ProviderRouter(routes=routes, default=simulated)

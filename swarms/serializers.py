@@ -224,6 +224,18 @@ class V1RunCreatedSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class V1ErrorInfoSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+def _run_error(run) -> dict | None:
+    """Why a run failed (`{"code", "message"}`), or None: on its status and on its result."""
+    if not run.error_code:
+        return None
+    return {"code": run.error_code, "message": run.error_message}
+
+
 class V1RunStatusSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
     status = serializers.CharField()
@@ -232,7 +244,12 @@ class V1RunStatusSerializer(serializers.Serializer):
     agents_active = serializers.IntegerField()
     agents_total = serializers.IntegerField()
     simulated = serializers.BooleanField()
+    error = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
+
+    @extend_schema_field(V1ErrorInfoSerializer(allow_null=True))
+    def get_error(self, run) -> dict | None:
+        return _run_error(run)
 
 
 class V1AgentCostSerializer(serializers.Serializer):
@@ -257,11 +274,6 @@ class V1AgentLogSerializer(serializers.Serializer):
     summary = serializers.CharField(allow_blank=True)
 
 
-class V1ErrorInfoSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-
-
 class V1RunResultSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="run.id")
     status = serializers.CharField(source="run.status")
@@ -276,10 +288,7 @@ class V1RunResultSerializer(serializers.Serializer):
 
     @extend_schema_field(V1ErrorInfoSerializer(allow_null=True))
     def get_error(self, result) -> dict | None:
-        run = result["run"]
-        if not run.error_code:
-            return None
-        return {"code": run.error_code, "message": run.error_message}
+        return _run_error(result["run"])
 
 
 class V1RunCancelledSerializer(serializers.Serializer):

@@ -30,6 +30,8 @@ class Behaviour:
 
     reply_tokens: int = 40  # words in an ordinary reply (capped at the request's max_tokens)
     delay_seconds: float = 0.0  # before answering
+    slow_first: int = 0  # the first N requests wait slow_seconds before answering
+    slow_seconds: float = 0.0
     freeze: bool = False  # never answer (the client's timeout fires)
     over_report: int = 0  # report this many completion tokens more than max_tokens
     fail_status: int = 0  # answer every request with this HTTP status (0: answer normally)
@@ -98,8 +100,11 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour.freeze:
             state.stop.wait(600)
             return
-        if behaviour.delay_seconds:
-            time.sleep(behaviour.delay_seconds)
+        delay = behaviour.delay_seconds
+        if number <= behaviour.slow_first:
+            delay += behaviour.slow_seconds
+        if delay and state.stop.wait(delay):
+            return
         if behaviour.fail_status or number <= behaviour.fail_first:
             status = behaviour.fail_status or 500
             self._send(status, {"error": {"message": "test failure", "type": "server_error"}})

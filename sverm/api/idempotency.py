@@ -63,7 +63,7 @@ IDEMPOTENCY_409 = (
     "the same Idempotency-Key is still being processed (see Retry-After)."
 )
 IDEMPOTENCY_422 = (
-    "Refused, e.g. `budget_exceeded` (the estimate is above the budget) or "
+    "Refused, e.g. `budget_exceeded` (the cheapest completing path is above the budget) or "
     "`idempotency_key_reused` (the Idempotency-Key was used with another request body)."
 )
 

@@ -69,7 +69,10 @@ ERROR_DESCRIPTIONS = {
     "409": "Conflicts with the resource's current state.",
     "413": "Request body over 1 MiB.",
     "415": "Body not sent as application/json.",
-    "422": "Understood but refused, e.g. `budget_exceeded`: the estimate is above the budget.",
+    "422": (
+        "Understood but refused, e.g. `budget_exceeded`: even the cheapest path to a completed "
+        "run (`details.minimum_cost`) is above the budget."
+    ),
     "429": "Rate limited (requests per minute, concurrent runs or daily runs of the plan); "
     "see Retry-After and the X-RateLimit-* headers.",
     "500": "Unexpected server error; quote correlation_id when reporting it.",

@@ -5,7 +5,7 @@ store events and usage, and keep the RunResult.
 """
 
 from swarms.engine.budget import Budget, BudgetExhausted, Reservation, cost_usd
-from swarms.engine.estimate import estimate_cost
+from swarms.engine.estimate import estimate_cost, minimum_cost
 from swarms.engine.plan import parse_plan
 from swarms.engine.providers import (
     Completion,
@@ -21,6 +21,7 @@ from swarms.engine.runner import CancelToken, cancel_when, run_swarm
 from swarms.engine.schema import validate_definition
 from swarms.engine.types import (
     AgentSpec,
+    CallPolicy,
     Definition,
     Event,
     Limits,
@@ -35,6 +36,7 @@ __all__ = [
     "AgentSpec",
     "Budget",
     "BudgetExhausted",
+    "CallPolicy",
     "CancelToken",
     "Completion",
     "CompletionRequest",
@@ -56,6 +58,7 @@ __all__ = [
     "cancel_when",
     "cost_usd",
     "estimate_cost",
+    "minimum_cost",
     "parse_plan",
     "run_swarm",
     "validate_definition",

@@ -86,14 +86,17 @@ class Budget:
         self._open[reservation.id] = amount
         return reservation
 
-    def settle(self, reservation: Reservation, actual_cost: Decimal) -> None:
-        """Replace the reservation with what the call really cost.
+    def settle(self, reservation: Reservation, actual_cost: Decimal) -> Decimal:
+        """Replace the reservation with what the call really cost; returns what is charged.
 
-        A cost above the reservation is still recorded (the provider did charge it); the
-        reservations are sized so that cannot happen with an honest provider.
+        That is the provider's figure, even above the reservation (a provider reporting more
+        output tokens than the max_tokens it was sent), as far as the limit has room for it;
+        never past the limit: the rest is the provider's error, not the run's spend.
         """
         self._close(reservation)
-        self._spent += actual_cost
+        charged = min(actual_cost, max(Decimal(0), self.remaining))
+        self._spent += charged
+        return charged
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation whose call failed (the provider refused it): nothing is spent."""

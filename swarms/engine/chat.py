@@ -19,6 +19,7 @@ class CompletionRequest:
     messages: tuple[Message, ...]
     max_tokens: int
     agent_id: str
+    timeout_seconds: float | None = None  # this attempt's share of the call's deadline
 
 
 @dataclass(frozen=True)

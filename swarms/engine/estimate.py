@@ -58,6 +58,56 @@ def estimate_cost(
     return expected, worst
 
 
+# The most UTF-8 bytes an output may have per token it was allowed: the runner cuts longer ones
+# (rare: English averages about 4), so an output of max_tokens bounds the prompts that quote it.
+OUTPUT_BYTES_PER_TOKEN = 6
+
+
+def floor_tokens(agent: AgentSpec, min_output_tokens: int) -> int:
+    return min(agent.max_tokens, min_output_tokens)
+
+
+def call_floors(
+    definition: Definition,
+    task: str,
+    prices: Mapping[str, Price],
+    min_output_tokens: int,
+    output_bytes: Callable[[AgentSpec], int] | None = None,
+) -> list[tuple[str, Decimal]]:
+    """(agent id, cost) of each call a run makes, in order, at the least the engine starts it
+    with: an output clamped to the floor, and a prompt bound that quotes each agent's outputs at
+    `output_bytes(agent)` bytes (default: its floor's). Their sum is the cheapest path to a
+    completed run; the runner keeps what calls not yet started need aside from earlier ones."""
+    if output_bytes is None:
+
+        def output_bytes(agent: AgentSpec) -> int:
+            return OUTPUT_BYTES_PER_TOKEN * floor_tokens(agent, min_output_tokens)
+
+    calls = planned_calls(
+        definition, task, output_chars=output_bytes, subtask_chars=MAX_SUBTASK_CHARS
+    )
+    return [
+        (
+            agent.id,
+            cost_usd(
+                utf8_prompt_bound(messages),
+                floor_tokens(agent, min_output_tokens),
+                prices[agent.model],
+            ),
+        )
+        for agent, messages in calls
+    ]
+
+
+def minimum_cost(
+    definition: Definition, task: str, prices: Mapping[str, Price], min_output_tokens: int
+) -> Decimal:
+    """The least budget a run can be guaranteed to complete with (below it: 422 at creation)."""
+    return sum(
+        (cost for _, cost in call_floors(definition, task, prices, min_output_tokens)), Decimal(0)
+    )
+
+
 def planned_calls(
     definition: Definition,
     task: str,

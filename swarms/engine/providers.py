@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+import httpx
 import openai
 
 from swarms.engine import simulation
@@ -28,7 +29,23 @@ __all__ = [
 
 
 class ProviderError(Exception):
-    """A call failed for good (after the provider's own retries); the run fails `provider_error`."""
+    """One attempt of a call failed. The runner retries a `retryable` one under the call's
+    deadline (after `retry_after` seconds when the provider said so), else the run fails
+    `provider_error`. `maybe_billed`: the request may have been processed (a timeout, a dropped
+    connection), so its reservation stays held against the budget instead of being released."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        maybe_billed: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.maybe_billed = maybe_billed
+        self.retry_after = retry_after
 
 
 @runtime_checkable
@@ -87,10 +104,12 @@ class SimulatedProvider:
 class OpenAIProvider:
     """Chat completions on any OpenAI-compatible endpoint through the official `openai` SDK.
 
-    The SDK retries 408/409/429/5xx and timeouts with exponential backoff (honouring
-    `retry-after`/`retry-after-ms`); what still fails afterwards becomes a ProviderError.
-    `max_tokens_param` exists because OpenAI's reasoning models only accept
-    `max_completion_tokens` while most compatible servers only know `max_tokens`.
+    One request per `complete()`: the SDK's own retries are off, because a provider may bill
+    every attempt and the runner must reserve each one under the run's budget and the call's
+    deadline. Failures say whether they are worth retrying (408/409/429/5xx, timeouts, dropped
+    connections) and whether they may have been billed (a timeout or a connection lost after
+    the request was sent). `max_tokens_param` exists because OpenAI's reasoning models only
+    accept `max_completion_tokens` while most compatible servers only know `max_tokens`.
     """
 
     def __init__(
@@ -99,7 +118,6 @@ class OpenAIProvider:
         base_url: str | None,
         api_key: str,
         timeout: float = 60.0,
-        max_retries: int = 3,
         name: str = "openai",
         max_tokens_param: str = "max_tokens",
     ) -> None:
@@ -108,27 +126,37 @@ class OpenAIProvider:
         self.name = name
         self.max_tokens_param = max_tokens_param
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        options = {} if request.timeout_seconds is None else {"timeout": request.timeout_seconds}
         try:
             response = await self._client.chat.completions.create(
                 model=request.model,
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],
                 **{self.max_tokens_param: request.max_tokens},
+                **options,
             )
         except openai.APITimeoutError as exc:
-            raise ProviderError(f"{self.name}: model '{request.model}' timed out") from exc
+            raise ProviderError(
+                f"{self.name}: model '{request.model}' timed out", retryable=True,
+                maybe_billed=True,
+            ) from exc  # fmt: skip
         except openai.APIStatusError as exc:
             raise ProviderError(
                 f"{self.name}: model '{request.model}' answered HTTP {exc.status_code}: "
-                f"{_short(exc.message)}"
+                f"{_short(exc.message)}",
+                retryable=exc.status_code in RETRYABLE_STATUSES or exc.status_code >= 500,
+                retry_after=_retry_after(exc.response.headers),
             ) from exc
         except openai.APIConnectionError as exc:
             raise ProviderError(
                 f"{self.name}: cannot reach the endpoint for model '{request.model}': "
-                f"{_short(str(exc))}"
+                f"{_short(str(exc))}",
+                retryable=True,
+                # Refused before anything was sent: nothing to bill. Lost afterwards: maybe.
+                maybe_billed=not isinstance(exc.__cause__, httpx.ConnectError),
             ) from exc
         except openai.OpenAIError as exc:
             raise ProviderError(f"{self.name}: {_short(str(exc))}") from exc
@@ -174,6 +202,19 @@ class ProviderRouter:
     @classmethod
     def simulated_only(cls, latency_seconds: float = 0.0) -> "ProviderRouter":
         return cls(routes={}, default=SimulatedProvider(latency_seconds=latency_seconds))
+
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the provider asked to wait (`retry-after-ms`, `retry-after` in seconds)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return max(0.0, float(headers[name]) / scale)
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -11,12 +11,13 @@ import hashlib
 import json
 import logging
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from swarms.engine.budget import Budget, BudgetExhausted, Reservation, cost_usd
+from swarms.engine.budget import Budget, Reservation, cost_usd
+from swarms.engine.estimate import OUTPUT_BYTES_PER_TOKEN, call_floors, floor_tokens
 from swarms.engine.events import EventSink
 from swarms.engine.providers import (
     Completion,
@@ -40,6 +41,7 @@ from swarms.engine.types import (
 logger = logging.getLogger(__name__)
 
 SUMMARY_CHARS = 200
+RETRY_KEY = "~"  # a retried call's checkpoint key: `<key>~<attempt>`
 
 
 class CancelToken:
@@ -155,6 +157,12 @@ class _Run:
         self.budget = Budget(spec.budget_usd, held=spec.held_usd)
         self._occurrences: Counter[str] = Counter()
         self.slots = asyncio.Semaphore(spec.definition.limits.max_parallel)
+        # What the calls not started yet need at the least is kept aside from earlier calls
+        # (whose max_tokens is clamped instead), so a run the budget admitted completes. For
+        # that: how many calls of each agent started, and per call the most bytes its output
+        # may have (granted max_tokens, then its real size), which bounds later prompts.
+        self._calls_started: Counter[str] = Counter()
+        self._output_bytes: dict[str, dict[str, int]] = defaultdict(dict)
         self.agents = spec.definition.expanded_agents()
         self.usage: list[Usage] = []
         self.finished: list[_Finished] = []
@@ -300,48 +308,155 @@ class _Run:
         agent = job.agent
         # Keyed before any await, so calls get the same keys in every attempt of the run.
         key = self._step_key(job)
-        replayed = self.spec.checkpoints.get(key)
-        if replayed is not None and replayed.usage is not None:
+        replayed = self._replayed(key)
+        if replayed is not None:
             return self._replay(job, replayed)
         async with self.slots:
+            if self.started >= self.spec.definition.limits.max_steps:
+                raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
+            self._calls_started[agent.id] += 1
             provider = self.router.for_model(agent.model)
             price = self.spec.prices[agent.model]
-            reservation = await self._reserve(job, provider, price)
-            step = Step(key, agent.id, agent.model, "reserved", reservation.amount)
-            try:
-                await self.sink.step_recorded(step)
-            except BaseException:  # not on record (or cancelled meanwhile): the call never starts
-                self._release(reservation)
-                raise
+            deadline = asyncio.get_running_loop().time() + self.spec.calls.deadline_seconds
+            attempt = 1
+            reservation, max_tokens, step = await self._begin(job, provider, price, key, attempt)
             self.started += 1
             self.active += 1
-            self.sink.event(
-                "agent.started",
-                agent.id,
-                {"model": agent.model, "task": _shorten(job.summary, SUMMARY_CHARS)},
-            )
-            request = CompletionRequest(
-                model=agent.model,
-                messages=job.messages,
-                max_tokens=agent.max_tokens,
-                agent_id=agent.id,
-            )
+            data = {"model": agent.model, "task": _shorten(job.summary, SUMMARY_CHARS)}
+            if max_tokens < agent.max_tokens:
+                data["max_tokens"] = max_tokens  # clamped to what the budget can pay
+            self.sink.event("agent.started", agent.id, data)
             try:
-                completion = await provider.complete(request)
-            except ProviderError as exc:
-                self._release(reservation)
-                self.sink.step(_with_status(step, "released"))
-                self.halt("provider_error", str(exc))
-                raise _Halt from exc
-            except BaseException:  # aborted in flight: the provider may have charged it
-                self.budget.interrupt(reservation)
-                self._wake_reservations()
-                self.sink.step(_with_status(step, "interrupted"))
-                raise
+                while True:
+                    try:
+                        completion = await self._attempt(job, provider, max_tokens, deadline)
+                        break
+                    except ProviderError as exc:
+                        self._end_attempt(reservation, step, interrupted=exc.maybe_billed)
+                        delay = self._retry_delay(exc, attempt, deadline)
+                        if delay is None:
+                            self.halt("provider_error", self._gave_up(exc, attempt))
+                            raise _Halt from exc
+                        logger.warning(
+                            "%s: attempt %s failed (%s); retrying in %.1f s",
+                            agent.id, attempt, exc, delay,
+                        )  # fmt: skip
+                        await asyncio.sleep(delay)
+                        attempt += 1
+                        reservation, max_tokens, step = await self._begin(
+                            job, provider, price, key, attempt
+                        )
+                    except BaseException:  # aborted in flight: the provider may have charged it
+                        self._end_attempt(reservation, step, interrupted=True)
+                        raise
             finally:
                 self.active -= 1
         # From here on nothing awaits, so a cancel cannot split the bookkeeping of a finished call.
-        return self._record(job, provider, price, reservation, completion, step)
+        return self._record(job, provider, price, reservation, completion, step, max_tokens)
+
+    async def _begin(
+        self, job: Job, provider: Provider, price: Price, key: str, attempt: int
+    ) -> tuple[Reservation, int, Step]:
+        """Reserve one attempt of a call and put it on record before it starts."""
+        reservation, max_tokens = await self._reserve(job, provider, price, key)
+        step_key = key if attempt == 1 else f"{key}{RETRY_KEY}{attempt}"
+        step = Step(step_key, job.agent.id, job.agent.model, "reserved", reservation.amount)
+        try:
+            await self.sink.step_recorded(step)
+        except BaseException:  # not on record (or cancelled meanwhile): the call never starts
+            self._release(reservation)
+            raise
+        return reservation, max_tokens, step
+
+    async def _attempt(
+        self, job: Job, provider: Provider, max_tokens: int, deadline: float
+    ) -> Completion:
+        """One request, within this attempt's timeout and the call's deadline."""
+        left = deadline - asyncio.get_running_loop().time()
+        timeout = min(self.spec.calls.attempt_timeout_seconds, left)
+        if timeout <= 0:
+            raise ProviderError(f"{provider.name}: the call's deadline has passed")
+        request = CompletionRequest(
+            model=job.agent.model,
+            messages=job.messages,
+            max_tokens=max_tokens,
+            agent_id=job.agent.id,
+            timeout_seconds=timeout,
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                return await provider.complete(request)
+        except TimeoutError as exc:
+            raise ProviderError(
+                f"{provider.name}: model '{job.agent.model}' gave no answer within {timeout:g} s",
+                retryable=True, maybe_billed=True,
+            ) from exc  # fmt: skip
+
+    def _end_attempt(self, reservation: Reservation, step: Step, *, interrupted: bool) -> None:
+        """A failed or aborted attempt: its reservation is released, or held when the provider
+        may have billed it."""
+        if interrupted:
+            self.budget.interrupt(reservation)
+            self._wake_reservations()
+            self.sink.step(_with_status(step, "interrupted"))
+        else:
+            self._release(reservation)
+            self.sink.step(_with_status(step, "released"))
+
+    def _retry_delay(self, error: ProviderError, attempt: int, deadline: float) -> float | None:
+        """Seconds to wait before the next attempt, or None when there is none to make."""
+        policy = self.spec.calls
+        if not error.retryable or attempt >= policy.max_attempts:
+            return None
+        delays = policy.retry_delays or (0.0,)
+        delay = error.retry_after
+        if delay is None:
+            delay = delays[min(attempt - 1, len(delays) - 1)]
+        if asyncio.get_running_loop().time() + delay >= deadline:
+            return None
+        return delay
+
+    def _gave_up(self, error: ProviderError, attempt: int) -> str:
+        policy = self.spec.calls
+        if not error.retryable:
+            return str(error)
+        return (
+            f"{error} (gave up after {attempt} attempt{'s' if attempt > 1 else ''}; "
+            f"{policy.max_attempts} allowed within the call's deadline of "
+            f"{policy.deadline_seconds:g} s)"
+        )
+
+    def _replayed(self, key: str) -> Step | None:
+        """The settled step of this call in an earlier attempt of the run, by any of its
+        retry keys."""
+        for attempt in range(1, self.spec.calls.max_attempts + 1):
+            step = self.spec.checkpoints.get(key if attempt == 1 else f"{key}{RETRY_KEY}{attempt}")
+            if step is not None and step.usage is not None:
+                return step
+        return None
+
+    def _kept_aside(self, key: str, agent_id: str, output_bytes: int) -> Decimal:
+        """The least the calls not started yet need, with the call `key` of `agent_id` allowed
+        an output of `output_bytes`: their floors, with prompts quoting every output at its
+        bound."""
+        floors = self.spec.calls.min_output_tokens
+
+        def bound(agent: AgentSpec) -> int:
+            known = self._output_bytes.get(agent.id, {})
+            if agent.id == agent_id:
+                known = {**known, key: output_bytes}
+            return max([OUTPUT_BYTES_PER_TOKEN * floor_tokens(agent, floors), *known.values()])
+
+        skip = Counter(self._calls_started)
+        kept = Decimal(0)
+        for planned_agent, least in call_floors(
+            self.spec.definition, self.spec.task, self.spec.prices, floors, bound
+        ):
+            if skip[planned_agent] > 0:
+                skip[planned_agent] -= 1
+            else:
+                kept += least
+        return kept
 
     def _step_key(self, job: Job) -> str:
         asked = json.dumps(
@@ -359,6 +474,8 @@ class _Run:
         if self.started >= self.spec.definition.limits.max_steps:
             raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
         self.started += 1
+        self._calls_started[job.agent.id] += 1
+        self._output_bytes[job.agent.id][step.key] = len(step.output.encode())
         self.budget.charge(step.usage.cost_usd)
         self.usage.append(step.usage)
         self.finished.append(_Finished(job.agent.id, job.label, step.output))
@@ -370,27 +487,65 @@ class _Run:
         if self.halt_reason is None:
             self.halt_reason = (code, message)
 
-    async def _reserve(self, job: Job, provider: Provider, price: Price) -> Reservation:
-        """Reserve the call's worst case, waiting for calls in flight to settle if that would
-        pass the budget now; halt when it would pass it even with nothing in flight."""
-        if self.started >= self.spec.definition.limits.max_steps:
-            raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
-        worst = cost_usd(provider.max_prompt_tokens(job.messages), job.agent.max_tokens, price)
+    async def _reserve(
+        self, job: Job, provider: Provider, price: Price, key: str
+    ) -> tuple[Reservation, int]:
+        """Reserve the call's worst case: its prompt bound and as many output tokens, up to the
+        agent's max_tokens, as the budget can pay after keeping aside what later calls need
+        (the clamped max_tokens is returned with it). Below the output floor, wait for calls in
+        flight to settle (they usually cost less than they reserved); with none in flight, halt."""
+        agent = job.agent
+        prompt_tokens = provider.max_prompt_tokens(job.messages)
+        floor = floor_tokens(agent, self.spec.calls.min_output_tokens)
         while True:
             self.check()
-            try:
-                return self.budget.reserve(worst)
-            except BudgetExhausted as exc:
-                if self.budget.reserved == 0:
-                    self.halt(
-                        "budget_exceeded",
-                        f"Run stopped at its budget of ${money(self.budget.limit)}: the next call "
-                        f"({job.agent.id}) could cost up to ${money(worst)} and "
-                        f"${money(self.budget.spent)} is already spent.",
-                    )
-                    raise _Halt from exc
+            tokens = self._affordable(job, key, prompt_tokens, price, floor)
+            if tokens >= floor:
+                self._output_bytes[agent.id][key] = OUTPUT_BYTES_PER_TOKEN * tokens
+                return self.budget.reserve(cost_usd(prompt_tokens, tokens, price)), tokens
+            if self.budget.reserved == 0:
+                least = cost_usd(prompt_tokens, floor, price)
+                room = self.budget.remaining - self._kept_aside(
+                    key, agent.id, OUTPUT_BYTES_PER_TOKEN * floor
+                )
+                self.halt(
+                    "budget_exceeded",
+                    f"Run stopped at its budget of ${money(self.budget.limit)}: the next call "
+                    f"({agent.id}) needs at least ${money(least)} ({floor} output tokens) and "
+                    f"${money(max(room, Decimal(0)))} is left for it "
+                    f"(${money(self.budget.spent)} spent).",
+                )
+                raise _Halt
             # Calls in flight usually settle below their reservation, which may make room.
             await self._settled.wait()
+
+    def _affordable(
+        self, job: Job, key: str, prompt_tokens: int, price: Price, floor: int
+    ) -> int:
+        """The most output tokens, up to max_tokens, this call can be given beside what the
+        calls after it need; below `floor` when not even the floor fits. What later calls need
+        grows linearly with this call's output (prompts quote it), so two evaluations give the
+        answer, which a third checks."""
+        agent = job.agent
+        remaining = self.budget.remaining
+
+        def spare(tokens: int) -> Decimal:
+            kept = self._kept_aside(key, agent.id, OUTPUT_BYTES_PER_TOKEN * tokens)
+            return remaining - kept - cost_usd(prompt_tokens, tokens, price)
+
+        at_floor = spare(floor)
+        if at_floor < 0:
+            return -1
+        if agent.max_tokens == floor:
+            return floor
+        at_most = spare(agent.max_tokens)
+        if at_most >= 0:
+            return agent.max_tokens
+        # spare() falls linearly from at_floor >= 0 to at_most < 0: where it crosses zero.
+        tokens = floor + int(at_floor * (agent.max_tokens - floor) / (at_floor - at_most))
+        while tokens > floor and spare(tokens) < 0:  # Decimal rounding: at most a step or two
+            tokens -= 1
+        return tokens
 
     def _record(
         self,
@@ -400,11 +555,20 @@ class _Run:
         reservation: Reservation,
         completion: Completion,
         step: Step,
+        max_tokens: int,
     ) -> str:
         agent = job.agent
-        cost = cost_usd(completion.tokens_in, completion.tokens_out, price)
-        self.budget.settle(reservation, cost)
+        text = _within_bytes(completion.text, OUTPUT_BYTES_PER_TOKEN * max_tokens)
+        self._output_bytes[agent.id][step.key.split(RETRY_KEY)[0]] = len(text.encode())
+        reported = cost_usd(completion.tokens_in, completion.tokens_out, price)
+        cost = self.budget.settle(reservation, reported)
         self._wake_reservations()
+        if completion.tokens_out > max_tokens or cost < reported:
+            logger.warning(
+                "%s: %s reported %s output tokens for max_tokens %s ($%s); charged $%s%s",
+                agent.id, provider.name, completion.tokens_out, max_tokens, money(reported),
+                money(cost), " (all the run's budget had left)" if cost < reported else "",
+            )  # fmt: skip
         usage = Usage(
             agent_id=agent.id,
             model=agent.model,
@@ -414,7 +578,7 @@ class _Run:
             cost_usd=cost,
         )
         self.usage.append(usage)
-        self.finished.append(_Finished(agent.id, job.label, completion.text))
+        self.finished.append(_Finished(agent.id, job.label, text))
         self.sink.usage(usage)
         self.sink.step(
             Step(
@@ -424,21 +588,21 @@ class _Run:
                 "settled",
                 step.reserved_usd,
                 usage=usage,
-                output=completion.text,
+                output=text,
             )
         )
         self.sink.event(
             "agent.message",
             agent.id,
             {
-                "summary": _shorten(completion.text, SUMMARY_CHARS),
+                "summary": _shorten(text, SUMMARY_CHARS),
                 "tokens_in": completion.tokens_in,
                 "tokens_out": completion.tokens_out,
                 "cost_usd": money(cost),
             },
         )
         self.sink.event(
-            "agent.completed", agent.id, {"output": completion.text, "cost_usd": money(cost)}
+            "agent.completed", agent.id, {"output": text, "cost_usd": money(cost)}
         )
         done = len(self.finished)
         self.sink.event(
@@ -451,7 +615,7 @@ class _Run:
                 "agents_total": len(self.agents),
             },
         )
-        return completion.text
+        return text
 
     def _release(self, reservation: Reservation) -> None:
         self.budget.release(reservation)
@@ -460,6 +624,13 @@ class _Run:
     def _wake_reservations(self) -> None:
         self._settled.set()
         self._settled = asyncio.Event()
+
+
+def _within_bytes(text: str, limit: int) -> str:
+    """`text` cut to `limit` UTF-8 bytes (on a character boundary): what later prompts may
+    quote of an output is bounded by what its call was allowed."""
+    data = text.encode()
+    return text if len(data) <= limit else data[:limit].decode(errors="ignore")
 
 
 def _with_status(step: Step, status: str) -> Step:

@@ -127,6 +127,23 @@ class Step:
     output: str = ""
 
 
+# The fewest output tokens a call is started with: below it, an answer is not worth paying for.
+MIN_OUTPUT_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """How one LLM call is made: its output floor (`max_tokens` is clamped down to what the
+    budget can pay, never below `min_output_tokens`), the time one attempt may take, the deadline
+    of the call across all its attempts, how many attempts, and the pauses between them."""
+
+    min_output_tokens: int = MIN_OUTPUT_TOKENS
+    attempt_timeout_seconds: float = 60.0
+    deadline_seconds: float = 120.0
+    max_attempts: int = 3
+    retry_delays: tuple[float, ...] = (0.5, 2.0, 5.0)
+
+
 @dataclass(frozen=True)
 class RunInput:
     run_id: str
@@ -138,6 +155,7 @@ class RunInput:
     # for again, and what their interrupted calls reserved, held against the budget.
     checkpoints: Mapping[str, Step] = field(default_factory=dict)
     held_usd: Decimal = Decimal(0)
+    calls: CallPolicy = field(default_factory=CallPolicy)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +30,7 @@ from swarms.engine import (
     Step,
     Usage,
     estimate_cost,
+    minimum_cost,
     validate_definition,
 )
 from swarms.models import (
@@ -49,6 +50,9 @@ from swarms.webhooks import webhook_schedule
 CUSTOM_SWARM_TYPE = "custom"
 # How long a cancel call waits for the executor to stop the run before answering.
 CANCEL_WAIT_SECONDS = 5.0
+
+
+MICRO_DOLLAR = Decimal("0.000001")
 
 
 def usd(amount: Decimal) -> str:
@@ -113,12 +117,17 @@ def run_create(
     prices = price_map()
     parsed = _checked_definition(definition, prices)
     expected, _worst = estimate_cost(parsed, task, prices)
-    if expected > budget:
+    # Refused only when even the cheapest path to completion (every call's output clamped to
+    # the floor) does not fit: any budget accepted here completes (runner.py clamps max_tokens).
+    least = minimum_cost(parsed, task, prices, settings.SVERM_MIN_OUTPUT_TOKENS)
+    if least > budget:
+        least = least.quantize(MICRO_DOLLAR, rounding=ROUND_UP)  # a budget of this fits
         raise BudgetExceeded(
             f"Swarm cost would exceed maximum budget of {usd(budget)}",
             details={
                 "budget": float(budget),
                 "estimated_cost": float(money(expected)),
+                "minimum_cost": float(least),
             },
         )
     swarm_type = template_id or CUSTOM_SWARM_TYPE

@@ -11,7 +11,15 @@ from typing import Any
 from swarms.engine import simulation
 from swarms.engine.providers import Completion, CompletionRequest, ProviderRouter
 from swarms.engine.runner import CancelToken, run_swarm
-from swarms.engine.types import Definition, Event, Price, RunInput, RunResult, Usage
+from swarms.engine.types import (
+    CallPolicy,
+    Definition,
+    Event,
+    Price,
+    RunInput,
+    RunResult,
+    Usage,
+)
 
 MODEL = "gpt-4o-mini"
 PRICES = {MODEL: Price(input_per_million=Decimal("0.15"), output_per_million=Decimal("0.60"))}
@@ -45,8 +53,17 @@ def make_definition(topology: str, **options: Any) -> Definition:
     return Definition.from_dict(definition_dict(topology, **options))
 
 
+# Retries without pauses, so tests of retried calls take no time.
+QUICK_RETRIES = CallPolicy(retry_delays=(0.0,))
+
+
 def run_input(
-    definition: Definition, *, budget: str = "5", task: str = TASK, prices=None
+    definition: Definition,
+    *,
+    budget: str = "5",
+    task: str = TASK,
+    prices=None,
+    calls: CallPolicy = QUICK_RETRIES,
 ) -> RunInput:
     return RunInput(
         run_id="run_test",
@@ -54,6 +71,7 @@ def run_input(
         definition=definition,
         budget_usd=Decimal(budget),
         prices=prices or PRICES,
+        calls=calls,
     )
 
 

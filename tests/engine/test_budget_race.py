@@ -1,9 +1,10 @@
 """Many calls of one run at the budget edge at once: fifty workers whose calls all wait on one
-`asyncio.Barrier`, so every reservation that fits is taken and in flight before any settles.
+`asyncio.Barrier`, so every reservation is taken and in flight before any settles.
 
-The run never goes over its budget, ends `completed` or `failed`/`budget_exceeded` as the money
-says, a call that fails after reserving gives its reservation back, and a call interrupted in
-flight stays charged what it reserved.
+The run never goes over its budget (what is settled plus what every call in flight was allowed
+to spend), completes whenever the budget pays every call's output floor and starts nothing when
+it does not, a call that fails after reserving gives its reservation back, and a call
+interrupted in flight stays charged what it reserved.
 """
 
 import asyncio
@@ -55,13 +56,14 @@ def worst_case(max_tokens: int) -> Decimal:
 class EdgeProvider(RecordingProvider):
     """Holds the first `parties` calls at an asyncio.Barrier, so they are all reserved and in
     flight together before any settles; later calls pass straight through. At every call's start
-    it checks that the money settled so far plus the worst case of every call in flight fits the
-    budget (with OUTPUT_ONLY prices it knows both exactly)."""
+    it checks that the money settled so far plus the most every call in flight may cost (its
+    max_tokens) fits the budget (with OUTPUT_ONLY prices it knows both exactly)."""
 
-    def __init__(self, *, parties: int, budget: Decimal, worst: Decimal, **kwargs) -> None:
+    def __init__(self, *, parties: int, budget: Decimal, **kwargs) -> None:
         super().__init__(**kwargs)
         self.barrier = asyncio.Barrier(parties) if parties else None
-        self.budget, self.worst = budget, worst
+        self.budget = budget
+        self.in_flight_worst = Decimal(0)
         self.at_barrier = 0
         self.concurrent = 0
         self.max_concurrent = 0
@@ -72,7 +74,8 @@ class EdgeProvider(RecordingProvider):
     async def complete(self, request: CompletionRequest) -> Completion:
         self.concurrent += 1
         self.max_concurrent = max(self.max_concurrent, self.concurrent)
-        committed = self.settled_cost + self.concurrent * self.worst
+        self.in_flight_worst += request.max_tokens * MICRO
+        committed = self.settled_cost + self.in_flight_worst
         if committed > self.budget:
             self.overdrawn.append(committed)
         try:
@@ -90,6 +93,7 @@ class EdgeProvider(RecordingProvider):
             return completion
         finally:
             self.concurrent -= 1
+            self.in_flight_worst -= request.max_tokens * MICRO
 
     async def after_barrier(self, request: CompletionRequest) -> None:
         """What a call held at the barrier does once all are in flight (here: nothing)."""
@@ -98,51 +102,45 @@ class EdgeProvider(RecordingProvider):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     max_tokens=st.integers(min_value=1, max_value=4096),
-    calls_that_fit=st.integers(min_value=0, max_value=CALLS + 3),
-    spare_micro=st.floats(min_value=0, max_value=0.999),
+    budget_micro=st.integers(min_value=0, max_value=CALLS * 4096 + 1000),
     worst_case_answers=st.booleans(),
     seed=st.integers(min_value=0, max_value=2**32 - 1),
 )
 def test_fifty_reservations_at_the_budget_edge_never_overspend(
-    max_tokens, calls_that_fit, spare_micro, worst_case_answers, seed
+    max_tokens, budget_micro, worst_case_answers, seed
 ):
-    worst = worst_case(max_tokens)
-    # A budget right at an edge: room for `calls_that_fit` worst cases plus less than one more.
-    budget = calls_that_fit * worst + int(spare_micro * max_tokens) * MICRO
-    fit_at_once = min(WORKERS, int(budget / worst))
+    budget = budget_micro * MICRO
+    floor = min(max_tokens, 64)  # CallPolicy's default output floor
+    completes = budget >= CALLS * floor * MICRO
     rnd = random.Random(seed)
 
     def tokens(request, text):
         out = request.max_tokens if worst_case_answers else rnd.randint(0, request.max_tokens)
         return 0, out
 
-    provider = EdgeProvider(parties=fit_at_once, budget=budget, worst=worst, tokens=tokens)
+    provider = EdgeProvider(parties=WORKERS if completes else 0, budget=budget, tokens=tokens)
     spec = run_input(wide(max_tokens), budget=str(budget), prices=OUTPUT_ONLY)
     result, log = asyncio.run(run(spec, provider))
 
     assert not provider.barrier_broken, "fewer reservations were in flight at once than fit"
-    # Everything that fit was taken at once, and never more than fit.
-    assert provider.max_concurrent == fit_at_once
+    # Every worker started at once (each clamped to its share), never past the budget.
+    assert provider.max_concurrent == (WORKERS if completes else 0)
     assert provider.overdrawn == []
+    assert all(floor <= request.max_tokens <= max_tokens for request in provider.requests)
     assert result.total_cost_usd <= budget
     assert result.total_cost_usd == sum((u.cost_usd for u in result.usage), Decimal(0))
     assert result.total_cost_usd == provider.settled_cost
     terminal = [e for e in log.events if e.type in ("run.completed", "run.failed")]
     assert [e.type for e in terminal] == [f"run.{result.status}"]
 
-    if result.status == "completed":
+    if completes:
+        assert result.status == "completed", result.error_message
         assert len(result.usage) == CALLS
-        assert result.error_code is None
-    else:
-        assert result.status == "failed"
-        assert result.error_code == "budget_exceeded", result.error_message
-        # Refused only when the next worst case truly could not fit with nothing in flight.
-        assert budget - result.total_cost_usd < worst
-        assert len(result.usage) < CALLS
-    if worst_case_answers:
-        # Every call costs its worst case: exactly as many run as the budget holds.
-        assert len(result.usage) == min(CALLS, calls_that_fit)
-        assert result.status == ("completed" if calls_that_fit >= CALLS else "failed")
+    else:  # refused before spending anything, rather than failing halfway
+        assert (result.status, result.error_code) == ("failed", "budget_exceeded")
+        assert result.usage == ()
+    if budget >= CALLS * worst_case(max_tokens):  # room for every worst case: nothing clamped
+        assert {request.max_tokens for request in provider.requests} == {max_tokens}
 
 
 @pytest.fixture
@@ -162,12 +160,12 @@ def budgets(monkeypatch) -> list[Budget]:
 def test_a_call_failing_after_its_reservation_gives_the_money_back(budgets):
     max_tokens = 1000
     worst = worst_case(max_tokens)
-    budget = 3 * worst + worst / 2  # three calls fit at once, not four
+    budget = CALLS * worst  # every call at its worst case: nothing is clamped
     failed = asyncio.Event()
     seen_after_failure: list[tuple[Decimal, Decimal]] = []
 
     class FailingAfterTheBarrier(EdgeProvider):
-        """Once the three reserved calls are all in flight, w1-1 fails; the other two look at
+        """Once the fifty reserved calls are all in flight, w1-1 fails; the other 49 look at
         the run's budget after that failure was handled, then answer."""
 
         async def after_barrier(self, request):
@@ -178,19 +176,17 @@ def test_a_call_failing_after_its_reservation_gives_the_money_back(budgets):
             (run_budget,) = budgets
             seen_after_failure.append((run_budget.reserved, run_budget.remaining))
 
-    provider = FailingAfterTheBarrier(
-        parties=3, budget=budget, worst=worst, reply=lambda request: "fine"
-    )
+    provider = FailingAfterTheBarrier(parties=WORKERS, budget=budget, reply=lambda r: "fine")
     spec = run_input(wide(max_tokens), budget=str(budget), prices=OUTPUT_ONLY)
     result, log = asyncio.run(run(spec, provider))
 
     assert not provider.barrier_broken
-    # The failed call's worst case was back at once: the two live calls held the only money
+    # The failed call's worst case was back at once: the 49 live calls held the only money
     # reserved, and what remained was enough for another call.
-    assert len(seen_after_failure) == 2
+    assert len(seen_after_failure) == WORKERS - 1
     for reserved, remaining in seen_after_failure:
-        assert reserved == 2 * worst
-        assert remaining == budget - 2 * worst >= worst
+        assert reserved == (WORKERS - 1) * worst
+        assert remaining == budget - (WORKERS - 1) * worst >= worst
     (run_budget,) = budgets
     assert run_budget.reserved == 0
     assert run_budget.remaining == budget - result.total_cost_usd
@@ -198,22 +194,23 @@ def test_a_call_failing_after_its_reservation_gives_the_money_back(budgets):
     # finish; the failed call costs nothing and no new call starts.
     assert (result.status, result.error_code) == ("failed", "provider_error")
     assert result.error_message == "upstream: HTTP 500 after the reservation"
-    assert sorted(u.agent_id for u in result.usage) == ["w1-2", "w1-3"]
-    assert result.total_cost_usd == 2 * MICRO  # "fine" is one token each
-    assert [e.agent_id for e in log.of_type("agent.started")] == ["w1-1", "w1-2", "w1-3"]
+    assert len(result.usage) == WORKERS - 1
+    assert "w1-1" not in {u.agent_id for u in result.usage}
+    assert result.total_cost_usd == (WORKERS - 1) * MICRO  # "fine" is one token each
+    assert len(log.of_type("agent.started")) == WORKERS
     assert "merger" not in provider.agent_ids()
 
 
 def test_calls_interrupted_in_flight_stay_charged_what_they_reserved(budgets):
     max_tokens = 500
     worst = worst_case(max_tokens)
-    budget = 10 * worst  # ten of the fifty fit at once
+    budget = CALLS * worst  # every call at its worst case: nothing is clamped
     token = CancelToken()
     interrupted: list[str] = []
 
     class TwoAnswerThenCancel(EdgeProvider):
-        """Ten reserved calls in flight at once; two answer (at their worst case, so nothing
-        frees up for another call), then the run is cancelled while the other eight hang."""
+        """Fifty reserved calls in flight at once; two answer (at their worst case), then the
+        run is cancelled while the other 48 hang."""
 
         answered = 0
 
@@ -230,7 +227,7 @@ def test_calls_interrupted_in_flight_stay_charged_what_they_reserved(budgets):
                 raise
 
     provider = TwoAnswerThenCancel(
-        parties=10, budget=budget, worst=worst, tokens=lambda request, text: (0, max_tokens)
+        parties=WORKERS, budget=budget, tokens=lambda request, text: (0, max_tokens)
     )
     spec = run_input(wide(max_tokens), budget=str(budget), prices=OUTPUT_ONLY)
     result, log = asyncio.run(run(spec, provider, cancel=token))
@@ -238,13 +235,13 @@ def test_calls_interrupted_in_flight_stay_charged_what_they_reserved(budgets):
     assert not provider.barrier_broken
     assert result.status == "cancelled"
     assert log.events[-1].type == "run.cancelled"
-    # Two calls settled; the eight still in flight were aborted and have no usage.
+    # Two calls settled; the 48 still in flight were aborted and have no usage.
     assert len(result.usage) == 2
-    assert len(interrupted) == 8
+    assert len(interrupted) == WORKERS - 2
     assert not {u.agent_id for u in result.usage} & set(interrupted)
     assert result.total_cost_usd == 2 * worst
     (run_budget,) = budgets
     assert run_budget.reserved == 0
     # The aborted calls may have been billed by the provider: until reconciled, what they
     # reserved still counts against the run's budget.
-    assert run_budget.remaining == budget - result.total_cost_usd - 8 * worst
+    assert run_budget.remaining == budget - result.total_cost_usd - (WORKERS - 2) * worst

@@ -1,5 +1,6 @@
 """OpenAIProvider through the real `openai` SDK against a local HTTP server speaking the
-chat-completions protocol: usage mapping, the SDK's retries, timeouts, permanent failures."""
+chat-completions protocol: usage mapping, one request per attempt (the run retries, under its
+budget), timeouts, failures that say whether to retry and whether they may have been billed."""
 
 import json
 import threading
@@ -20,7 +21,7 @@ from swarms.engine.providers import (
 )
 from swarms.engine.runner import run_swarm
 
-from .fakes import MODEL, CallbackLog, make_definition, run_input
+from .fakes import MODEL, CallbackLog, make_definition, run, run_input
 
 pytestmark = pytest.mark.anyio
 
@@ -171,49 +172,89 @@ async def test_missing_usage_is_charged_at_safe_upper_bounds(server):
     assert completion.tokens_out == 2
 
 
-async def test_429_is_retried_transparently(server):
+async def test_one_complete_is_one_request_and_says_how_to_retry_a_429(server):
     base_url, fake = server
     fake.script = [Reply(status=429, headers=FAST_RETRY), Reply(content="after retry")]
-    completion = await complete(base_url, max_retries=2)
-    assert completion.text == "after retry"
-    assert len(fake.bodies) == 2
+    with pytest.raises(ProviderError, match=r"HTTP 429") as raised:
+        await complete(base_url)
+    assert len(fake.bodies) == 1  # the SDK does not retry: sverm does, under the budget
+    assert raised.value.retryable and not raised.value.maybe_billed
+    assert raised.value.retry_after == pytest.approx(0.01)
 
 
-async def test_500_then_success_is_retried(server):
+STATUSES = [(500, True), (503, True), (408, True), (401, False), (400, False), (404, False)]
+
+
+@pytest.mark.parametrize(("status", "retryable"), STATUSES)
+async def test_status_errors_say_whether_a_retry_can_help(server, status, retryable):
     base_url, fake = server
-    fake.script = [Reply(status=500, headers=FAST_RETRY), Reply(content="recovered")]
-    assert (await complete(base_url, max_retries=2)).text == "recovered"
-    assert len(fake.bodies) == 2
+    fake.script = [Reply(status=status)]
+    with pytest.raises(ProviderError, match=rf"HTTP {status}") as raised:
+        await complete(base_url)
+    assert (raised.value.retryable, raised.value.maybe_billed) == (retryable, False)
+    assert len(fake.bodies) == 1
 
 
-async def test_permanent_500_raises_provider_error_after_retries(server):
+async def test_a_run_retries_a_failed_call_and_pays_only_the_answer(server):
     base_url, fake = server
-    fake.script = [Reply(status=500, headers=FAST_RETRY)]
-    with pytest.raises(ProviderError, match=r"HTTP 500"):
-        await complete(base_url, max_retries=2)
-    assert len(fake.bodies) == 3  # the first try and two retries
+    fake.script = [Reply(status=500), Reply(status=429, headers=FAST_RETRY), Reply()]
+    provider = OpenAIProvider(base_url=base_url, api_key="sk-test")
+    result, log = await run(run_input(make_definition("sequential")), provider)
+    await provider.aclose()
+    assert result.status == "completed", result.error_message
+    assert len(fake.bodies) == 5  # the first call took three attempts, the next two one each
+    assert len(result.usage) == 3
+    assert len(log.of_type("agent.started")) == 3  # a retry is the same call, not a new one
+
+
+async def test_a_permanent_500_fails_the_run_after_the_allowed_attempts(server):
+    base_url, fake = server
+    fake.script = [Reply(status=500)]
+    provider = OpenAIProvider(base_url=base_url, api_key="sk-test")
+    result, _ = await run(run_input(make_definition("sequential")), provider)
+    await provider.aclose()
+    assert (result.status, result.error_code) == ("failed", "provider_error")
+    assert "HTTP 500" in result.error_message and "after 3 attempts" in result.error_message
+    assert len(fake.bodies) == 3
+    assert result.total_cost_usd == 0
 
 
 async def test_client_errors_are_not_retried(server):
     base_url, fake = server
-    fake.script = [Reply(status=401, headers=FAST_RETRY)]
-    with pytest.raises(ProviderError, match=r"HTTP 401"):
-        await complete(base_url, max_retries=3)
+    fake.script = [Reply(status=401)]
+    provider = OpenAIProvider(base_url=base_url, api_key="sk-test")
+    result, _ = await run(run_input(make_definition("sequential")), provider)
+    await provider.aclose()
+    assert (result.status, result.error_code) == ("failed", "provider_error")
     assert len(fake.bodies) == 1
 
 
-async def test_timeout_raises_provider_error(server):
+async def test_timeout_raises_a_retryable_provider_error_that_may_have_been_billed(server):
     base_url, fake = server
     fake.script = [Reply(delay=1.0)]
     started = time.monotonic()
+    with pytest.raises(ProviderError, match="timed out") as raised:
+        await complete(base_url, timeout=0.2)
+    assert time.monotonic() - started < 0.9
+    assert raised.value.retryable and raised.value.maybe_billed
+
+
+async def test_a_request_timeout_of_its_own_shortens_the_clients(server):
+    base_url, fake = server
+    fake.script = [Reply(delay=1.0)]
+    request = CompletionRequest(
+        model=MODEL, messages=REQUEST.messages, max_tokens=64, agent_id="w", timeout_seconds=0.2
+    )
+    started = time.monotonic()
     with pytest.raises(ProviderError, match="timed out"):
-        await complete(base_url, timeout=0.2, max_retries=0)
+        await complete(base_url, request=request, timeout=30)
     assert time.monotonic() - started < 0.9
 
 
-async def test_unreachable_endpoint_raises_provider_error():
-    with pytest.raises(ProviderError, match="cannot reach"):
-        await complete("http://127.0.0.1:9/v1", max_retries=0, timeout=2)
+async def test_unreachable_endpoint_raises_a_retryable_error_that_was_not_billed():
+    with pytest.raises(ProviderError, match="cannot reach") as raised:
+        await complete("http://127.0.0.1:9/v1", timeout=2)
+    assert raised.value.retryable and not raised.value.maybe_billed
 
 
 async def test_a_swarm_runs_through_the_sdk(server):

@@ -72,14 +72,19 @@ async def test_parallel_topology_is_concurrent_and_sequential_is_not():
 # --- budget ---------------------------------------------------------------------------------------
 
 
-async def test_no_call_starts_when_even_the_first_could_pass_the_budget():
+# team(workers=3): five calls; at the 64-token floor each costs $0.000064, so $0.00032 is the
+# least such a run can be guaranteed to complete for.
+FLOOR = Decimal("0.000064")
+
+
+async def test_no_call_starts_when_the_run_could_not_complete():
     provider = RecordingProvider()
-    spec = run_input(team(workers=3, max_parallel=4), budget="0.001", prices=OUTPUT_ONLY)
-    result, log = await run(spec, provider)  # the manager's worst case is $0.001024
+    spec = run_input(team(workers=3, max_parallel=4), budget="0.0003", prices=OUTPUT_ONLY)
+    result, log = await run(spec, provider)
     assert provider.requests == []
     assert result.status == "failed"
     assert result.error_code == "budget_exceeded"
-    assert "$0.001" in result.error_message
+    assert "$0.0003" in result.error_message and "manager" in result.error_message
     assert result.total_cost_usd == 0
     assert result.usage == ()
     assert result.output == ""
@@ -91,32 +96,53 @@ async def test_no_call_starts_when_even_the_first_could_pass_the_budget():
     }
 
 
-async def test_run_stops_before_the_call_that_could_pass_the_budget_and_keeps_partial_output():
+async def test_the_least_budget_that_fits_every_floor_completes():
+    provider = RecordingProvider()
+    spec = run_input(team(workers=3, max_parallel=4), budget=str(5 * FLOOR), prices=OUTPUT_ONLY)
+    result, _ = await run(spec, provider)
+    assert result.status == "completed", result.error_message
+    assert len(provider.requests) == 5
+    assert all(request.max_tokens >= 64 for request in provider.requests)
+    assert result.total_cost_usd <= 5 * FLOOR
+
+
+async def test_a_tight_budget_clamps_max_tokens_and_the_run_completes():
     provider = RecordingProvider(latency=0.01)
     spec = run_input(team(workers=3, max_parallel=4), budget="0.0015", prices=OUTPUT_ONLY)
     result, log = await run(spec, provider)
-    # The writer's worst case ($0.002048) can never fit in $0.0015, so it is never started.
-    assert "writer" not in provider.agent_ids()
-    assert result.status == "failed"
-    assert result.error_code == "budget_exceeded"
-    assert "budget of $0.0015" in result.error_message and "writer" in result.error_message
-    assert result.usage[0].agent_id == "manager"
-    assert len(result.usage) == 4
+    # Worst cases: manager and researchers $0.001024, writer $0.002048: more than the budget,
+    # so each call gets the output tokens the money left pays for, keeping later calls' floors.
+    assert result.status == "completed", result.error_message
+    assert provider.agent_ids()[-1] == "writer"
+    limits = {request.agent_id: request.max_tokens for request in provider.requests}
+    assert limits["manager"] == 1024  # $0.001024 fits beside the four floors still to come
+    assert limits["researcher-2"] < 1024 and limits["researcher-3"] < 1024
+    assert 64 <= limits["writer"] < 2048
+    assert min(limits.values()) >= 64
     assert result.total_cost_usd <= Decimal("0.0015")
-    assert "## researcher-1" in result.output and "## manager (plan)" in result.output
-    assert log.events[-1].type == "run.failed"
-    assert log.of_type("run.progress")[-1].data["progress"] < 1
+    started = {event.agent_id: event.data for event in log.of_type("agent.started")}
+    assert "max_tokens" not in started["manager"]
+    assert started["writer"]["max_tokens"] == limits["writer"]  # the clamp is on record
 
 
-async def test_a_call_that_does_not_fit_yet_waits_for_calls_in_flight_to_settle():
-    provider = RecordingProvider(latency=0.01)
-    spec = run_input(team(workers=4, max_parallel=4), budget="0.003", prices=OUTPUT_ONLY)
-    result, _ = await run(spec, provider)
-    # Only two $0.001024 worker reservations fit at once; actual costs are far lower, so the
-    # others start as those settle, and the run completes within its budget.
-    assert provider.max_in_flight == 2
+async def test_a_budget_that_fits_every_worst_case_clamps_nothing():
+    provider = RecordingProvider()
+    budget = 4 * Decimal("0.001024") + Decimal("0.002048")
+    spec = run_input(team(workers=3, max_parallel=4), budget=str(budget), prices=OUTPUT_ONLY)
+    result, log = await run(spec, provider)
     assert result.status == "completed"
-    assert result.total_cost_usd <= Decimal("0.003")
+    assert {request.max_tokens for request in provider.requests} == {1024, 2048}
+    assert all("max_tokens" not in event.data for event in log.of_type("agent.started"))
+
+
+async def test_parallel_workers_under_a_tight_budget_all_start_at_once():
+    provider = RecordingProvider(latency=0.01)
+    spec = run_input(team(workers=4, max_parallel=4), budget="0.001", prices=OUTPUT_ONLY)
+    result, _ = await run(spec, provider)
+    # None waits for another to settle: each is clamped to what it may spend beside the others.
+    assert provider.max_in_flight == 4
+    assert result.status == "completed"
+    assert result.total_cost_usd <= Decimal("0.001")
 
 
 # --- cancellation ---------------------------------------------------------------------------------

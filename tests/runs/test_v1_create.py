@@ -11,7 +11,8 @@ from accounts.roles import Role
 from accounts.services import workspace_create
 from billing.models import MonthlyUsage
 from billing.selectors import price_map
-from swarms.engine import Definition, estimate_cost
+from swarms.engine import Definition, estimate_cost, minimum_cost
+from swarms.engine.types import MIN_OUTPUT_TOKENS
 from swarms.models import Run, RunStatus
 from templates_app.models import SwarmTemplate
 from templates_app.services import template_create
@@ -36,6 +37,12 @@ SIX_PLACES = Decimal("0.000001")
 def expected_cost(template_id: str, task: str) -> Decimal:
     definition = Definition.from_dict(SwarmTemplate.objects.get(pk=template_id).definition)
     return estimate_cost(definition, task, price_map())[0]
+
+
+def least_cost(template_id: str, task: str) -> Decimal:
+    """The cheapest completing path: every call with its output clamped to the floor."""
+    definition = Definition.from_dict(SwarmTemplate.objects.get(pk=template_id).definition)
+    return minimum_cost(definition, task, price_map(), MIN_OUTPUT_TOKENS)
 
 
 @pytest.fixture
@@ -209,24 +216,25 @@ def test_an_estimate_above_the_budget_is_422_budget_exceeded(operator, workspace
     error = assert_v1_error(response, 422, "budget_exceeded")
     assert error["message"].startswith("Swarm cost would exceed maximum budget of $")
     details = decimal_json(response)["error"]["details"]
-    assert set(details) == {"budget", "estimated_cost"}
-    assert is_json_number(details["budget"]) and is_json_number(details["estimated_cost"])
+    assert set(details) == {"budget", "estimated_cost", "minimum_cost"}
+    assert all(is_json_number(value) for value in details.values())
     assert details["budget"] == Decimal("0.000001")
     exact = expected_cost("research-swarm-v1", TASK)
     assert abs(details["estimated_cost"] - exact) <= SIX_PLACES
     assert details["estimated_cost"] > details["budget"]
+    least = least_cost("research-swarm-v1", TASK)
+    assert details["minimum_cost"] == least.quantize(SIX_PLACES, rounding="ROUND_UP")
     assert not Run.objects.exists()
     assert not MonthlyUsage.objects.exists()
 
 
 def test_the_budget_message_names_the_budget_in_dollars(operator):
-    """A budget below an expensive inline team's estimate (long outputs on gpt-4o)."""
-    costly = INLINE_YAML.replace("model: gpt-4o-mini\n    max_tokens: 512",
-                                 "model: gpt-4o\n    max_tokens: 32768")  # fmt: skip
-    response = post(operator, template=costly, task=TASK, max_budget_usd=0.10)
+    """A budget below the research team's cheapest completing path (about $0.0103)."""
+    assert least_cost("research-swarm-v1", TASK) > Decimal("0.01")
+    response = post(operator, template="research-swarm-v1", task=TASK, max_budget_usd=0.01)
     error = assert_v1_error(response, 422, "budget_exceeded")
-    assert error["message"] == "Swarm cost would exceed maximum budget of $0.10"
-    assert decimal_json(response)["error"]["details"]["budget"] == Decimal("0.1")
+    assert error["message"] == "Swarm cost would exceed maximum budget of $0.01"
+    assert decimal_json(response)["error"]["details"]["budget"] == Decimal("0.01")
     assert not Run.objects.exists()
 
 
@@ -245,8 +253,11 @@ def test_the_422_estimate_matches_the_201_estimate(operator):
     assert decimal_json(refused)["error"]["details"]["estimated_cost"] == estimate
 
 
-def test_a_budget_equal_to_the_estimate_is_accepted(operator):
-    exact = expected_cost("research-swarm-v1", TASK)
+def test_a_budget_equal_to_the_cheapest_completing_path_is_accepted(operator):
+    """Not the expected cost: a run accepted with 201 completes with its outputs clamped to
+    what the budget pays, so only a budget below every call's floor is refused."""
+    exact = least_cost("research-swarm-v1", TASK)
+    assert exact < expected_cost("research-swarm-v1", TASK)
     budget = exact.quantize(SIX_PLACES, rounding="ROUND_UP")
     run = created(post(operator, template="research-swarm-v1", task=TASK,
                        max_budget_usd=str(budget)))  # fmt: skip
