@@ -5,12 +5,12 @@ Shared by the embedded-mode test and the production-layout test."""
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 import httpx
 import pytest
 
+from swarms.engine.types import Usage as LedgerRow  # a ledger row's fields, as the engine's
 from tests.llm_server import LLMServer
 
 TASK = "Investigate the Norwegian hydrogen economy"
@@ -19,16 +19,6 @@ TEMPLATES = (
     "research-swarm-v1", "writing-swarm-v1",
 )  # fmt: skip
 SIX_PLACES = Decimal("0.000001")
-
-
-@dataclass(frozen=True)
-class LedgerRow:
-    agent_id: str
-    model: str
-    provider: str
-    tokens_in: int
-    tokens_out: int
-    cost_usd: Decimal
 
 
 def wait_terminal(http: httpx.Client, run_id: str, timeout: float = 90.0) -> dict:
