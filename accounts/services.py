@@ -159,6 +159,11 @@ def api_key_create(
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey:
+    secret = raw_key.removeprefix(API_KEY_PREFIX)
+    # Not one of ours (a NUL, which the database would refuse to compare, or any other stray
+    # character): no lookup.
+    if not secret or secret.strip(_API_KEY_ALPHABET):
+        raise Unauthorized("Invalid API key.")
     prefix = raw_key[: len(API_KEY_PREFIX) + _API_KEY_LOOKUP_LENGTH]
     digest = _hash_key(raw_key)
     match = None

@@ -85,6 +85,7 @@ THIRD_PARTY_APPS = [
     "channels",
 ]
 LOCAL_APPS = [
+    "sverm",  # case-insensitive lookups that fold Unicode on SQLite too (sverm/text_match.py)
     "accounts",
     "templates_app",
     "swarms",
@@ -94,6 +95,7 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "sverm.api.middleware.RequestIdMiddleware",
+    "sverm.api.middleware.NulRefusingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

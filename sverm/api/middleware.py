@@ -1,11 +1,13 @@
-"""The request id: taken from `X-Request-ID` or generated, echoed, and on every log line; and the
-rate-limit headers a throttle left on the request, on whatever response the request got."""
+"""The request id: taken from `X-Request-ID` or generated, echoed, and on every log line; the
+rate-limit headers a throttle left on the request, on whatever response the request got; and the
+refusal of URLs no database can look up (a NUL character)."""
 
 import logging
 import re
 from contextvars import ContextVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import BadRequest
 from ulid import ULID
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -78,3 +80,49 @@ class RequestIdLogFilter(logging.Filter):
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
         return True
+
+
+def nul_in_url(request) -> str | None:
+    """Where the URL carries a NUL character (`%00`), which no id, filter or database text can
+    hold (PostgreSQL refuses it in any text): `the path` or `query parameter 'x'`; else None."""
+    if "\x00" in request.path:
+        return "the path"
+    if "%00" not in request.META.get("QUERY_STRING", ""):
+        return None
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            return f"query parameter {name.replace(chr(0), '%00')!r}"
+    return None
+
+
+class NulRefusingMiddleware:
+    """Refuses a URL with a NUL character before any view looks it up: 400 `invalid_request` on
+    the API (a lookup would otherwise fail in the database, a 500 on PostgreSQL), Django's 400
+    page elsewhere (the admin)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def refusal(self, request):
+        where = nul_in_url(request)
+        if where is None:
+            return None
+        from sverm.api.errors import InvalidRequest, is_api_path, render_error
+
+        message = f"The URL must not contain NUL characters (%00), found in {where}."
+        if is_api_path(request.path):
+            return render_error(request, InvalidRequest(message))
+        raise BadRequest(message)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self.refusal(request) or self.get_response(request)
+
+    async def __acall__(self, request):
+        return self.refusal(request) or await self.get_response(request)

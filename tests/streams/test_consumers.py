@@ -235,6 +235,23 @@ async def test_an_unknown_route_is_closed_4404(jwt, path):
     assert await refusal(path) == 4404
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/api/runs/run_%00x/stream", "/v1/swarms/run_%00x/stream", "/api/workspaces/%00/stream"],
+)
+async def test_a_nul_in_a_stream_id_is_closed_4404_not_a_database_error(
+    jwt, key_of, workspace, path
+):
+    raw = await database_sync_to_async(key_of)(workspace)
+    assert await refusal(path, token=jwt) == 4404
+    assert await refusal(path, headers=bearer(raw)) == 4404
+
+
+@pytest.mark.parametrize("token", ["sk-sverm-abcd%00efgh0123456789", "sk-sverm-%00"])
+async def test_a_key_with_a_nul_is_closed_4401(finished, token):
+    assert await refusal(run_path(finished), token=token) == 4401
+
+
 @pytest.mark.parametrize("after", ["abc", "-1", "1.5", "1e3", "0x10", "%201", "1%20"])
 @pytest.mark.parametrize("flavour", ["api", "v1"])
 async def test_a_bad_after_is_closed_4400(finished, jwt, after, flavour):
