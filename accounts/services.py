@@ -23,7 +23,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import ApiKey, Integration, Membership, Plan, PlanLimits, User, Workspace
 from accounts.roles import Role
 from accounts.selectors import plan_limits, plan_limits_forget, user_get_by_email
-from sverm.api.errors import Conflict, InvalidRequest, RateLimited, Unauthorized
+from sverm.api.errors import Conflict, Forbidden, InvalidRequest, RateLimited, Unauthorized
 from sverm.services import model_update
 
 API_KEY_PREFIX = "sk-sverm-"
@@ -63,6 +63,17 @@ def workspace_create(*, name: str, owner: User, plan: str = Plan.FREE) -> Worksp
     workspace = Workspace.objects.create(name=name, plan=plan)
     Membership.objects.create(workspace=workspace, user=owner, role=Role.ADMIN)
     return workspace
+
+
+def workspace_plan_check(*, plan: str, current: str = Plan.FREE, by_staff: bool) -> None:
+    """A plan sets what a workspace may run and spend, so only platform staff choose it; anyone
+    may name the plan a workspace already has (`free` for a new one). 403 otherwise."""
+    if plan != current and not by_staff:
+        raise Forbidden(
+            f"Only platform staff may set a workspace's plan; ask them for {plan!r}."
+            if current == Plan.FREE
+            else f"Only platform staff may change this workspace's plan ({current!r})."
+        )
 
 
 def workspace_update(*, workspace: Workspace, data: dict) -> Workspace:
