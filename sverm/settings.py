@@ -381,7 +381,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "sverm API",
     "DESCRIPTION": (
         "Run budgeted swarms of LLM agents. `/v1` is the run API; `/api` is the management API. "
-        "Authenticate with `Authorization: Bearer <JWT or sk-sverm-… API key>`."
+        "Authenticate with `Authorization: Bearer <JWT or sk-sverm-… API key>`. Money (every "
+        "`*_usd` and `*Usd` field) is USD as a JSON number rounded down to 6 decimal places, in "
+        "bodies, WebSocket stream messages and webhook payloads alike."
     ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from accounts.models import ApiKey, Membership, User
 from accounts.roles import Role
 from accounts.services import api_key_create, api_key_revoke, workspace_create
+from sverm.api.money import money_json
 from swarms import consumers
 from swarms.models import Run, RunEvent
 from swarms.realtime import event_message, publish, publish_many, run_group
@@ -584,7 +585,7 @@ async def test_the_workspace_stream_starts_with_a_snapshot_of_active_runs(
         assert set(message) == STATUS_KEYS
         assert message["type"] == "run.status"
         assert message["swarm_id"] is None and message["template_id"] is None
-        assert (message["progress"], message["cost_usd"], message["agents_active"]) == (0, "0", 0)
+        assert (message["progress"], message["cost_usd"], message["agents_active"]) == (0, 0.0, 0)
     assert snapshot[1]["agents_total"] == 3
     assert snapshot[0]["ts"] == queued.created_at.isoformat().replace("+00:00", "Z")
 
@@ -614,14 +615,14 @@ async def test_the_workspace_stream_sends_run_status_on_status_events_only(
         progress = await stream.next_json()
         assert set(progress) == STATUS_KEYS
         assert (progress["status"], progress["progress"], progress["cost_usd"]) == (
-            "running", 0.5, "0.0123",
+            "running", 0.5, 0.0123,
         )  # fmt: skip
         assert (progress["agents_active"], progress["agents_total"]) == (2, 2)
 
         await aadd_event(run, "run.completed", cost_usd="0.02")
         done = await stream.next_json()
         assert (done["status"], done["progress"], done["cost_usd"], done["agents_active"]) == (
-            "completed", 1.0, "0.02", 0,
+            "completed", 1.0, 0.02, 0,
         )  # fmt: skip
         assert await stream.quiet()  # the workspace stream outlives its runs
 
@@ -636,7 +637,7 @@ async def test_the_workspace_stream_reports_failed_and_cancelled(workspace, jwt,
         assert (await stream.next_json())["progress"] == 0.25
         await aadd_event(run, terminal, cost_usd="0.75")
         message = await stream.next_json()
-    assert (message["status"], message["cost_usd"], message["agents_active"]) == (status, "0.75", 0)
+    assert (message["status"], message["cost_usd"], message["agents_active"]) == (status, 0.75, 0)
     assert message["progress"] == 0.25
 
 
@@ -686,7 +687,9 @@ async def test_a_real_run_streams_seq_1_to_n_then_closes_1000(
     progress = [m["progress"] for m in statuses]
     assert progress == sorted(progress) and progress[-1] == 1.0
     finished = await database_sync_to_async(Run.objects.get)(pk=run.pk)
-    assert statuses[-1]["cost_usd"] == format(finished.current_cost_usd.normalize(), "f")
+    # Rounded down to 6 places as in REST bodies (sverm/api/money.py), and as the terminal event.
+    assert statuses[-1]["cost_usd"] == money_json(finished.current_cost_usd)
+    assert statuses[-1]["cost_usd"] == messages[-1]["data"]["cost_usd"]
 
 
 @pytest.mark.usefixtures("executing")
