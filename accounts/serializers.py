@@ -49,12 +49,18 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 
 class WorkspaceCreateSerializer(InputSerializer):
     name = serializers.CharField(max_length=200)
-    plan = serializers.ChoiceField(choices=Plan.choices, default=Plan.FREE)
+    plan = serializers.ChoiceField(
+        choices=Plan.choices, default=Plan.FREE,
+        help_text="Defaults to `free`; only platform staff may choose another plan (403).",
+    )  # fmt: skip
 
 
 class WorkspaceUpdateSerializer(InputSerializer):
     name = serializers.CharField(max_length=200, required=False)
-    plan = serializers.ChoiceField(choices=Plan.choices, required=False)
+    plan = serializers.ChoiceField(
+        choices=Plan.choices, required=False,
+        help_text="Only platform staff may change it (403); the current plan is accepted.",
+    )  # fmt: skip
 
 
 class MemberSerializer(serializers.ModelSerializer):

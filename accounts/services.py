@@ -23,7 +23,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import ApiKey, Integration, Membership, Plan, PlanLimits, User, Workspace
 from accounts.roles import Role
 from accounts.selectors import plan_limits, plan_limits_forget, user_get_by_email
-from sverm.api.errors import Conflict, InvalidRequest, RateLimited, Unauthorized
+from sverm.api.errors import Conflict, Forbidden, InvalidRequest, RateLimited, Unauthorized
 from sverm.services import model_update
 
 API_KEY_PREFIX = "sk-sverm-"
@@ -63,6 +63,17 @@ def workspace_create(*, name: str, owner: User, plan: str = Plan.FREE) -> Worksp
     workspace = Workspace.objects.create(name=name, plan=plan)
     Membership.objects.create(workspace=workspace, user=owner, role=Role.ADMIN)
     return workspace
+
+
+def workspace_plan_check(*, plan: str, current: str = Plan.FREE, by_staff: bool) -> None:
+    """A plan sets what a workspace may run and spend, so only platform staff choose it; anyone
+    may name the plan a workspace already has (`free` for a new one). 403 otherwise."""
+    if plan != current and not by_staff:
+        raise Forbidden(
+            f"Only platform staff may set a workspace's plan; ask them for {plan!r}."
+            if current == Plan.FREE
+            else f"Only platform staff may change this workspace's plan ({current!r})."
+        )
 
 
 def workspace_update(*, workspace: Workspace, data: dict) -> Workspace:
@@ -159,6 +170,11 @@ def api_key_create(
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey:
+    secret = raw_key.removeprefix(API_KEY_PREFIX)
+    # Not one of ours (a NUL, which the database would refuse to compare, or any other stray
+    # character): no lookup.
+    if not secret or secret.strip(_API_KEY_ALPHABET):
+        raise Unauthorized("Invalid API key.")
     prefix = raw_key[: len(API_KEY_PREFIX) + _API_KEY_LOOKUP_LENGTH]
     digest = _hash_key(raw_key)
     match = None

@@ -95,6 +95,9 @@ class WorkspaceViewSet(WorkspaceScopedViewSet):
             raise Forbidden("API keys act within one workspace; log in to create workspaces.")
         data = WorkspaceCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        services.workspace_plan_check(
+            plan=data.validated_data["plan"], by_staff=self.caller.is_staff
+        )
         workspace = services.workspace_create(owner=request.user, **data.validated_data)
         request._sverm_caller = None  # the caller now holds a new role
         return Response(self.get_serializer(workspace).data, status=status.HTTP_201_CREATED)
@@ -104,7 +107,7 @@ class WorkspaceViewSet(WorkspaceScopedViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(
-        summary="Rename a workspace or change its plan (admin)",
+        summary="Rename a workspace (admin) or change its plan (platform staff)",
         request=WorkspaceUpdateSerializer,
         responses={200: WorkspaceSerializer},
     )
@@ -112,6 +115,12 @@ class WorkspaceViewSet(WorkspaceScopedViewSet):
         workspace = self.get_object()
         data = WorkspaceUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if "plan" in data.validated_data:
+            services.workspace_plan_check(
+                plan=data.validated_data["plan"],
+                current=workspace.plan,
+                by_staff=self.caller.is_staff,
+            )
         workspace = services.workspace_update(workspace=workspace, data=data.validated_data)
         return Response(self.get_serializer(workspace).data)
 

@@ -2,7 +2,6 @@
 and the admin report show it. Each usage read is a fixed number of queries, whatever the
 ledger's size: `/v1` reads only the monthly rollup, `/api` one GROUP BY over the ledger."""
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -12,8 +11,8 @@ from django.db.models.functions import TruncDate
 
 from billing.models import ModelPrice, MonthlyUsage, UsageRecord
 from billing.periods import month_after, month_span
+from sverm.api.money import money_shares
 from swarms.engine import Price
-from swarms.selectors import MONEY_PLACES, money
 
 
 def price_map() -> dict[str, Price]:
@@ -27,19 +26,6 @@ def price_map() -> dict[str, Price]:
 def model_providers() -> dict[str, str]:
     """Model name -> provider name, as the admin configured it."""
     return dict(ModelPrice.objects.values_list("model", "provider"))
-
-
-def money_shares(exact: Sequence[Decimal]) -> tuple[Decimal, list[Decimal]]:
-    """The exact total rounded down to 6 decimals, and each part rounded so that the parts add
-    up to it exactly (largest remainders get the leftover micro-dollars), as run cost reports
-    do: a dashboard's rows then sum to its total."""
-    total = money(sum(exact, Decimal(0)))
-    shown = [money(amount) for amount in exact]
-    leftover = int((total - sum(shown, Decimal(0))) / MONEY_PLACES)
-    by_remainder = sorted(range(len(exact)), key=lambda i: exact[i] - shown[i], reverse=True)
-    for index in by_remainder[:leftover]:
-        shown[index] += MONEY_PLACES
-    return total, shown
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,22 +1,17 @@
 """Wire shapes of usage: `/v1/usage` as seed 002 (snake_case) plus the month it covers, and
-`/api/usage` for dashboards (camelCase). Money is a JSON number rounded down to 6 decimals."""
+`/api/usage` for dashboards (camelCase). Money is a JSON number rounded down to 6 decimals
+(sverm/api/money.py)."""
 
 from datetime import timedelta
-from decimal import ROUND_DOWN
 
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from billing.periods import MONTH_PATTERN, current_month, month_after, month_parse
 from billing.selectors import GROUPINGS, RUN_GROUPINGS
+from sverm.api.money import MoneyField
 
 MAX_RANGE_DAYS = 366
-
-
-def _money(**kwargs):
-    return serializers.DecimalField(
-        max_digits=20, decimal_places=6, rounding=ROUND_DOWN, coerce_to_string=False, **kwargs
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -53,11 +48,11 @@ class V1UsageQuerySerializer(serializers.Serializer):
 
 class V1UsageSwarmTypeSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="Swarm runs of this type started in the month.")
-    total_usd = _money(help_text="Cost of their LLM calls made in the month, in USD.")
+    total_usd = MoneyField(help_text="Cost of their LLM calls made in the month, in USD.")
 
 
 class V1UsageMonthSerializer(serializers.Serializer):
-    total_usd = _money(help_text="Cost of every LLM call made in the month, in USD.")
+    total_usd = MoneyField(help_text="Cost of every LLM call made in the month, in USD.")
     total_swarms = serializers.IntegerField(help_text="Swarm runs started in the month.")
     total_tokens = serializers.IntegerField(help_text="Input plus output tokens.")
     by_swarm_type = serializers.DictField(
@@ -134,7 +129,7 @@ class UsageGroupSerializer(serializers.Serializer):
         help_text="Runs with at least one LLM call in the range. Only when grouping by "
         f"{' or '.join(RUN_GROUPINGS)}, where each run falls in exactly one row.",
     )
-    costUsd = _money(source="cost_usd")
+    costUsd = MoneyField(source="cost_usd")
     tokensIn = serializers.IntegerField(source="tokens_in")
     tokensOut = serializers.IntegerField(source="tokens_out")
     calls = serializers.IntegerField(help_text="LLM calls.")
@@ -148,7 +143,7 @@ class UsageGroupSerializer(serializers.Serializer):
 
 class UsageTotalsSerializer(serializers.Serializer):
     runs = serializers.IntegerField(help_text="Runs with at least one LLM call in the range.")
-    costUsd = _money(source="cost_usd", help_text="The rows' `costUsd` add up to it exactly.")
+    costUsd = MoneyField(source="cost_usd", help_text="The rows' `costUsd` add up to it exactly.")
     tokensIn = serializers.IntegerField(source="tokens_in")
     tokensOut = serializers.IntegerField(source="tokens_out")
     calls = serializers.IntegerField()

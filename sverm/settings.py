@@ -85,6 +85,7 @@ THIRD_PARTY_APPS = [
     "channels",
 ]
 LOCAL_APPS = [
+    "sverm",  # case-insensitive lookups that fold Unicode on SQLite too (sverm/text_match.py)
     "accounts",
     "templates_app",
     "swarms",
@@ -94,6 +95,7 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "sverm.api.middleware.RequestIdMiddleware",
+    "sverm.api.middleware.NulRefusingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -395,7 +397,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "sverm API",
     "DESCRIPTION": (
         "Run budgeted swarms of LLM agents. `/v1` is the run API; `/api` is the management API. "
-        "Authenticate with `Authorization: Bearer <JWT or sk-sverm-… API key>`."
+        "Authenticate with `Authorization: Bearer <JWT or sk-sverm-… API key>`. Money (every "
+        "`*_usd` and `*Usd` field) is USD as a JSON number rounded down to 6 decimal places, in "
+        "bodies, WebSocket stream messages and webhook payloads alike."
     ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from sverm.api.errors import ApplicationError
+from sverm.api.money import money
 from swarms import services, webhooks
 from swarms.models import (
     Run,
@@ -204,7 +205,7 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Cost (USD)", ordering="current_cost_usd")
     def cost(self, run):
-        return f"{run.current_cost_usd:.6f}"
+        return f"{money(run.current_cost_usd)}"
 
     @admin.display(description="Budget (USD)", ordering="max_budget_usd")
     def budget(self, run):

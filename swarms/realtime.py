@@ -14,6 +14,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
+from sverm.api.money import money_fields_rendered, money_json
 from sverm.per_process import PerProcess
 from swarms.models import Run, RunEvent
 
@@ -41,13 +42,14 @@ def workspace_group(workspace_id: str) -> str:
 
 
 def event_message(event: RunEvent) -> dict[str, Any]:
-    """The wire shape of one run event: `{seq, type, run_id, agent_id, data, ts}`."""
+    """The wire shape of one run event: `{seq, type, run_id, agent_id, data, ts}`, its money as
+    on every other surface (sverm/api/money.py)."""
     return {
         "seq": event.seq,
         "type": event.type,
         "run_id": event.run_id,
         "agent_id": event.agent_id or None,
-        "data": event.data,
+        "data": money_fields_rendered(event.data),
         "ts": event.created_at.isoformat().replace("+00:00", "Z"),
     }
 
@@ -61,7 +63,7 @@ def status_message(run: Run) -> dict[str, Any]:
         "template_id": run.template_id or None,
         "status": run.status,
         "progress": run.progress,
-        "cost_usd": format(run.current_cost_usd.normalize(), "f"),
+        "cost_usd": money_json(run.current_cost_usd),
         "agents_active": run.agents_active,
         "agents_total": run.agents_total,
         "ts": (run.completed_at or run.started_at or run.created_at)

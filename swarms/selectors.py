@@ -1,24 +1,19 @@
 """Reads for runs: results (cost report, agent log) and what streams replay."""
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from django.db.models import Sum
 
 from accounts.roles import Role
 from billing.models import UsageRecord
 from sverm.api.errors import NotFound
+from sverm.api.money import money, money_shares  # noqa: F401  (money: swarms.services.runs)
 from sverm.api.scoping import Caller
 from swarms.models import Run, RunEvent
 
-MONEY_PLACES = Decimal("0.000001")
 LOG_ACTIONS = {"agent.delegated": "delegate", "agent.message": "message",
                "agent.completed": "complete"}  # fmt: skip
-
-
-def money(amount: Decimal) -> Decimal:
-    """Rounded down to 6 decimals: shown amounts add up and never pass the budget."""
-    return Decimal(amount).quantize(MONEY_PLACES, rounding=ROUND_DOWN)
 
 
 @dataclass(frozen=True)
@@ -47,13 +42,7 @@ def run_cost_report(*, run: Run) -> CostReport:
         .annotate(cost=Sum("cost_usd"), tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"))
         .order_by("agent_id", "model")
     )
-    exact = [Decimal(r["cost"]) for r in rows]
-    total = money(sum(exact, Decimal(0)))
-    shown = [money(cost) for cost in exact]
-    leftover = int((total - sum(shown, Decimal(0))) / MONEY_PLACES)
-    by_remainder = sorted(range(len(rows)), key=lambda i: exact[i] - shown[i], reverse=True)
-    for index in by_remainder[:leftover]:
-        shown[index] += MONEY_PLACES
+    total, shown = money_shares([Decimal(r["cost"]) for r in rows])
     agents = [
         AgentCost(r["agent_id"], r["model"], shown[i], r["tokens_in"], r["tokens_out"])
         for i, r in enumerate(rows)

@@ -1,12 +1,13 @@
 """Wire shapes: `/api/swarms` field for field as seed 003 (camelCase), `/api/runs`, and the
 `/v1` run API of seed 002 (snake_case)."""
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from django.core.validators import URLValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sverm.api.money import MONEY_KEY_SUFFIX, MoneyField, money_fields_rendered
 from sverm.api.serializers import InputSerializer
 from swarms.models import RetentionTier, Run, RunEvent, Swarm, SwarmVersion
 from swarms.webhooks import webhook_url_validator
@@ -102,20 +103,14 @@ class SwarmVersionCreateSerializer(InputSerializer):
 # ---------------------------------------------------------------------------------------------
 # Runs on /api (camelCase)
 # ---------------------------------------------------------------------------------------------
-def _money(**kwargs):
-    return serializers.DecimalField(
-        max_digits=20, decimal_places=6, rounding=ROUND_DOWN, coerce_to_string=False, **kwargs
-    )
-
-
 class RunSerializer(serializers.ModelSerializer):
     workspaceId = serializers.CharField(source="workspace_id")
     swarmId = serializers.CharField(source="swarm_id", allow_null=True)
     versionId = serializers.CharField(source="version_id", allow_null=True)
     templateId = serializers.CharField(source="template_id", allow_blank=True)
-    maxBudgetUsd = _money(source="max_budget_usd")
-    estimatedCostUsd = _money(source="estimated_cost_usd")
-    currentCostUsd = _money(source="current_cost_usd")
+    maxBudgetUsd = MoneyField(source="max_budget_usd")
+    estimatedCostUsd = MoneyField(source="estimated_cost_usd")
+    currentCostUsd = MoneyField(source="current_cost_usd")
     agentsActive = serializers.IntegerField(source="agents_active")
     agentsTotal = serializers.IntegerField(source="agents_total")
     errorCode = serializers.CharField(source="error_code", allow_blank=True)
@@ -156,13 +151,13 @@ class RunCreateSerializer(InputSerializer):
 class AgentCostSerializer(serializers.Serializer):
     agentId = serializers.CharField(source="agent_id")
     model = serializers.CharField()
-    costUsd = _money(source="cost_usd")
+    costUsd = MoneyField(source="cost_usd")
     tokensIn = serializers.IntegerField(source="tokens_in")
     tokensOut = serializers.IntegerField(source="tokens_out")
 
 
 class CostReportSerializer(serializers.Serializer):
-    totalUsd = _money(source="total_usd")
+    totalUsd = MoneyField(source="total_usd")
     totalTokens = serializers.IntegerField(source="total_tokens")
     agents = AgentCostSerializer(many=True)
 
@@ -189,9 +184,20 @@ class RunResultSerializer(serializers.Serializer):
     completedAt = serializers.DateTimeField(source="run.completed_at", allow_null=True)
 
 
+class EventDataField(serializers.JSONField):
+    """An event's data as every surface sends it (the stream's messages too)."""
+
+    def to_representation(self, value):
+        return money_fields_rendered(value)
+
+
 class RunEventSerializer(serializers.ModelSerializer):
     runId = serializers.CharField(source="run_id")
     agentId = serializers.CharField(source="agent_id", allow_blank=True)
+    data = EventDataField(
+        help_text=f"What happened, by type; money (`cost_usd`, any `*{MONEY_KEY_SUFFIX}`) as "
+        "everywhere: USD as a JSON number, rounded down to 6 decimal places."
+    )
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:
@@ -220,7 +226,7 @@ class V1RunCreateSerializer(InputSerializer):
 class V1RunCreatedSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
     status = serializers.CharField()
-    estimated_cost_usd = _money()
+    estimated_cost_usd = MoneyField()
     created_at = serializers.DateTimeField()
 
 
@@ -240,7 +246,7 @@ class V1RunStatusSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
     status = serializers.CharField()
     progress = serializers.FloatField()
-    current_cost_usd = _money()
+    current_cost_usd = MoneyField()
     agents_active = serializers.IntegerField()
     agents_total = serializers.IntegerField()
     simulated = serializers.BooleanField()
@@ -255,13 +261,13 @@ class V1RunStatusSerializer(serializers.Serializer):
 class V1AgentCostSerializer(serializers.Serializer):
     agent_id = serializers.CharField()
     model = serializers.CharField()
-    cost_usd = _money()
+    cost_usd = MoneyField()
     tokens_in = serializers.IntegerField()
     tokens_out = serializers.IntegerField()
 
 
 class V1CostReportSerializer(serializers.Serializer):
-    total_usd = _money()
+    total_usd = MoneyField()
     total_tokens = serializers.IntegerField()
     agents = V1AgentCostSerializer(many=True)
 
@@ -294,4 +300,4 @@ class V1RunResultSerializer(serializers.Serializer):
 class V1RunCancelledSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
     status = serializers.CharField()
-    cost_usd = _money(source="current_cost_usd")
+    cost_usd = MoneyField(source="current_cost_usd")

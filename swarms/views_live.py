@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
+from sverm.api.money import money_json
 from swarms.engine import Definition
 from swarms.models import Run
 
@@ -45,7 +46,7 @@ def run_live(request, run_id: str):
         "streamPath": stream_path(run),
         "status": run.status,
         "progress": run.progress,
-        "costUsd": format(run.current_cost_usd.normalize(), "f"),
+        "costUsd": money_json(run.current_cost_usd),  # as the stream's messages carry it
         "budgetUsd": format(run.max_budget_usd.normalize(), "f"),
         "agentsActive": run.agents_active,
         "agentsTotal": run.agents_total,

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -108,6 +109,17 @@ def wait_until_serving(process: subprocess.Popen, base: str, output: Path) -> No
             stop(process)
             pytest.fail("the server did not start:\n" + output.read_text())
         time.sleep(0.2)
+
+
+def wait_for_line(path: Path, pattern: str) -> str:
+    """The file's text once a line matches `pattern` (a server writes it after responding)."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        text = path.read_text() if path.exists() else ""
+        if re.search(pattern, text, re.M):
+            return text
+        assert time.monotonic() < deadline, f"no line matching {pattern!r} in:\n{text}"
+        time.sleep(0.05)
 
 
 # --- the production server as a real process ----------------------------------------------------

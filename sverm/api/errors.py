@@ -20,7 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.settings import api_settings
 
-from sverm.api.middleware import current_request_id
+from sverm.api.middleware import current_request_id, error_mark
 
 logger = logging.getLogger("sverm.api")
 
@@ -276,7 +276,7 @@ def render_error(request: HttpRequest, error: ApplicationError) -> HttpResponse:
     )
     for name, value in error.headers.items():
         response[name] = value
-    return response
+    return error_mark(response, error.code, error.message)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:

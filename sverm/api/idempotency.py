@@ -34,7 +34,7 @@ from sverm.api.errors import (
     error_body,
     is_v1_path,
 )
-from sverm.api.middleware import current_request_id
+from sverm.api.middleware import current_request_id, error_mark
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -137,6 +137,9 @@ def _replay(request: Request, record) -> HttpResponse:
         response = HttpResponse(
             json.dumps(body), status=record.response_status, content_type=content_type
         )
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail") or ""
+            error_mark(response, str(error.get("code", "-")), str(message))
     else:
         response = Response(body, status=record.response_status)
     response[REPLAYED_HEADER] = "true"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from accounts.models import Membership, Workspace
+from accounts.models import Membership, Plan, Workspace
 from accounts.roles import Role
 from tests.conftest import assert_problem
 
@@ -27,11 +27,74 @@ def test_list_shows_only_my_workspaces_with_my_role(api_client, workspace, other
 
 
 def test_create_makes_the_caller_admin(api_client, user):
-    response = api_client.post("/api/workspaces", {"name": "New", "plan": "pro"}, format="json")
+    response = api_client.post("/api/workspaces", {"name": "New"}, format="json")
     assert response.status_code == 201
     body = response.json()
-    assert body["id"].startswith("wsp_") and body["plan"] == "pro" and body["role"] == "admin"
+    assert body["id"].startswith("wsp_") and body["plan"] == "free" and body["role"] == "admin"
     assert Membership.objects.get(workspace_id=body["id"], user=user).role == Role.ADMIN
+
+
+# --- plans: only platform staff choose one ---------------------------------------------------
+def test_a_user_may_ask_for_the_free_plan(api_client):
+    response = api_client.post("/api/workspaces", {"name": "New", "plan": "free"}, format="json")
+    assert response.status_code == 201
+    assert Workspace.objects.get(pk=response.json()["id"]).plan == Plan.FREE
+
+
+@pytest.mark.parametrize("plan", [Plan.PRO, Plan.TEAM])
+def test_a_user_asking_for_a_paid_plan_is_403_and_gets_no_workspace(api_client, plan):
+    response = api_client.post("/api/workspaces", {"name": "Mine", "plan": plan}, format="json")
+    body = assert_problem(response, 403, "forbidden")
+    assert "platform staff" in body["detail"]
+    assert Workspace.objects.count() == 0
+
+
+@pytest.mark.parametrize("plan", [Plan.FREE, Plan.PRO, Plan.TEAM])
+def test_staff_create_a_workspace_on_any_plan(client_for, make_user, plan):
+    staff = make_user(is_staff=True)
+    response = client_for(staff).post(
+        "/api/workspaces", {"name": "Paid", "plan": plan}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["plan"] == plan
+    assert Workspace.objects.get(pk=response.json()["id"]).plan == plan
+
+
+@pytest.mark.parametrize("plan", [Plan.PRO, Plan.TEAM])
+def test_a_workspace_admin_cannot_change_its_plan(api_client, workspace, plan):
+    response = api_client.patch(
+        f"/api/workspaces/{workspace.pk}", {"name": "Renamed", "plan": plan}, format="json"
+    )
+    assert_problem(response, 403, "forbidden")
+    workspace.refresh_from_db()
+    assert (workspace.plan, workspace.name) == (Plan.FREE, "Acme")
+
+
+def test_a_workspace_admin_cannot_leave_a_paid_plan_either(api_client, workspace):
+    Workspace.objects.filter(pk=workspace.pk).update(plan=Plan.TEAM)
+    response = api_client.patch(f"/api/workspaces/{workspace.pk}", {"plan": "free"}, format="json")
+    body = assert_problem(response, 403, "forbidden")
+    assert "'team'" in body["detail"]
+    workspace.refresh_from_db()
+    assert workspace.plan == Plan.TEAM
+
+
+def test_naming_the_current_plan_is_no_change(api_client, workspace):
+    response = api_client.patch(
+        f"/api/workspaces/{workspace.pk}", {"name": "Renamed", "plan": "free"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["plan"] == "free" and response.json()["name"] == "Renamed"
+
+
+def test_staff_change_any_workspaces_plan(client_for, make_user, workspace):
+    staff = make_user(is_staff=True)
+    response = client_for(staff).patch(
+        f"/api/workspaces/{workspace.pk}", {"plan": "team"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    workspace.refresh_from_db()
+    assert workspace.plan == Plan.TEAM
 
 
 @pytest.mark.parametrize(
@@ -65,11 +128,13 @@ def test_get_mine_and_404_for_others_and_unknown(api_client, workspace, other_wo
 
 
 def test_patch_as_admin_changes_only_given_fields(api_client, workspace):
-    response = api_client.patch(f"/api/workspaces/{workspace.pk}", {"plan": "team"}, format="json")
+    response = api_client.patch(
+        f"/api/workspaces/{workspace.pk}", {"name": "Acme 2"}, format="json"
+    )
     assert response.status_code == 200
-    assert response.json()["plan"] == "team" and response.json()["name"] == "Acme"
+    assert response.json()["plan"] == "free" and response.json()["name"] == "Acme 2"
     workspace.refresh_from_db()
-    assert workspace.plan == "team"
+    assert workspace.name == "Acme 2"
 
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR])

@@ -249,6 +249,22 @@ def test_an_api_budget_exceeded_problem_is_replayed(api_client, swarm):
 
 
 @pytest.mark.usefixtures("not_executing")
+def test_a_replayed_error_is_logged_under_the_replays_correlation_id(
+    operator, api_client, swarm, caplog
+):
+    v1_post(operator, max_budget_usd=0.000001)
+    api_post(api_client, swarm, maxBudgetUsd="0.000001")
+    for response, path in (
+        (v1_post(operator, max_budget_usd=0.000001), "/v1/swarms"),
+        (api_post(api_client, swarm, maxBudgetUsd="0.000001"), f"/api/swarms/{swarm.pk}/runs"),
+    ):
+        assert replayed(response) and response.status_code == 422
+        correlation_id = response["X-Request-ID"]
+        lines = [r.getMessage() for r in caplog.records if correlation_id in r.getMessage()]
+        assert len(lines) == 1 and lines[0].startswith(f"POST {path} -> 422 budget_exceeded ")
+
+
+@pytest.mark.usefixtures("not_executing")
 def test_an_error_that_is_not_stored_releases_the_key(operator, api_client, swarm):
     assert_v1_error(v1_post(operator, template="no-such-template"), 404, "not_found")
     assert_problem(api_post(api_client, swarm, versionId="ver_missing"), 404, "not_found")

@@ -9,8 +9,6 @@ import io
 import logging
 import re
 import secrets
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,6 +26,7 @@ from tests.processes import (
     start_uvicorn_server,
     stop,
     stop_group,
+    wait_for_line,
 )
 
 
@@ -69,17 +68,6 @@ async def websocket_close_code(url: str) -> int | None:
         with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
             await asyncio.wait_for(ws.recv(), 1)
         return ws.close_code
-
-
-def wait_for_line(path: Path, pattern: str) -> str:
-    """The file's text once a line matches `pattern` (the server writes it after responding)."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        text = path.read_text() if path.exists() else ""
-        if re.search(pattern, text, re.M):
-            return text
-        assert time.monotonic() < deadline, f"no line matching {pattern!r} in:\n{text}"
-        time.sleep(0.05)
 
 
 def test_the_server_entry_point_logs_paths_without_query_credentials(embedded_env, tmp_path):

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from accounts.models import ApiKey, Membership, User
 from accounts.roles import Role
 from accounts.services import api_key_create, api_key_revoke, workspace_create
+from sverm.api.money import money_json
 from swarms import consumers
 from swarms.models import Run, RunEvent
 from swarms.realtime import event_message, publish, publish_many, run_group
@@ -233,6 +234,23 @@ async def test_a_foreign_or_unknown_run_is_closed_4404(
 async def test_an_unknown_route_is_closed_4404(jwt, path):
     assert await refusal(path, token=jwt) == 4404
     assert await refusal(path) == 4404
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/runs/run_%00x/stream", "/v1/swarms/run_%00x/stream", "/api/workspaces/%00/stream"],
+)
+async def test_a_nul_in_a_stream_id_is_closed_4404_not_a_database_error(
+    jwt, key_of, workspace, path
+):
+    raw = await database_sync_to_async(key_of)(workspace)
+    assert await refusal(path, token=jwt) == 4404
+    assert await refusal(path, headers=bearer(raw)) == 4404
+
+
+@pytest.mark.parametrize("token", ["sk-sverm-abcd%00efgh0123456789", "sk-sverm-%00"])
+async def test_a_key_with_a_nul_is_closed_4401(finished, token):
+    assert await refusal(run_path(finished), token=token) == 4401
 
 
 @pytest.mark.parametrize("after", ["abc", "-1", "1.5", "1e3", "0x10", "%201", "1%20"])
@@ -567,7 +585,7 @@ async def test_the_workspace_stream_starts_with_a_snapshot_of_active_runs(
         assert set(message) == STATUS_KEYS
         assert message["type"] == "run.status"
         assert message["swarm_id"] is None and message["template_id"] is None
-        assert (message["progress"], message["cost_usd"], message["agents_active"]) == (0, "0", 0)
+        assert (message["progress"], message["cost_usd"], message["agents_active"]) == (0, 0.0, 0)
     assert snapshot[1]["agents_total"] == 3
     assert snapshot[0]["ts"] == queued.created_at.isoformat().replace("+00:00", "Z")
 
@@ -597,14 +615,14 @@ async def test_the_workspace_stream_sends_run_status_on_status_events_only(
         progress = await stream.next_json()
         assert set(progress) == STATUS_KEYS
         assert (progress["status"], progress["progress"], progress["cost_usd"]) == (
-            "running", 0.5, "0.0123",
+            "running", 0.5, 0.0123,
         )  # fmt: skip
         assert (progress["agents_active"], progress["agents_total"]) == (2, 2)
 
         await aadd_event(run, "run.completed", cost_usd="0.02")
         done = await stream.next_json()
         assert (done["status"], done["progress"], done["cost_usd"], done["agents_active"]) == (
-            "completed", 1.0, "0.02", 0,
+            "completed", 1.0, 0.02, 0,
         )  # fmt: skip
         assert await stream.quiet()  # the workspace stream outlives its runs
 
@@ -619,7 +637,7 @@ async def test_the_workspace_stream_reports_failed_and_cancelled(workspace, jwt,
         assert (await stream.next_json())["progress"] == 0.25
         await aadd_event(run, terminal, cost_usd="0.75")
         message = await stream.next_json()
-    assert (message["status"], message["cost_usd"], message["agents_active"]) == (status, "0.75", 0)
+    assert (message["status"], message["cost_usd"], message["agents_active"]) == (status, 0.75, 0)
     assert message["progress"] == 0.25
 
 
@@ -669,7 +687,9 @@ async def test_a_real_run_streams_seq_1_to_n_then_closes_1000(
     progress = [m["progress"] for m in statuses]
     assert progress == sorted(progress) and progress[-1] == 1.0
     finished = await database_sync_to_async(Run.objects.get)(pk=run.pk)
-    assert statuses[-1]["cost_usd"] == format(finished.current_cost_usd.normalize(), "f")
+    # Rounded down to 6 places as in REST bodies (sverm/api/money.py), and as the terminal event.
+    assert statuses[-1]["cost_usd"] == money_json(finished.current_cost_usd)
+    assert statuses[-1]["cost_usd"] == messages[-1]["data"]["cost_usd"]
 
 
 @pytest.mark.usefixtures("executing")

@@ -92,7 +92,7 @@ def test_status_messages_come_from_the_run_passed_in_without_a_query(
     sends = published(sent, 2)
     assert len(sends) == 2
     assert sends[0][1]["type"] == "run.events" and len(sends[0][1]["events"]) == 4
-    assert status_sends(sends, workspace.pk) == [("completed", 1.0, "0.5", 0)]
+    assert status_sends(sends, workspace.pk) == [("completed", 1.0, 0.5, 0)]
     assert sends[1][1]["run"]["agents_total"] == 7
     assert (loaded.status, loaded.current_cost_usd) == ("running", Decimal("0"))  # untouched
 
@@ -104,7 +104,7 @@ def test_without_a_run_status_messages_read_it_once(workspace, sent, django_asse
         publish_many(events)
     sends = published(sent, 2)
     assert [m["type"] for _, m in sends] == ["run.events", "run.status"]
-    assert status_sends(sends, workspace.pk) == [("completed", 1.0, "0.5", 0)]
+    assert status_sends(sends, workspace.pk) == [("completed", 1.0, 0.5, 0)]
 
 
 def test_each_batch_tells_the_workspace_where_the_run_stands_after_it(workspace, sent):
@@ -115,9 +115,9 @@ def test_each_batch_tells_the_workspace_where_the_run_stands_after_it(workspace,
         publish_many([event], run=run)
     statuses = [m["run"] for _, m in published(sent, 7) if m["type"] == "run.status"]
     assert [(m["status"], m["progress"], m["cost_usd"], m["agents_active"]) for m in statuses] == [
-        ("running", 0.0, "0", 0),
-        ("running", 0.5, "0.25", 2),
-        ("completed", 1.0, "0.5", 0),
+        ("running", 0.0, 0.0, 0),
+        ("running", 0.5, 0.25, 2),
+        ("completed", 1.0, 0.5, 0),
     ]
 
 

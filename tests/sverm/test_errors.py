@@ -187,3 +187,85 @@ def test_unsafe_request_id_is_replaced(anon_client, bad):
 def test_request_id_on_admin_and_docs(client, db):
     for path in ("/admin/login/", "/docs", "/openapi.json"):
         assert client.get(path)["X-Request-ID"].startswith("req_")
+
+
+# --- every error response is logged once, with its correlation id ----------------------------
+def error_lines(caplog, response) -> list[str]:
+    """The sverm.api lines that quote the response's correlation id (its X-Request-ID)."""
+    correlation_id = response["X-Request-ID"]
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "sverm.api" and f"correlation_id={correlation_id} " in record.getMessage()
+    ]
+
+
+def assert_logged(caplog, response, method: str, path: str, code: str) -> str:
+    lines = error_lines(caplog, response)
+    assert len(lines) == 1, (lines, caplog.text)
+    assert lines[0].startswith(f"{method} {path} -> {response.status_code} {code} "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("post", "/api/probe", "{nope", 400, "invalid_request"),
+        ("post", "/v1/probe", '{"task": 7}', 400, "invalid_request"),
+        ("get", "/v1/swarms/run_%00abc", None, 400, "invalid_request"),
+        ("get", "/api/probe/forbidden", None, 403, "forbidden"),
+        ("get", "/v1/probe/forbidden", None, 403, "forbidden"),
+        ("get", "/api/no/such/thing", None, 404, "not_found"),
+        ("get", "/v1/swarms/run_doesnotexist", None, 404, "not_found"),
+        ("put", "/v1/probe", "{}", 405, "method_not_allowed"),
+        ("post", "/api/probe", "task=x", 415, "unsupported_media_type"),
+        ("get", "/v1/probe/budget", None, 422, "budget_exceeded"),
+        ("get", "/api/probe/boom", None, 500, "internal_error"),
+        ("get", "/v1/probe/boom", None, 500, "internal_error"),
+    ],
+)
+def test_every_error_response_is_logged_with_its_correlation_id(
+    api_client, workspace, caplog, method, path, body, status, code
+):
+    kwargs = {}
+    if body is not None:
+        content_type = "text/plain" if body == "task=x" else "application/json"
+        kwargs = {"data": body, "content_type": content_type}
+    response = getattr(api_client, method)(path, **kwargs)
+    assert response.status_code == status, response.content
+    line = assert_logged(caplog, response, method.upper(), path, code)
+    level = {r.getMessage(): r.levelname for r in caplog.records}[line]
+    assert level == ("ERROR" if status >= 500 else "WARNING")
+
+
+def test_an_auth_failure_is_logged(anon_client, caplog):
+    response = anon_client.get("/v1/probe", HTTP_AUTHORIZATION="Bearer sk-sverm-nope")
+    assert response.status_code == 401
+    line = assert_logged(caplog, response, "GET", "/v1/probe", "unauthorized")
+    assert "'Invalid API key.'" in line
+    response = anon_client.get("/api/workspaces")
+    assert_logged(caplog, response, "GET", "/api/workspaces", "unauthorized")
+
+
+def test_a_throttled_request_is_logged(key_client, workspace, settings, caplog):
+    settings.SVERM_RATE_LIMITS = True
+    client, _key, _raw = key_client(workspace)  # free plan: 10 requests a minute
+    responses = [client.get("/v1/templates") for _ in range(11)]
+    assert [r.status_code for r in responses] == [200] * 10 + [429]
+    assert_logged(caplog, responses[-1], "GET", "/v1/templates", "rate_limited")
+    assert not error_lines(caplog, responses[0])  # a success is not an error line
+
+
+def test_a_caller_supplied_correlation_id_is_the_one_logged(anon_client, caplog):
+    response = anon_client.get("/api/no/such/thing", HTTP_X_REQUEST_ID="support-ticket-42")
+    assert response["X-Request-ID"] == "support-ticket-42"
+    assert_logged(caplog, response, "GET", "/api/no/such/thing", "not_found")
+
+
+def test_the_console_line_has_the_id_method_path_status_and_code(anon_client, console_log):
+    response = anon_client.get("/v1/nope", HTTP_X_REQUEST_ID="trace-404")
+    assert response.status_code == 404
+    lines = [line for line in console_log.getvalue().splitlines() if "GET /v1/nope" in line]
+    assert len(lines) == 1
+    assert "WARNING sverm.api [trace-404] GET /v1/nope -> 404 not_found" in lines[0]
+    assert "correlation_id=trace-404" in lines[0]
