@@ -171,6 +171,10 @@ else:
     }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "memory://"
+# kombu's Redis transport with the fixes that let a worker survive a Redis restart with tasks in
+# flight (sverm/broker.py); other brokers keep their own.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "sverm.broker:Transport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -178,6 +182,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker waits out a broker outage however long it lasts (Celery gives up after 100 tries, some
+# 45 minutes, and exits: `make run`-style and systemd users have no restart policy), and lets its
+# runs go on meanwhile: their state is in PostgreSQL, and a task redelivered while its run goes on
+# finds nothing to claim. (Celery 6 would cancel them; its warning at each outage says so.)
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = "UTC"
 # Every periodic task, in one place.
 CELERY_BEAT_SCHEDULE = {

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,18 +24,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 import websockets
 from django.db import connection
 
 from tests.integration.conftest import spawn, unavailable
-from tests.processes import free_port, manage, stop
+from tests.processes import RedisServer, free_port, manage, stop
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 30.0  # per message; a stream quiet for 2 s resyncs from the database
 TERMINAL_TYPES = {"run.completed", "run.failed", "run.cancelled"}
-REDIS_SERVER = shutil.which("redis-server")
 # What a child process must not inherit: the test run's settings, and LLM credentials (runs here
 # are simulated).
 DROPPED = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "DEEPSEEK_API_KEY", "SVERM_PROVIDERS"}
@@ -63,48 +60,6 @@ def wide_run(workers: int, max_parallel: int) -> str:
     )
 
 
-class RedisServer:
-    """A redis-server child on a port of its own, without persistence (a restart forgets every
-    group and message, as a Redis without AOF does)."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = free_port()
-        self.dir = tmp_path / "redis"
-        self.dir.mkdir()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        log = (self.dir / f"redis-{self.starts}.log").open("w")
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=log, stderr=log,
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("redis-server did not start: " + self.log_text())
-                time.sleep(0.05)
-            finally:
-                client.close()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def log_text(self) -> str:
-        return "\n".join(path.read_text() for path in sorted(self.dir.glob("redis-*.log")))
-
-
 @dataclass
 class Stack:
     base: str
@@ -121,16 +76,6 @@ class Stack:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if REDIS_SERVER is None:
-        unavailable("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture
