@@ -152,7 +152,13 @@ CHANNEL_CAPACITY = int(os.environ.get("SVERM_CHANNEL_CAPACITY", "1000"))
 SVERM_STREAM_RESYNC_SECONDS = float(os.environ.get("SVERM_STREAM_RESYNC_SECONDS", "15"))
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            # Django's RedisCache, served from the process's memory while Redis is unreachable.
+            "BACKEND": "sverm.cache.FailSafeRedisCache",
+            "LOCATION": REDIS_URL,
+            # A Redis that stops answering fails a cache call in a second, not a TCP timeout.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
     }
     CHANNEL_LAYERS = {
         "default": {

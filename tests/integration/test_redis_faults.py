@@ -134,3 +134,52 @@ def test_the_worker_survives_a_redis_restart_with_runs_in_flight(
     assert worker.poll() is None
     assert "Unrecoverable error" not in worker_log
     assert "Traceback" not in worker_log, worker_log[-3000:]
+
+
+READS = (
+    "/v1/swarms/{run}",
+    "/v1/swarms/{run}/result",
+    "/v1/swarms?limit=5",
+    "/api/runs/{run}",
+    "/api/runs/{run}/result",
+    "/api/runs/{run}/events?limit=20",
+    "/api/runs?limit=5",
+    "/v1/usage",
+)
+
+
+def test_with_redis_down_runs_are_read_and_created_and_executed_once_it_is_back(
+    fault_env, redis_server, web, start_worker, beat
+):
+    base, output = web
+    headers = api_key(fault_env)
+    with httpx.Client(base_url=base, timeout=30) as http:
+        # No worker yet: this run's task waits in Redis, and the restart below forgets it.
+        before = create_run(http, headers, "Queued before the outage")
+        redis_server.kill()
+
+        remaining = []
+        for path in READS * 2:
+            response = http.get(path.format(run=before), headers=headers)
+            assert response.status_code == 200, (path, response.status_code, response.text)
+            remaining.append(int(response.headers["X-RateLimit-Remaining"]))
+        # Counted meanwhile in the server's memory: every request took one from the limit.
+        assert remaining == list(range(remaining[0], remaining[0] - len(remaining), -1))
+        # A run can still be created: its row is committed, and its task (the broker being
+        # down) is sent again once a worker can take it.
+        during = create_run(http, headers, "Created during the outage")
+        assert http.get(f"/v1/swarms/{during}", headers=headers).json()["status"] == "queued"
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["broker"].startswith("error")
+
+        redis_server.start()
+        start_worker()
+        for run_id in (before, during):
+            done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
+            assert done["status"] == "completed", done
+        assert http.get("/readyz").status_code == 200
+    logged = output.read_text()
+    assert "Internal Server Error" not in logged and "Traceback" not in logged, logged[-3000:]
+    # One warning for the whole outage, not one per request, and one when it is over.
+    assert logged.count("Redis is unreachable") == 1, logged[-3000:]
+    assert logged.count("Redis is reachable again") == 1, logged[-3000:]
