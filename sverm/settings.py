@@ -148,7 +148,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # from the database); the integration tests make it tiny to prove that.
 CHANNEL_CAPACITY = int(os.environ.get("SVERM_CHANNEL_CAPACITY", "1000"))
 # A stream that hears nothing live for about this long re-joins its group and catches up from
-# the database (a lost last event, a Redis restart); every quiet stream does, so not too often.
+# the database (a lost last event); every quiet stream does, so not too often. A Redis restart
+# does not wait for it: relays join again as soon as Redis answers (swarms/fanout.py).
 SVERM_STREAM_RESYNC_SECONDS = float(os.environ.get("SVERM_STREAM_RESYNC_SECONDS", "15"))
 if REDIS_URL:
     CACHES = {
