@@ -6,9 +6,12 @@ from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
+from sverm.api.errors import ServiceUnavailable
 from swarms.executor import execute_run
 
 logger = logging.getLogger("sverm.executor")
+# What a 503 for an unreachable broker tells the client to wait before trying again.
+BROKER_RETRY_AFTER_SECONDS = 5
 
 
 class RunStartTask(Task):
@@ -25,6 +28,20 @@ class RunStartTask(Task):
                 "sends it again", (args or [None])[0], error,
             )  # fmt: skip
             return None
+
+
+class WebhookAttemptTask(Task):
+    """A webhook attempt: sent when asked (a manual redelivery, a retry's schedule), so a broker
+    that cannot be reached answers the request 503 with nothing recorded, not 500."""
+
+    def apply_async(self, args=None, kwargs=None, **options):
+        try:
+            return super().apply_async(args, kwargs, **options)
+        except BrokerUnreachable as error:
+            raise ServiceUnavailable(
+                "The task queue is unreachable, so nothing was sent; try again shortly.",
+                headers={"Retry-After": str(BROKER_RETRY_AFTER_SECONDS)},
+            ) from error
 
 
 # One retry policy: a lost worker redelivers the task (acks late), and a database that is briefly
@@ -45,7 +62,7 @@ def execute_run_task(run_id: str, resume: bool = False) -> None:
 
 # One webhook delivery attempt; the attempt itself records its outcome and schedules the next
 # one (countdown), so the task is not retried by Celery.
-@shared_task(name="swarms.deliver_webhook", ignore_result=True)
+@shared_task(base=WebhookAttemptTask, name="swarms.deliver_webhook", ignore_result=True)
 def deliver_webhook_task(run_id: str, message_id: str, attempt: int, manual: bool = False) -> None:
     from swarms.webhooks import webhook_attempt
 
