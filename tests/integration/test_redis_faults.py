@@ -11,12 +11,15 @@ queued message, as a Redis without AOF does).
 """
 
 import re
+import socket
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
 
-from tests.integration.conftest import spawn
+from tests.integration.conftest import ROOT, spawn
 from tests.integration.test_runs import TERMINAL, api_key, wait_for
 from tests.processes import free_port, start_uvicorn_server, stop, stop_group
 from tests.test_compose import REQUIRED_ENV, as_argv, load_compose
@@ -135,6 +138,15 @@ def test_the_worker_survives_a_redis_restart_with_runs_in_flight(
         for run_id in after + in_flight:
             done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
             assert done["status"] == "completed", done
+    # Compose's health check of the worker passes too (its control channel reconnected).
+    healthcheck = as_argv(load_compose()["services"]["worker"]["healthcheck"]["test"])
+    assert healthcheck[:5] == ["celery", "-A", "sverm", "inspect", "ping"], healthcheck
+    healthcheck = [arg.replace("$HOSTNAME", socket.gethostname()) for arg in healthcheck]
+    pong = subprocess.run(
+        [sys.executable, "-m", *healthcheck],
+        cwd=ROOT, env=fault_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert pong.returncode == 0 and "pong" in pong.stdout, pong.stdout + pong.stderr
     worker_log = (tmp_path / "worker-0.log").read_text()
     assert worker.poll() is None
     assert "Unrecoverable error" not in worker_log
