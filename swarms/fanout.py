@@ -64,6 +64,10 @@ class GroupRelay:
                 except LAYER_ERRORS:
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
+                except Exception:
+                    logger.exception("relay of %s: joining again failed; trying again", self.group)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
                 rejoin = False
                 for subscriber in list(self.subscribers):
                     subscriber.layer_back()
