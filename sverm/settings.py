@@ -150,11 +150,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # from the database); the integration tests make it tiny to prove that.
 CHANNEL_CAPACITY = int(os.environ.get("SVERM_CHANNEL_CAPACITY", "1000"))
 # A stream that hears nothing live for about this long re-joins its group and catches up from
-# the database (a lost last event, a Redis restart); every quiet stream does, so not too often.
+# the database (a lost last event); every quiet stream does, so not too often. A Redis restart
+# does not wait for it: relays join again as soon as Redis answers (swarms/fanout.py).
 SVERM_STREAM_RESYNC_SECONDS = float(os.environ.get("SVERM_STREAM_RESYNC_SECONDS", "15"))
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            # Django's RedisCache, served from the process's memory while Redis is unreachable.
+            "BACKEND": "sverm.cache.FailSafeRedisCache",
+            "LOCATION": REDIS_URL,
+            # A Redis that stops answering fails a cache call in a second, not a TCP timeout.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
     }
     CHANNEL_LAYERS = {
         "default": {
@@ -173,6 +180,10 @@ else:
     }
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "memory://"
+# kombu's Redis transport with the fixes that let a worker survive a Redis restart with tasks in
+# flight (sverm/broker.py); other brokers keep their own.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "sverm.broker:Transport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -180,6 +191,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker waits out a broker outage however long it lasts (Celery gives up after 100 tries, some
+# 45 minutes, and exits: `make run`-style and systemd users have no restart policy), and lets its
+# runs go on meanwhile: their state is in PostgreSQL, and a task redelivered while its run goes on
+# finds nothing to claim. (Celery 6 would cancel them; its warning at each outage says so.)
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = "UTC"
 # Every periodic task, in one place.
 CELERY_BEAT_SCHEDULE = {

@@ -11,9 +11,11 @@ JSON is encoded once per process, and the live messages are sent by a task of th
 so a busy stream neither waits on the others nor on Channels' per-message database cleanup.
 
 The channel layer is at-most-once: a full mailbox drops messages, and a restarted Redis forgets
-every group. So a stream that hears nothing live for RESYNC_SECONDS re-joins its group and sends
-what the database has that it has not (which also catches a dropped terminal event), and a stream
-whose channel layer fails waits the outage out instead of dying with the connection.
+every group. So a stream whose relay is back in its group after the channel layer failed catches
+up from the database at once; a stream that hears nothing live for RESYNC_SECONDS re-joins its
+group and sends what the database has that it has not (which also catches a dropped terminal
+event); and a stream whose channel layer fails waits the outage out instead of dying with the
+connection.
 """
 
 import asyncio
@@ -83,6 +85,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     heard_live = False  # a live message arrived since the last resync tick
     overflowing = False  # dropping live messages (logged once per spell)
     live: asyncio.Queue
+    wake: asyncio.Event  # set by the relay when it is back in the group: resync now
     live_task: asyncio.Task | None = None
     resync_task: asyncio.Task | None = None
 
@@ -94,6 +97,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.channel_name = None  # no channel of its own: the relay's is in the group
         self.base_send = send
         self.live = asyncio.Queue()
+        self.wake = asyncio.Event()
         try:
             await await_many_dispatch([receive], self.dispatch)
         except StopConsumer:
@@ -141,6 +145,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             )  # fmt: skip
         self.layer_up = self.joined = False
 
+    def layer_back(self) -> None:
+        self.wake.set()
+
     async def refuse(self, code: int) -> None:
         await self.accept()
         await self.close(code=code)
@@ -184,10 +191,18 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def resync_loop(self) -> None:
         while not self.finished():
-            await asyncio.sleep(RESYNC_SECONDS * random.uniform(0.75, 1.25))  # noqa: S311
-            if self.heard_live:
-                self.heard_live = False
-                continue
+            quiet = RESYNC_SECONDS * random.uniform(0.75, 1.25)  # noqa: S311
+            try:
+                await asyncio.wait_for(self.wake.wait(), quiet)
+            except TimeoutError:
+                # Live messages since the last tick, and nothing known lost: all is well. (A
+                # membership known lost is never skipped: live messages heard before an outage
+                # said nothing about after it.)
+                if self.heard_live and self.joined:
+                    self.heard_live = False
+                    continue
+            self.wake.clear()
+            self.heard_live = False
             try:
                 await self.join()
                 await self.resync()

@@ -10,6 +10,11 @@ send.
 
 The channel layer stays at-most-once and so does the relay: a stream whose queue is full loses
 the message (and fills the gap from the database, as for a message the channel layer dropped).
+
+A relay whose receive fails (Redis restarted or unreachable: a restart forgets every group)
+joins its group again as soon as Redis answers, within RETRY_SECONDS, and tells its streams,
+which then catch up from the database: a restart heals in about a second of Redis being back,
+without waiting for a stream's quiet-period resync.
 """
 
 import asyncio
@@ -35,6 +40,9 @@ class Subscriber(Protocol):
     def layer_lost(self, error: Exception) -> None:
         """The channel layer failed; the group may have to be joined again."""
 
+    def layer_back(self) -> None:
+        """The relay is in the group again after the channel layer failed: catch up now."""
+
 
 class GroupRelay:
     """One group's membership in this process: a channel in the group, and a task that receives
@@ -48,16 +56,32 @@ class GroupRelay:
         self.task = asyncio.create_task(self.relay(), name=f"relay {group}")
 
     async def relay(self) -> None:
+        rejoin = False  # the receive failed: the membership may be gone with Redis
         while True:
+            if rejoin:
+                try:
+                    await self.layer.group_add(self.group, self.channel)
+                except LAYER_ERRORS:
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                except Exception:
+                    logger.exception("relay of %s: joining again failed; trying again", self.group)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                rejoin = False
+                for subscriber in list(self.subscribers):
+                    subscriber.layer_back()
             try:
                 message = await self.layer.receive(self.channel)
             except LAYER_ERRORS as error:
                 for subscriber in list(self.subscribers):
                     subscriber.layer_lost(error)
+                rejoin = True
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             except Exception:
                 logger.exception("relay of %s: receive failed; trying again", self.group)
+                rejoin = True
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             for subscriber in list(self.subscribers):

@@ -8,7 +8,8 @@ would act in (the `Sverm-Workspace` header, else the user's oldest membership; f
 Cost per request, rate limits on: one cache read for the plan's limits (cached 30 s), one for
 the counter (Redis: INCR + EXPIREAT in one MULTI/EXEC pipeline; other caches: `add` then
 `incr`, atomic in the local-memory cache), plus for a JWT one primary-key query for the
-workspace's plan (an API key's workspace is loaded with the key).
+workspace's plan (an API key's workspace is loaded with the key). With Redis unreachable both
+are served from the process's memory (sverm/cache.py), so an outage fails no request.
 """
 
 import math
@@ -16,12 +17,14 @@ import time
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.permissions import AllowAny
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from sverm.api.errors import RateLimited
 from sverm.api.middleware import RATE_LIMIT_HEADERS_ATTR
 from sverm.api.scoping import caller_for
+from sverm.cache import FailSafeRedisCache
 
 WINDOW_SECONDS = 60
 # Counters outlive their window by this much so a slow request still finds its own.
@@ -42,16 +45,34 @@ def clock() -> float:
 
 def window_hit(key: str, window_end: int) -> int:
     """Count one request against `key` (a counter of one window, ending at `window_end` epoch
-    seconds); returns the window's count including this one."""
+    seconds); returns the window's count including this one. While Redis is unreachable the
+    production cache counts in this process's memory (sverm/cache.py): the limit fails open to
+    one per process rather than failing the request."""
     backend = caches["default"]
-    redis = _redis_client(backend, key)
-    if redis is not None:
-        client, full_key = redis
-        with client.pipeline(transaction=True) as pipe:  # one round trip, applied atomically
-            pipe.incr(full_key)
-            pipe.expireat(full_key, window_end + COUNTER_GRACE_SECONDS)
-            count, _ = pipe.execute()
-        return int(count)
+    if isinstance(backend, FailSafeRedisCache):
+        return backend.when_reachable(
+            lambda: _redis_hit(backend, key, window_end),
+            lambda: _local_hit(backend.local, key, window_end),
+        )
+    if isinstance(backend, RedisCache):
+        return _redis_hit(backend, key, window_end)
+    return _local_hit(backend, key, window_end)
+
+
+def _redis_hit(backend: RedisCache, key: str, window_end: int) -> int:
+    """INCR and EXPIREAT in one MULTI/EXEC pipeline on the raw redis-py client: Django's own
+    `incr` costs three round trips there (SET NX, EXISTS, INCR), the pipeline one."""
+    full_key = backend.make_and_validate_key(key)
+    client = backend._cache.get_client(full_key, write=True)
+    with client.pipeline(transaction=True) as pipe:  # one round trip, applied atomically
+        pipe.incr(full_key)
+        pipe.expireat(full_key, window_end + COUNTER_GRACE_SECONDS)
+        count, _ = pipe.execute()
+    return int(count)
+
+
+def _local_hit(backend, key: str, window_end: int) -> int:
+    """`add` then `incr`: atomic in the local-memory cache."""
     timeout = max(window_end - int(clock()), 0) + COUNTER_GRACE_SECONDS
     backend.add(key, 0, timeout)
     try:
@@ -59,17 +80,6 @@ def window_hit(key: str, window_end: int) -> int:
     except ValueError:  # expired between the two calls: this request opens a new counter
         backend.add(key, 1, timeout)
         return 1
-
-
-def _redis_client(backend, key: str):
-    """The raw redis-py client and full key behind Django's RedisCache, else None. Django's own
-    `incr` costs three round trips there (SET NX, EXISTS, INCR); the pipeline costs one."""
-    from django.core.cache.backends.redis import RedisCache
-
-    if not isinstance(backend, RedisCache):
-        return None
-    full_key = backend.make_and_validate_key(key)
-    return backend._cache.get_client(full_key, write=True), full_key
 
 
 def _plan_and_subject(request) -> tuple[str, str, str] | None:

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from tests.probe import reachable
-from tests.processes import free_port, stop
+from tests.processes import REDIS_SERVER, RedisServer, free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -100,3 +100,15 @@ def celery_worker(stack_env, tmp_path):
     )  # fmt: skip
     yield name
     stop(process)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server of this test's own, started, on a free port (never the shared one, whose
+    databases other suites use): for faults, kill and start it again on the same port."""
+    if REDIS_SERVER is None:
+        unavailable("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -7,6 +7,8 @@ process that publishes is the one that streams), PostgreSQL holding the events.
 2. Redis is killed and started again on its port mid-run while clients connect and disconnect in
    a loop; every client that stays sees every seq after its `after` once, in order, and the run
    ends completed.
+3. The same restart under streams that stay, with nobody joining after it: each run stream and
+   the workspace stream delivers again within the README's bound of Redis being back.
 
 The Redis here is started per test on a free port, never the shared one (whose db 0 and Celery
 queue other suites use), and this file uses none of the Celery fixtures of conftest.py.
@@ -17,7 +19,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,18 +26,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 import websockets
 from django.db import connection
 
 from tests.integration.conftest import spawn, unavailable
-from tests.processes import free_port, manage, stop
+from tests.processes import RedisServer, free_port, manage, stop
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 30.0  # per message; a stream quiet for 2 s resyncs from the database
+# The README's bound on a stream's silence after a Redis restart, from Redis being back.
+HEAL_BOUND_SECONDS = 5.0
 TERMINAL_TYPES = {"run.completed", "run.failed", "run.cancelled"}
-REDIS_SERVER = shutil.which("redis-server")
 # What a child process must not inherit: the test run's settings, and LLM credentials (runs here
 # are simulated).
 DROPPED = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "DEEPSEEK_API_KEY", "SVERM_PROVIDERS"}
@@ -63,52 +64,11 @@ def wide_run(workers: int, max_parallel: int) -> str:
     )
 
 
-class RedisServer:
-    """A redis-server child on a port of its own, without persistence (a restart forgets every
-    group and message, as a Redis without AOF does)."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = free_port()
-        self.dir = tmp_path / "redis"
-        self.dir.mkdir()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        log = (self.dir / f"redis-{self.starts}.log").open("w")
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=log, stderr=log,
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("redis-server did not start: " + self.log_text())
-                time.sleep(0.05)
-            finally:
-                client.close()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def log_text(self) -> str:
-        return "\n".join(path.read_text() for path in sorted(self.dir.glob("redis-*.log")))
-
-
 @dataclass
 class Stack:
     base: str
     key: str
+    workspace_id: str
     log: Path
 
     @property
@@ -121,16 +81,6 @@ class Stack:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if REDIS_SERVER is None:
-        unavailable("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture
@@ -160,24 +110,28 @@ def start_stack(transactional_db, redis_server, tmp_path):
             DEBUG="0",
             ALLOWED_HOSTS="127.0.0.1,localhost",
             SVERM_EXECUTOR="thread",
-            # Quiet streams resync every ~2 s here (15 s by default), so a Redis restart heals
-            # within the test's patience.
+            # Quiet streams resync every ~2 s here unless a test says (15 s by default), so a
+            # dropped message heals within the test's patience.
             SVERM_STREAM_RESYNC_SECONDS="2",
             PYTHONUNBUFFERED="1",
-            **environment,
         )
+        env.update(environment)
         out = manage(
             {**env, "SVERM_DATA_DIR": str(tmp_path)}, "bootstrap", "--email",
             "heal@example.com", "--password", "Pa55-word!x", "--plan", "team",
         )  # fmt: skip
         key = re.search(r"^API key: (sk-sverm-\S+)$", out, re.M).group(1)
+        workspace_id = re.search(r"^Workspace: .* (wsp_\S+) \(plan", out, re.M).group(1)
         port = free_port()
         process = spawn(
             env, tmp_path, "daphne",
             "sverm.server", "-b", "127.0.0.1", "-p", str(port), "sverm.asgi:application",
         )  # fmt: skip
         processes.append(process)
-        stack = Stack(base=f"http://127.0.0.1:{port}", key=key, log=tmp_path / "daphne.log")
+        stack = Stack(
+            base=f"http://127.0.0.1:{port}", key=key, workspace_id=workspace_id,
+            log=tmp_path / "daphne.log",
+        )  # fmt: skip
         deadline = time.monotonic() + TIMEOUT
         while True:
             try:
@@ -221,30 +175,35 @@ async def stored_events(http: httpx.AsyncClient, stack: Stack, run_id: str) -> l
 
 @dataclass
 class Watch:
-    """What one client saw on one connection."""
+    """What one client saw on one connection, and when (monotonic seconds) each message came."""
 
     after: int
     messages: list[dict]
     close_code: int | None
+    times: list[float]
 
     @property
     def seqs(self) -> list[int]:
         return [message["seq"] for message in self.messages]
 
 
-async def watch_to_the_end(stack: Stack, run_id: str, after: int, delay: float = 0.0) -> Watch:
-    """Stay connected until the server closes, reading a message every `delay` seconds."""
+async def watch_to_the_end(
+    stack: Stack, run_id: str, after: int, delay: float = 0.0, timeout: float = TIMEOUT
+) -> Watch:
+    """Stay connected until the server closes, reading a message every `delay` seconds (and
+    failing when none comes for `timeout`)."""
     url = f"{stack.ws_base}/api/runs/{run_id}/stream?token={stack.key}&after={after}"
     async with websockets.connect(url, open_timeout=TIMEOUT) as ws:
-        messages = []
+        messages, times = [], []
         try:
             while True:
-                messages.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))
+                messages.append(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+                times.append(time.monotonic())
                 if delay:
                     await asyncio.sleep(delay)
         except websockets.ConnectionClosed:
             pass
-        return Watch(after, messages, ws.close_code)
+        return Watch(after, messages, ws.close_code, times)
 
 
 def assert_saw_everything_once(watch: Watch, stored: list[dict]) -> None:
@@ -366,6 +325,8 @@ async def redis_restart_scenario(stack: Stack, redis_server: RedisServer) -> dic
         await asyncio.gather(asyncio.sleep(1.0), traffic.wait_for(opened_before_outage + 3))
         opened_during_outage = traffic.opened - opened_before_outage
         await asyncio.to_thread(redis_server.start)
+        back = time.monotonic()
+        connected_through_the_outage = len(stayers)
         # Clients that arrive after the restart, fresh or resuming.
         stayers += [
             asyncio.create_task(watch_to_the_end(stack, run_id, after=after)) for after in (0, 5)
@@ -375,6 +336,11 @@ async def redis_restart_scenario(stack: Stack, redis_server: RedisServer) -> dic
         loops = await asyncio.gather(*loopers)
         stored = await stored_events(http, stack, run_id)
         final = (await http.get(f"/v1/swarms/{run_id}", headers=stack.auth)).json()
+    # How long after Redis was back each client connected through the outage got a message.
+    heal_seconds = [
+        next((at - back for at in watch.times if at >= back), float("inf"))
+        for watch in watches[:connected_through_the_outage]
+    ]
     return {
         "watches": watches,
         "loops": loops,
@@ -382,14 +348,19 @@ async def redis_restart_scenario(stack: Stack, redis_server: RedisServer) -> dic
         "final": final,
         "before_restart": before_restart,
         "opened_during_outage": opened_during_outage,
+        "heal_seconds": heal_seconds,
     }
 
 
 def test_streams_survive_a_redis_restart_while_clients_come_and_go(start_stack, redis_server):
-    # Calls of 0.4 s, four at a time: the run spreads its events over about five seconds.
-    stack = start_stack(SVERM_SIMULATED_LATENCY="0.4")
+    # Calls of 0.4 s, four at a time: the run spreads its events over about five seconds. The
+    # quiet-stream resync is the default's (15 s): healing after the restart must not wait for it.
+    stack = start_stack(SVERM_SIMULATED_LATENCY="0.4", SVERM_STREAM_RESYNC_SECONDS="15")
     result = asyncio.run(asyncio.wait_for(redis_restart_scenario(stack, redis_server), 240))
     stored, final = result["stored"], result["final"]
+
+    # README (Live streams): a stream delivers again within HEAL_BOUND_SECONDS of Redis being back.
+    assert max(result["heal_seconds"]) <= HEAL_BOUND_SECONDS, result["heal_seconds"]
 
     assert final["status"] == "completed", final  # the run did not get stuck on Redis
     assert [event["seq"] for event in stored] == list(range(1, len(stored) + 1))
@@ -408,3 +379,75 @@ def test_streams_survive_a_redis_restart_while_clients_come_and_go(start_stack, 
     assert "the channel layer is unreachable" in log
     assert healed(log) > 0
     assert "Exception inside application" not in log
+
+
+# --- 3. Redis restarts under streams that stay ------------------------------------------------
+
+
+async def watch_workspace(stack: Stack, done: asyncio.Event) -> list[float]:
+    """When (monotonic seconds) each message of the workspace's stream came, until `done`."""
+    url = f"{stack.ws_base}/api/workspaces/{stack.workspace_id}/stream?token={stack.key}"
+    times = []
+    async with websockets.connect(url, open_timeout=TIMEOUT) as ws:
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(ws.recv(), 0.2)
+            except TimeoutError:
+                continue
+            times.append(time.monotonic())
+    return times
+
+
+def first_after(times: list[float], back: float) -> float:
+    return next((at - back for at in times if at >= back), float("inf"))
+
+
+async def quiet_restart_scenario(stack: Stack, redis_server: RedisServer) -> dict:
+    """Streams connected before the restart and nobody joining after it: nothing but their own
+    healing brings their live messages back."""
+    async with httpx.AsyncClient(base_url=stack.base, timeout=TIMEOUT) as http:
+        run_id = await start_run(http, stack, wide_run(workers=60, max_parallel=3))
+        done = asyncio.Event()
+        # Patient enough to measure a heal that takes two resync periods.
+        stayers = [
+            asyncio.create_task(watch_to_the_end(stack, run_id, after=0, timeout=60))
+            for _ in range(3)
+        ]
+        board = asyncio.create_task(watch_workspace(stack, done))
+        while len(await stored_events(http, stack, run_id)) < 20:
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(redis_server.kill)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(redis_server.start)
+        back = time.monotonic()
+        watches = await asyncio.gather(*stayers)
+        done.set()
+        board_times = await board
+        stored = await stored_events(http, stack, run_id)
+        final = (await http.get(f"/v1/swarms/{run_id}", headers=stack.auth)).json()
+    return {
+        "watches": watches,
+        "stored": stored,
+        "final": final,
+        "run_heal_seconds": [first_after(watch.times, back) for watch in watches],
+        "workspace_heal_seconds": first_after(board_times, back),
+        "events_after_back": sum(at >= back for at in watches[0].times),
+    }
+
+
+def test_streams_deliver_again_within_the_readme_bound_of_a_redis_restart(
+    start_stack, redis_server
+):
+    # The default quiet-stream resync (15 s): a restart must heal well before it.
+    stack = start_stack(SVERM_SIMULATED_LATENCY="0.4", SVERM_STREAM_RESYNC_SECONDS="15")
+    result = asyncio.run(asyncio.wait_for(quiet_restart_scenario(stack, redis_server), 240))
+
+    assert result["final"]["status"] == "completed", result["final"]
+    assert result["events_after_back"] > 20  # the run went on well after Redis was back
+    # README (Live streams): a stream delivers again within HEAL_BOUND_SECONDS of Redis being
+    # back, run and workspace streams alike.
+    assert max(result["run_heal_seconds"]) <= HEAL_BOUND_SECONDS, result["run_heal_seconds"]
+    assert result["workspace_heal_seconds"] <= HEAL_BOUND_SECONDS, result
+    for watch in result["watches"]:
+        assert_saw_everything_once(watch, result["stored"])
+    assert "Exception inside application" not in stack.log_text()

@@ -23,12 +23,16 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[dict] = []
         self.lost: list[Exception] = []
+        self.back = 0
 
     def live_put(self, message: dict) -> None:
         self.messages.append(message)
 
     def layer_lost(self, error: Exception) -> None:
         self.lost.append(error)
+
+    def layer_back(self) -> None:
+        self.back += 1
 
 
 async def until(condition, timeout: float = TIMEOUT) -> None:
@@ -122,6 +126,27 @@ async def test_a_failing_receive_is_reported_to_every_subscriber_and_outlived(mo
     await until(lambda: len(b.lost) == 2)
     assert [str(e) for e in a.lost] == ["redis is down"] * 2
     await layer.group_send("run.e", {"type": "run.events", "n": 1})
+    await until(lambda: len(a.messages) == len(b.messages) == 1)
+
+
+async def test_after_an_outage_the_relay_joins_its_group_again_and_says_so_at_once(monkeypatch):
+    # A restarted Redis forgets every group: the relay must not wait for a stream to join again.
+    monkeypatch.setattr(fanout_module, "RETRY_SECONDS", 0.01)
+    layer, hub = FlakyLayer(failures=1), Fanout()
+    a, b = Inbox(), Inbox()
+    await hub.join(layer, "run.g", a)
+    await hub.join(layer, "run.g", b)
+    # Before the relay's first receive: Redis goes (joins fail too while it is away), and
+    # comes back without the group.
+    layer.adds_fail = True
+    layer.groups.clear()
+    await until(lambda: len(a.lost) == len(b.lost) == 1)
+    await asyncio.sleep(0.1)  # some ten tries to join again
+    assert a.back == b.back == 0  # not back while joins fail
+    layer.adds_fail = False
+    await until(lambda: a.back == b.back == 1)
+    assert members(layer, "run.g") == 1
+    await layer.group_send("run.g", {"type": "run.events", "n": 1})
     await until(lambda: len(a.messages) == len(b.messages) == 1)
 
 

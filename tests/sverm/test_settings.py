@@ -49,7 +49,7 @@ def test_redis_switches_layer_cache_and_broker(tmp_path):
     result = load_settings(tmp_path, REDIS_URL="redis://cache:6379/2", SECRET_KEY="s" * 50)
     values = json.loads(result.stdout)
     assert values["layer"] == "channels_redis.core.RedisChannelLayer"
-    assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["cache"] == "sverm.cache.FailSafeRedisCache"  # Django's RedisCache, fail-safe
     assert values["broker"] == "redis://cache:6379/2"
     assert values["key"] == "s" * 50
     assert not (tmp_path / ".secret_key").exists()
