@@ -30,6 +30,7 @@ from swarms.engine import (
 )
 from swarms.models import Run
 from swarms.providers import model_routes, router_for
+from swarms.services.dispatch import runs_redispatch_queued
 from swarms.services.retention import periodic_maintenance
 from swarms.services.runs import (
     Checkpoints,
@@ -98,6 +99,8 @@ def _start_reaper() -> None:
             due = time.monotonic() + interval
             try:
                 runs_reap_stale()
+                # Queued runs whose start a dead process took with it (its thread pool).
+                runs_redispatch_queued()
             except Exception:
                 logger.exception("the run reaper failed; it tries again")
             try:

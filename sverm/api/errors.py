@@ -285,7 +285,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
 
     error = to_application_error(exc)
     request = context["request"]
-    if error.status >= 500:
+    if error.status >= 500 and not isinstance(exc, ApplicationError):
+        # A bug: its traceback. A 5xx sverm answers on purpose (503 while a service is down)
+        # is logged like every error response, in one line, by the request-id middleware.
         logger.exception("Unhandled error on %s %s", request.method, request.path, exc_info=exc)
     set_rollback()
     return render_error(request, error)

@@ -76,3 +76,58 @@ def test_a_run_whose_process_died_is_resumed_by_the_next_server(tmp_path):
     assert types["agent.completed"] == 5
     assert len(result["cost_report"]["agents"]) == 5
     assert "resumed (attempt 2)" in (tmp_path / "server.log").read_text()
+
+
+QUEUE_AND_DIE = """
+import os
+from accounts.models import Workspace
+from swarms.services import run_create
+from templates_app.models import SwarmTemplate
+
+run = run_create(
+    workspace_id=Workspace.objects.get(name="Default").pk,
+    definition=SwarmTemplate.objects.get(pk="pipeline-swarm-v1").definition,
+    task="Norwegian hydrogen economy", max_budget_usd=None, created_by=None,
+    template_id="pipeline-swarm-v1",
+)
+print("RUN", run.pk, flush=True)
+os._exit(9)  # its start went to a queue that died with the process
+"""
+
+
+def test_a_run_whose_start_died_with_its_process_is_started_by_the_next_server(tmp_path):
+    embedded_env = embedded_server_env(
+        tmp_path,
+        SVERM_SIMULATED_LATENCY="0.05",
+        SVERM_HEARTBEAT_SECONDS="0.5",
+        SVERM_STALE_AFTER_SECONDS="2",
+        SVERM_REAPER_INTERVAL_SECONDS="0.5",
+    )
+    manage(embedded_env, "migrate", "--noinput")
+    out = manage(embedded_env, "bootstrap", "--email", "queued@example.com", "--plan", "team")
+    headers = {"Authorization": f"Bearer {API_KEY.search(out).group(1)}"}
+    # The run's start is sent to an in-memory broker that nobody reads, then the process dies.
+    lost = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", QUEUE_AND_DIE],
+        cwd=ROOT, env={**embedded_env, "SVERM_EXECUTOR": "celery"}, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert lost.returncode == 9, lost.stderr
+    run_id = re.search(r"^RUN (\S+)$", lost.stdout, re.M).group(1)
+
+    process, base, _log = start_embedded_server(embedded_env, tmp_path)
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as http:
+            deadline = time.monotonic() + 30
+            while (status := http.get(f"/api/runs/{run_id}").json())["status"] == "queued":
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the queued run was never started: {status}")
+                time.sleep(0.2)
+            deadline = time.monotonic() + 30
+            while (status := http.get(f"/v1/swarms/{run_id}").json())["status"] == "running":
+                assert time.monotonic() < deadline, status
+                time.sleep(0.2)
+    finally:
+        stop(process)
+    assert status["status"] == "completed", status
+    assert "still queued: its start is sent again" in (tmp_path / "server.log").read_text()
