@@ -141,9 +141,9 @@ DATABASES = {
 # seconds. Without it, ASGI serves each request in flight on a thread with a connection of its
 # own, so a burst of requests opens as many (100 POSTs at once: "too many clients already").
 # The processes' sizes must add up to less than PostgreSQL's max_connections: docker-compose's
-# layout is (2 Uvicorn workers + 1 Celery worker + beat) x 16 = 64 of the default 100 (README,
+# layout is (2 Uvicorn workers + 1 Celery worker + beat) x 12 = 48 of the default 100 (README,
 # "Connections"). DB_POOL_MAX_SIZE=0: no pool, a connection per thread kept DB_CONN_MAX_AGE s.
-DB_POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", "16"))
+DB_POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", "12"))
 DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "30"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE > 0:
     if DATABASES["default"]["CONN_MAX_AGE"]:
