@@ -143,8 +143,8 @@ DATABASES = {
 # The processes' sizes must add up to less than PostgreSQL's max_connections: docker-compose's
 # layout is (2 Uvicorn workers + 1 Celery worker + beat) x 12 = 48 of the default 100 (README,
 # "Connections"). DB_POOL_MAX_SIZE=0: no pool, a connection per thread kept DB_CONN_MAX_AGE s.
-DB_POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", "12"))
-DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "30"))
+DB_POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE") or "12")
+DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT") or "30")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE > 0:
     if DATABASES["default"]["CONN_MAX_AGE"]:
         raise ImproperlyConfigured(

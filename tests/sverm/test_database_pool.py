@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.test_compose import as_argv, load_compose
+from tests.test_compose import as_argv, environment_of, load_compose
 
 SHOW_DATABASE = (
     "import json, django.conf as c; d = c.settings.DATABASES['default']; print(json.dumps({"
@@ -79,5 +79,8 @@ def test_compose_layout_fits_postgresqls_default_max_connections(tmp_path, worke
     web = as_argv(services["web"]["command"])
     processes = int(next(a for a in web if a.startswith("--workers=")).split("=")[1])
     processes += 2  # worker, beat (migrate has exited before they start)
-    pool = loaded(database_settings(tmp_path, DATABASE_URL=POSTGRES))["options"]["pool"]
+    container = environment_of(services["worker"])
+    assert {"DB_POOL_MAX_SIZE", "DB_POOL_TIMEOUT"} <= set(container)  # operators can tune them
+    pooled = {name: container[name] for name in ("DB_POOL_MAX_SIZE", "DB_POOL_TIMEOUT")}
+    pool = loaded(database_settings(tmp_path, DATABASE_URL=POSTGRES, **pooled))["options"]["pool"]
     assert processes * pool["max_size"] + HEADROOM <= MAX_CONNECTIONS - SUPERUSER_RESERVED
