@@ -150,3 +150,4 @@ def test_8_clients_posting_12_runs_each_while_runs_execute_never_get_500(
     assert wait_all_ended(ids, timeout=180) == {"completed": len(ids)}
     ceiling = pool_ceiling()
     assert sampler.peak and max(sampler.peak.values()) <= ceiling, (sampler.peak, ceiling)
+    assert "deadlock" not in stack.log("web") + stack.log("worker")

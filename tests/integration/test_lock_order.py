@@ -78,11 +78,21 @@ class Worker(threading.Thread):
             connection.close()
 
 
+# The recorder PostgreSQL uses (one statement of CTEs), and the ORM's (other backends, and a
+# batch that settles a call it also reserves).
+RECORDERS = {
+    "one statement": run_services._record_in_one_statement,
+    "orm": run_services._record,
+}
+
+
+@pytest.mark.parametrize("recorder", RECORDERS)
 def test_a_settling_call_does_not_wait_for_a_creation_holding_the_quota_lock(
-    on_postgres, workspace, user, monkeypatch
+    on_postgres, workspace, user, monkeypatch, recorder
 ):
+    record = RECORDERS[recorder]
     run = running_run(workspace)
-    run_services.run_record(run=run, lease=1, steps=[call("reserved")], events=[])
+    record(run, 1, [call("reserved")], [])
     holding, go_on = threading.Event(), threading.Event()
     real_usage_run_started = run_services.usage_run_started
 
@@ -101,11 +111,7 @@ def test_a_settling_call_does_not_wait_for_a_creation_holding_the_quota_lock(
     ))  # fmt: skip
     creator.start()
     assert holding.wait(WAIT_SECONDS), creator.error
-    settle = Worker(
-        lambda: run_services.run_record(
-            run=run, lease=1, steps=[call("settled")], events=[("agent.completed", "lead", {})]
-        )
-    )
+    settle = Worker(lambda: record(run, 1, [call("settled")], [("agent.completed", "lead", {})]))
     settle.start()
     assert settle.connected.wait(WAIT_SECONDS)
     deadline = time.monotonic() + WAIT_SECONDS
