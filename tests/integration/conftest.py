@@ -125,7 +125,7 @@ class ProductionStack:
 
     def api_key(self, email: str = "stack@example.com", plan: str = "team") -> dict[str, str]:
         """`manage.py bootstrap` in the stack's environment: headers with the admin's API key
-        for a workspace on `plan`."""
+        for a workspace on `plan` (one call per email: bootstrap keeps an existing key)."""
         out = manage(self.env, "bootstrap", "--email", email, "--plan", plan)
         key = re.search(r"^API key: (sk-sverm-\S+)$", out, re.M).group(1)
         return {"Authorization": f"Bearer {key}"}
@@ -195,9 +195,12 @@ def start_production_stack(stack_env, tmp_path) -> Iterator[Callable[..., Produc
     and `beat` with the commands compose gives them (read from the file, with its defaults:
     Uvicorn `--workers=2` and its flags, `celery worker --pool=threads --concurrency=100`,
     `celery beat`), as compose's environment would have them plus `env` (e.g.
-    OPENAI_API_KEY/OPENAI_BASE_URL, SVERM_SIMULATED_LATENCY, DB_POOL_MAX_SIZE), on this test's
-    PostgreSQL database and Redis (SVERM_TEST_REDIS_URL). No LLM provider unless `env` names
-    one. Everything it started is stopped when the test ends. Call it once per test."""
+    OPENAI_API_KEY/OPENAI_BASE_URL, SVERM_SIMULATED_LATENCY, DB_POOL_MAX_SIZE, or REDIS_URL of
+    a redis-server the test owns), on this test's PostgreSQL database and Redis
+    (SVERM_TEST_REDIS_URL). Compose's environment has no LLM provider and simulated calls of
+    0.2 s unless `env` says otherwise. Returns a ProductionStack (`.base` URL, `.api_key()`,
+    `.processes`/`.logs`/`.log()` by service name, `.database_connections()`); everything it
+    started is stopped when the test ends. Call it once per test."""
     compose = load_compose()
     services = compose["services"]
     started: list[ProductionStack] = []
