@@ -233,6 +233,13 @@ def workspace_run_quota_check(
     none more at once. Call it inside the transaction that creates the run: the workspace row
     stays locked until that commits, so two concurrent creations cannot both take the last slot.
 
+    The lock is `FOR NO KEY UPDATE`: it excludes other creations (and plan changes) but not the
+    `FOR KEY SHARE` that PostgreSQL's foreign-key checks take on the workspace row when a worker
+    writes ledger and rollup rows. With `FOR UPDATE`, a worker holding the month's rollup row and
+    checking its ledger row's key waited for a creation that waited for that rollup row: a
+    deadlock, and a 500. Lock order (swarms/services/runs.py): quota lock, run row, its steps
+    and events, rollup row; the key checks wait for nothing but a workspace's deletion.
+
     `runs` are the workspace's runs in the database (with `status` and `created_at`). Counting
     rows rather than keeping a cache counter leaves nothing to leak: a slot is free as soon as
     its run's row leaves queued/running (a run a dead worker left `running` counts until it is
@@ -242,7 +249,7 @@ def workspace_run_quota_check(
     if not settings.SVERM_RATE_LIMITS:
         return
     plan = (
-        Workspace.objects.select_for_update()
+        Workspace.objects.select_for_update(no_key=True)
         .filter(pk=workspace_id)
         .values_list("plan", flat=True)
         .get()

@@ -137,6 +137,30 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
     )
 }
+# PostgreSQL connections are bounded per process: every process (each Uvicorn worker, a Celery
+# worker, beat, a manage.py command) draws them from its own pool (Django's psycopg pool) of at
+# most DB_POOL_MAX_SIZE; a thread that needs one while all are taken waits up to DB_POOL_TIMEOUT
+# seconds. Without it, ASGI serves each request in flight on a thread with a connection of its
+# own, so a burst of requests opens as many (100 POSTs at once: "too many clients already").
+# The processes' sizes must add up to less than PostgreSQL's max_connections: docker-compose's
+# layout is (2 Uvicorn workers + 1 Celery worker + beat) x 12 = 48 of the default 100 (README,
+# "Connections"). DB_POOL_MAX_SIZE=0: no pool, a connection per thread kept DB_CONN_MAX_AGE s.
+DB_POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE") or "12")
+DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT") or "30")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE > 0:
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "DB_CONN_MAX_AGE keeps a connection per thread, which the pool replaces: unset it, "
+            "or set DB_POOL_MAX_SIZE=0 to turn the pool off."
+        )
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": DB_POOL_TIMEOUT,
+    }
+    # A pooled connection is checked as it is handed out, so one that a PostgreSQL restart or a
+    # failover closed is replaced rather than failing its next query.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the stream readers and the executor write without "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(

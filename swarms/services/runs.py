@@ -23,7 +23,7 @@ from billing.models import UsageRecord
 from billing.periods import month_of
 from billing.selectors import price_map
 from billing.services import usage_records_add, usage_run_started
-from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest
+from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest, RateLimited
 from swarms.engine import (
     Definition,
     RunResult,
@@ -107,8 +107,6 @@ def run_create(
     """Queue a run after checking its definition, that its expected cost fits the budget
     (422 `budget_exceeded` otherwise) and the plan's run quotas (429 `rate_limited`); it is
     dispatched once the transaction commits."""
-    from swarms.executor import dispatch_run
-
     if swarm is not None and swarm.deleted_at is not None:
         raise Conflict(f"Swarm {swarm.pk} is deleted; restore it before running it.")
     budget = (
@@ -131,8 +129,33 @@ def run_create(
             },
         )
     swarm_type = template_id or CUSTOM_SWARM_TYPE
-    # Runs whose worker was lost for good must not hold the workspace's concurrency slots.
-    runs_reap_stale()
+    values = {
+        "workspace_id": workspace_id, "swarm": swarm, "version": version,
+        "template_id": template_id, "swarm_type": swarm_type, "definition": definition,
+        "task": task, "max_budget_usd": budget, "estimated_cost_usd": expected,
+        "agents_total": len(parsed.expanded_agents()), "simulated": simulated_mode(),
+        "webhook_url": webhook_url, "created_by": created_by,
+    }  # fmt: skip
+    try:
+        return _run_insert(values)
+    except RateLimited as refused:
+        # Runs whose worker was lost for good must not hold the workspace's concurrency slots:
+        # a full workspace has them reaped (outside the refused transaction) and tries again.
+        if refused.details.get("limit") != "concurrent_runs" or not runs_reap_stale():
+            raise
+    return _run_insert(values)
+
+
+def _run_insert(values: dict[str, Any]) -> Run:
+    """The run's row and its month's count, under the workspace's quota lock. Lock order (every
+    writer of these rows keeps it, so none waits in a cycle): the quota lock (the workspace row
+    FOR NO KEY UPDATE, taken by creations only), then run rows (the new one here; an existing
+    one by the recorder, run end, cancel and the reaper, one run per transaction), a run's steps
+    and events, then the month's rollup row, last. Foreign-key checks on the workspace row
+    (FOR KEY SHARE, by ledger and rollup inserts) do not conflict with the quota lock."""
+    from swarms.executor import dispatch_run
+
+    workspace_id = values["workspace_id"]
     with transaction.atomic():
         # The plan's concurrent and daily run quotas (429), counted from these rows under a lock
         # on the workspace row that is held until the new run commits.
@@ -141,22 +164,10 @@ def run_create(
             runs=Run.objects.filter(workspace_id=workspace_id),
             active_statuses=(RunStatus.QUEUED, RunStatus.RUNNING),
         )
-        run = Run.objects.create(
-            workspace_id=workspace_id,
-            swarm=swarm,
-            version=version,
-            template_id=template_id,
-            swarm_type=swarm_type,
-            definition=definition,
-            task=task,
-            max_budget_usd=budget,
-            estimated_cost_usd=expected,
-            agents_total=len(parsed.expanded_agents()),
-            simulated=simulated_mode(),
-            webhook_url=webhook_url,
-            created_by=created_by,
+        run = Run.objects.create(**values)
+        usage_run_started(
+            workspace_id=workspace_id, swarm_type=values["swarm_type"], at=run.created_at
         )
-        usage_run_started(workspace_id=workspace_id, swarm_type=swarm_type, at=run.created_at)
         transaction.on_commit(lambda: dispatch_run(run.pk))
     return run
 

@@ -1,12 +1,16 @@
 """The real stack: PostgreSQL (the suite's test database), Redis, a Daphne server and a Celery
-worker as separate processes. Missing services skip these tests locally and fail them in CI."""
+worker as separate processes, or docker-compose.yml's whole layout (`production_stack`).
+Missing services skip these tests locally and fail them in CI."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -14,7 +18,16 @@ import pytest
 from django.db import connection
 
 from tests.probe import reachable
-from tests.processes import REDIS_SERVER, RedisServer, free_port, stop
+from tests.processes import (
+    REDIS_SERVER,
+    RedisServer,
+    free_port,
+    manage,
+    start_uvicorn_server,
+    stop,
+    stop_group,
+)
+from tests.test_compose import as_argv, environment_of, load_compose
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -112,3 +125,139 @@ def redis_server(tmp_path):
     server.start()
     yield server
     server.kill()
+# --- docker-compose.yml's layout as real processes ----------------------------------------------
+@dataclass
+class ProductionStack:
+    """docker-compose.yml's app services running here: `web` (Uvicorn, its compose flags and
+    workers), `worker` (Celery, its compose flags) and `beat`, on the test run's PostgreSQL
+    database and Redis. `processes` and `logs` are keyed by compose service name."""
+
+    base: str
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen]
+    logs: dict[str, Path]
+    commands: dict[str, list[str]] = field(default_factory=dict)
+
+    def log(self, service: str) -> str:
+        return self.logs[service].read_text(errors="replace")
+
+    def api_key(self, email: str = "stack@example.com", plan: str = "team") -> dict[str, str]:
+        """`manage.py bootstrap` in the stack's environment: headers with the admin's API key
+        for a workspace on `plan` (one call per email: bootstrap keeps an existing key)."""
+        out = manage(self.env, "bootstrap", "--email", email, "--plan", plan)
+        key = re.search(r"^API key: (sk-sverm-\S+)$", out, re.M).group(1)
+        return {"Authorization": f"Bearer {key}"}
+
+    def pids(self, service: str) -> list[int]:
+        """The service's process and its descendants (Uvicorn's worker processes)."""
+        found, pending = [], [self.processes[service].pid]
+        while pending:
+            pid = pending.pop()
+            found.append(pid)
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                try:
+                    pending.extend(int(child) for child in children.read_text().split())
+                except OSError:
+                    continue
+        return found
+
+    def database_connections(self) -> dict[int, int]:
+        """Open TCP connections to PostgreSQL's port per process of the stack (pid -> count)."""
+        port = int(self.env["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0])
+        pids = [pid for service in self.processes for pid in self.pids(service)]
+        return {pid: len(_sockets_of(pid) & _sockets_to_port(port)) for pid in pids}
+
+
+def _sockets_of(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def _sockets_to_port(port: int) -> set[str]:
+    """Inodes of established TCP sockets whose remote end is `port` (/proc/net/tcp{,6})."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            remote, state, inode = fields[2], fields[3], fields[9]
+            if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    return inodes
+
+
+# Where compose's containers keep the beat schedule (the data volume); here, the test's folder.
+COMPOSE_DATA_DIR = "/data"
+# What a container of compose would not have: provider credentials and sverm's knobs of the
+# shell running the tests (compose passes the variables of its `environment` only).
+NOT_PASSED_TO_CONTAINERS = ("SVERM_", "OPENAI_", "DEEPSEEK_", "DB_", "CELERY_", "WEB_CONCURRENCY")
+
+
+def _wait_for_log(process: subprocess.Popen, log: Path, pattern: str, count: int = 1) -> None:
+    deadline = time.monotonic() + 60
+    while len(re.findall(pattern, log.read_text(errors="replace"))) < count:
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{process.args} did not become ready:\n" + log.read_text()[-4000:])
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def start_production_stack(stack_env, tmp_path) -> Iterator[Callable[..., ProductionStack]]:
+    """A factory: `start_production_stack(**env)` starts docker-compose.yml's `web`, `worker`
+    and `beat` with the commands compose gives them (read from the file, with its defaults:
+    Uvicorn `--workers=2` and its flags, `celery worker --pool=threads --concurrency=100`,
+    `celery beat`), as compose's environment would have them plus `env` (e.g.
+    OPENAI_API_KEY/OPENAI_BASE_URL, SVERM_SIMULATED_LATENCY, DB_POOL_MAX_SIZE, or REDIS_URL of
+    a redis-server the test owns), on this test's PostgreSQL database and Redis
+    (SVERM_TEST_REDIS_URL). Compose's environment has no LLM provider and simulated calls of
+    0.2 s unless `env` says otherwise. Returns a ProductionStack (`.base` URL, `.api_key()`,
+    `.processes`/`.logs`/`.log()` by service name, `.database_connections()`); everything it
+    started is stopped when the test ends. Call it once per test."""
+    compose = load_compose()
+    services = compose["services"]
+    started: list[ProductionStack] = []
+
+    def start(**overrides: str) -> ProductionStack:
+        assert not started, "one production stack per test"
+        env = {k: v for k, v in stack_env.items() if not k.startswith(NOT_PASSED_TO_CONTAINERS)}
+        for name, value in environment_of(services["web"]).items():
+            if name not in ("DATABASE_URL", "REDIS_URL"):  # compose's hosts: ours are local
+                env.setdefault(name, value)
+        env.update(SVERM_DATA_DIR=str(tmp_path), **overrides)
+        commands = {name: as_argv(services[name]["command"]) for name in ("web", "worker", "beat")}
+        beat = commands["beat"]
+        commands["beat"] = [arg.replace(COMPOSE_DATA_DIR, str(tmp_path)) for arg in beat]
+        stack = ProductionStack(base="", env=env, processes={}, logs={}, commands=commands)
+        started.append(stack)
+        for name in ("worker", "beat"):
+            process = spawn(env, tmp_path, name, *commands[name])
+            stack.processes[name], stack.logs[name] = process, tmp_path / f"{name}.log"
+        web = commands["web"]
+        assert web[:2] == ["uvicorn", "sverm.asgi:application"], web
+        flags = [arg for arg in web[2:] if not arg.startswith(("--host=", "--port="))]
+        process, stack.base, stack.logs["web"] = start_uvicorn_server(env, tmp_path, *flags)
+        stack.processes["web"] = process
+        workers = int(next(arg for arg in flags if arg.startswith("--workers=")).split("=")[1])
+        _wait_for_log(process, stack.logs["web"], r"Started server process", workers)
+        _wait_for_log(stack.processes["worker"], stack.logs["worker"], r"celery@\S+ ready\.")
+        _wait_for_log(stack.processes["beat"], stack.logs["beat"], r"beat: Starting")
+        return stack
+
+    yield start
+    for stack in started:
+        for name in ("web", "worker", "beat"):
+            process = stack.processes.get(name)
+            if process is not None:
+                (stop_group if name == "web" else stop)(process)
+
+
+@pytest.fixture
+def production_stack(start_production_stack) -> ProductionStack:
+    """docker-compose.yml's layout with compose's environment (see start_production_stack)."""
+    return start_production_stack()
