@@ -86,6 +86,7 @@ HealthSerializer = inline_serializer(
 class HealthzView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    uses_database = False  # no 503 for want of a connection (sverm/api/schema.py)
 
     @extend_schema(
         tags=["health"], summary="Liveness: the process answers", responses=HealthSerializer
