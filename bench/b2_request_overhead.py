@@ -73,8 +73,8 @@ def run(ctx: Context) -> list[Figure]:
         f"Request overhead: GET /v1/swarms/{{id}} {v1.rps:.0f} req/s (p50 {v1.p50:.1f} ms) vs "
         f"the bare view {bare.rps:.0f} req/s (p50 {bare.p50:.1f} ms); the API request makes "
         f"{queries_many} queries (bare view: {bare_queries}), and under ASGI every request "
-        f"also opens a new PostgreSQL connection (DB_CONN_MAX_AGE=0, Django's ASGI handler "
-        f"runs each request's sync code in its own thread)."
+        f"takes a PostgreSQL connection from the process's pool and gives it back as it ends "
+        f"(Django's ASGI handler runs each request's sync code in a thread of its own)."
     )
     return [
         Figure.ratio_target(

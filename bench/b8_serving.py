@@ -1,7 +1,9 @@
 """8. Serving: the same authenticated `GET /v1/swarms/{id}` and the same WebSocket stream under
 one Daphne process (the embedded server, `make run`), N Daphne processes on one socket, and
-Uvicorn (1 process, and N workers: docker-compose's server); requests/s, p50, p99 each. Also the
-thread hop a sync view pays under ASGI, and what Django's connection pool would change."""
+Uvicorn (1 process, and N workers: docker-compose's server); requests/s, p50, p99 each. Every
+server draws its PostgreSQL connections from its pool (DB_POOL_MAX_SIZE, 12 by default); Daphne x1
+is also measured without it (DB_POOL_MAX_SIZE=0: a new connection per request, what the pool
+replaced). Also the thread hop a sync view pays under ASGI."""
 
 import asyncio
 import json
@@ -18,6 +20,8 @@ from bench.report import Figure, percentile
 
 NAME = "serving"
 STORED_EVENTS = 20
+# The pool comparison: Daphne x1 with the pool turned off, a connection opened per request.
+NO_POOL_LABEL = "Daphne, 1 process, no pool (DB_POOL_MAX_SIZE=0)"
 
 
 def _finished_run(ctx: Context) -> str:
@@ -80,6 +84,12 @@ def _serve(ctx: Context, kind: str, processes: int, run_id: str, env: dict | Non
     return result
 
 
+def _pool_size() -> int:
+    from django.conf import settings
+
+    return settings.DB_POOL_MAX_SIZE
+
+
 def _sync_only_middleware() -> list[str]:
     from django.conf import settings
     from django.utils.module_loading import import_string
@@ -110,17 +120,19 @@ def run(ctx: Context) -> list[Figure]:
             measured[label] = _serve(ctx, kind, processes, run_id)
         except Exception as exc:
             figures.append(Figure.error(f"8. serving: {label}", exc))
-    pool_label = "Daphne, 1 process, Django's psycopg pool (what-if)"
     try:
-        measured[pool_label] = _serve(ctx, "daphne", 1, run_id, {**ctx.env, "BENCH_DB_POOL": "1"})
+        no_pool = {**ctx.env, "DB_POOL_MAX_SIZE": "0"}
+        measured[NO_POOL_LABEL] = _serve(ctx, "daphne", 1, run_id, no_pool)
     except Exception as exc:
-        figures.append(Figure.error(f"8. serving: {pool_label}", exc))
+        figures.append(Figure.error(f"8. serving: {NO_POOL_LABEL}", exc))
     reference = measured.get(configs[0][2])
     base_rps = reference["api"].rps if reference else None
     how = (f"GET /v1/swarms/{{id}} with an API key, closed loop from {sizes.connections} "
            f"keep-alive connections (bench/loadgen.py), {sizes.warmup_seconds:g} s warm-up + "
            f"{sizes.load_seconds:g} s measured; access logs off; PostgreSQL + Redis; the same "
-           f"ASGI app (bench.settings: sverm plus the bench routes)")  # fmt: skip
+           f"ASGI app (bench.settings: sverm plus the bench routes); each process's "
+           f"connections from its pool of DB_POOL_MAX_SIZE ({_pool_size()}, the default) "
+           f"unless the label says no pool")  # fmt: skip
     for label, result in measured.items():
         api = result["api"]
         extra = ""
@@ -156,11 +168,21 @@ def run(ctx: Context) -> list[Figure]:
             f"fastest: {best[0]}, {lead:.2f}x Daphne x1"
             if lead >= 1.15
             else f"no configuration is ahead of Daphne x1 by 15% or more (best {best[0]}, "
-            f"{lead:.2f}x): on these 2 cores the request's own work (a new PostgreSQL connection "
-            f"per request, authentication, the rate limiter, two queries) and the shared cores "
-            f"bound every server, so the server choice does not decide throughput here"
+            f"{lead:.2f}x): on these 2 cores the request's own work (authentication, the rate "
+            f"limiter, two queries) and the shared cores bound every server, so the server "
+            f"choice does not decide throughput here"
         )
         ctx.note(f"Serving (GET /v1/swarms/{{id}}): {ranking}; {verdict}.")
+    pooled, unpooled = reference, measured.get(NO_POOL_LABEL)
+    if pooled and unpooled and unpooled["api"].rps:
+        ctx.note(
+            f"Connection pool (Daphne x1, GET /v1/swarms/{{id}}): with the default pool "
+            f"{pooled['api'].rps:.0f} req/s, p99 {pooled['api'].p99:.1f} ms; without it "
+            f"(DB_POOL_MAX_SIZE=0, a new PostgreSQL connection per request) "
+            f"{unpooled['api'].rps:.0f} req/s, p99 {unpooled['api'].p99:.1f} ms: the pool "
+            f"serves {pooled['api'].rps / unpooled['api'].rps:.2f}x the requests, and bounds "
+            f"the process's connections."
+        )
     hops = {
         label: r["hop"]["async"].rps / r["hop"]["sync"].rps
         for label, r in measured.items()
@@ -184,7 +206,7 @@ def run(ctx: Context) -> list[Figure]:
                 if statistics.median(hops.values()) >= 1.2
                 else "The median gain is under 20% even with no database work, so converting "
                 "the hot DRF read paths to async (which needs adrf or hand-written views) does "
-                "not pay here; the per-request PostgreSQL connection costs more."
+                "not pay here; the request's database work costs more."
             )
         )
     return figures

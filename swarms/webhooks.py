@@ -408,6 +408,13 @@ def _post(target: Target, headers: dict[str, str], body: bytes) -> httpx.Respons
         )
 
 
+def _release_connection() -> None:
+    """Give this thread's database connection back (to the pool; closed without one), unless a
+    caller's transaction is open on it."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def webhook_attempt(run_id: str, message_id: str, attempt: int, manual: bool = False) -> None:
     """One delivery attempt, recorded; schedules the next one when it should be retried."""
     run = Run.objects.filter(pk=run_id).first()
@@ -423,13 +430,15 @@ def webhook_attempt(run_id: str, message_id: str, attempt: int, manual: bool = F
         record.error = "The endpoint is disabled (it answered 410 Gone)."
         record.save()
         return
+    body = _encode(run_payload(run))
+    headers = signed_headers(signing_secrets(run.workspace_id), message_id, int(time.time()), body)
+    # Everything the message needs is read: the connection goes back to the process's pool
+    # while the name resolves and the receiver answers (up to SVERM_WEBHOOK_TIMEOUT), so slow
+    # receivers cannot starve the process's run writes; the outcome is recorded on one again.
+    _release_connection()
     started = time.monotonic()
     try:
         target = resolve_target(url)
-        body = _encode(run_payload(run))
-        headers = signed_headers(
-            signing_secrets(run.workspace_id), message_id, int(time.time()), body
-        )
         response = _post(target, headers, body)
     except WebhookRefused as exc:
         record.error = f"Refused: {exc}"

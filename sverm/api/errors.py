@@ -131,6 +131,10 @@ class ServiceUnavailable(ApplicationError):
     default_message = "The service is temporarily unavailable."
 
 
+# What a 503 for a database connection that did not come in time tells the client to wait.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
 ERROR_CLASSES: list[type[ApplicationError]] = [
     InvalidRequest,
     Unauthorized,
@@ -186,9 +190,31 @@ def _summarise(field_errors: list[dict[str, str]]) -> str:
     return "Invalid input. " + " ".join(parts[:5]) if parts else "Invalid input."
 
 
+def no_database_connection(exc: BaseException) -> bool:
+    """Whether `exc` is (or was raised from) psycopg_pool's PoolTimeout: no connection of the
+    process's pool came free, or could be opened, within DB_POOL_TIMEOUT. Django raises it as
+    its own OperationalError, with the PoolTimeout as the cause."""
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # pragma: no cover - installed with psycopg[pool]
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, PoolTimeout):
+            return True
+        seen = seen.__cause__
+    return False
+
+
 def to_application_error(exc: BaseException) -> ApplicationError:
     if isinstance(exc, ApplicationError):
         return exc
+    if no_database_connection(exc):
+        return ServiceUnavailable(
+            "No database connection came free in time: the service is overloaded; try again "
+            "shortly.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, drf.ValidationError):
         field_errors = _field_errors(exc.get_full_details())
         return InvalidRequest(_summarise(field_errors), field_errors=field_errors)
@@ -285,9 +311,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
 
     error = to_application_error(exc)
     request = context["request"]
-    if error.status >= 500 and not isinstance(exc, ApplicationError):
-        # A bug: its traceback. A 5xx sverm answers on purpose (503 while a service is down)
-        # is logged like every error response, in one line, by the request-id middleware.
+    if isinstance(error, InternalError) and error is not exc:
+        # A bug: its traceback. A 5xx sverm answers on purpose (503 while a service is down or
+        # no database connection came free) is logged like every error response, in one
+        # line, by the request-id middleware.
         logger.exception("Unhandled error on %s %s", request.method, request.path, exc_info=exc)
     set_rollback()
     return render_error(request, error)

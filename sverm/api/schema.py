@@ -76,6 +76,8 @@ ERROR_DESCRIPTIONS = {
     "429": "Rate limited (requests per minute, concurrent runs or daily runs of the plan); "
     "see Retry-After and the X-RateLimit-* headers.",
     "500": "Unexpected server error; quote correlation_id when reporting it.",
+    "503": "`service_unavailable`: no database connection came free in time (the server is "
+    "overloaded), or a service the operation needs is unreachable; retry after Retry-After.",
 }
 
 
@@ -91,6 +93,8 @@ class SvermAutoSchema(AutoSchema):
         if self.method in ("POST", "PUT", "PATCH"):
             statuses += ["413", "415"]
         statuses.append("500")
+        if getattr(self.view, "uses_database", True):
+            statuses.append("503")
         return sorted(set(statuses))
 
     def _get_response_bodies(self, direction="response"):

@@ -1,6 +1,8 @@
 """Test-only routes under /v1 and /api that raise each error, on top of the real routes."""
 
+from django.db import OperationalError
 from django.urls import path
+from psycopg_pool import PoolTimeout
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,10 +45,20 @@ class BoomView(APIView):
         raise RuntimeError("kaboom")
 
 
+class PoolTimeoutView(APIView):
+    def get(self, request):
+        # What Django raises when its psycopg pool gave no connection within DB_POOL_TIMEOUT.
+        try:
+            raise PoolTimeout("couldn't get a connection after 30.00 sec")
+        except PoolTimeout as exc:
+            raise OperationalError(*exc.args) from exc
+
+
 urlpatterns = (
     [path(f"{prefix}/probe", ProbeView.as_view()) for prefix in ("v1", "api")]
     + [path(f"{prefix}/probe/forbidden", ForbiddenView.as_view()) for prefix in ("v1", "api")]
     + [path(f"{prefix}/probe/budget", BudgetView.as_view()) for prefix in ("v1", "api")]
     + [path(f"{prefix}/probe/boom", BoomView.as_view()) for prefix in ("v1", "api")]
+    + [path(f"{prefix}/probe/pool", PoolTimeoutView.as_view()) for prefix in ("v1", "api")]
     + real_urlpatterns
 )

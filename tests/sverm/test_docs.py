@@ -91,6 +91,16 @@ def test_every_api_operation_documents_its_errors_as_problem_details(schema):
                     assert set(content) == {"application/problem+json"}, (method, path, status)
 
 
+def test_every_operation_that_needs_the_database_documents_its_503(schema):
+    """A request that gets no pooled database connection in time is a 503 with Retry-After:
+    every operation but liveness (which reads nothing) says so, on /v1 and /api alike."""
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            assert ("503" in operation["responses"]) == (path != "/healthz"), (method, path)
+
+
 def test_members_and_list_parameters_are_documented(schema):
     get_keys = schema["paths"]["/api/api-keys"]["get"]
     names = {p["name"] for p in get_keys["parameters"]}

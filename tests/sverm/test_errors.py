@@ -4,7 +4,15 @@ import io
 import logging
 
 import pytest
+from django.db import OperationalError
+from psycopg_pool import PoolTimeout
 
+from sverm.api.errors import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    InternalError,
+    ServiceUnavailable,
+    to_application_error,
+)
 from tests.conftest import assert_problem, assert_v1_error
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.sverm.probe_urls")]
@@ -169,6 +177,27 @@ def test_uncaught_exception_is_500_without_leaking_and_logged_with_request_id(
     assert error["message"] == "Something went wrong on our end."
 
 
+# --- 503: no database connection in time -----------------------------------------------------
+def test_no_pooled_database_connection_in_time_is_503_with_retry_after(api_client, console_log):
+    """psycopg_pool's PoolTimeout (as Django raises it, an OperationalError caused by it) is an
+    overload the client can retry, not a bug: 503 and Retry-After, logged in one line."""
+    error = assert_v1_error(api_client.get("/v1/probe/pool"), 503, "service_unavailable")
+    assert "database connection" in error["message"]
+    response = api_client.get("/api/probe/pool", HTTP_X_REQUEST_ID="trace-pool")
+    assert_problem(response, 503, "service_unavailable")
+    assert response["Retry-After"] == str(DATABASE_RETRY_AFTER_SECONDS)
+    log = console_log.getvalue()
+    assert "GET /api/probe/pool -> 503 service_unavailable correlation_id=trace-pool" in log
+    assert "Traceback" not in log and "Unhandled error" not in log
+
+
+def test_other_database_errors_stay_500():
+    """Only a pool that gave no connection is a 503: a deadlock or a broken query is a bug."""
+    assert isinstance(to_application_error(OperationalError("deadlock detected")), InternalError)
+    timeout = PoolTimeout("couldn't get a connection after 30.00 sec")
+    assert isinstance(to_application_error(timeout), ServiceUnavailable)
+
+
 # --- request ids ----------------------------------------------------------------------------
 def test_request_id_is_echoed_or_generated(anon_client):
     echoed = anon_client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")
@@ -222,6 +251,8 @@ def assert_logged(caplog, response, method: str, path: str, code: str) -> str:
         ("get", "/v1/probe/budget", None, 422, "budget_exceeded"),
         ("get", "/api/probe/boom", None, 500, "internal_error"),
         ("get", "/v1/probe/boom", None, 500, "internal_error"),
+        ("get", "/api/probe/pool", None, 503, "service_unavailable"),
+        ("get", "/v1/probe/pool", None, 503, "service_unavailable"),
     ],
 )
 def test_every_error_response_is_logged_with_its_correlation_id(

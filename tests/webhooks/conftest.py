@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -29,12 +30,15 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers requests with `script` in order (status, headers), then 200."""
+    """Answers requests with `script` in order (status, headers), then 200; `while_answering`,
+    when set, is called (on the receiver's thread) after a request is recorded and before it is
+    answered: a slow receiver, or a look at the sender while it waits."""
 
     server: ThreadingHTTPServer
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    while_answering: Callable[[], None] | None = None
 
     @property
     def port(self) -> int:
@@ -65,6 +69,8 @@ def _handler(receiver_ref: list[Receiver]):
                     )
                 )  # fmt: skip
                 status, headers = receiver.script.pop(0) if receiver.script else (200, {})
+            if receiver.while_answering is not None:
+                receiver.while_answering()
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)

@@ -5,6 +5,8 @@ import json
 import socket
 import time
 
+import pytest
+from django.db import connections
 from rest_framework.renderers import JSONRenderer
 
 from swarms import webhooks
@@ -45,6 +47,33 @@ def test_a_finished_run_is_delivered_signed_after_two_failures(hooks, receiver, 
     assert body["result_url"].endswith(f"/v1/swarms/{run.pk}/result")
     time.sleep(0.3)
     assert len(receiver.requests) == 3  # nothing after the success
+
+
+def test_no_database_connection_is_held_while_the_receiver_answers(hooks, receiver, workspace):
+    """The attempt reads what it sends, gives its connection back (to the process's pool) before
+    the POST, and takes one again to record the outcome: a receiver that is slow for up to
+    SVERM_WEBHOOK_TIMEOUT starves no one of a connection."""
+    if connections["default"].vendor == "sqlite":
+        pytest.skip("the suite's in-memory SQLite database lives as long as its one connection")
+    run = start_run(workspace, "")
+    deadline = time.monotonic() + 20
+    while not Run.objects.get(pk=run.pk).is_terminal:
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.01)
+    Run.objects.filter(pk=run.pk).update(webhook_url=receiver.url())
+    sender = connections["default"]  # this thread's, which sends below
+    assert sender.connection is not None
+    held_while_answering = []
+
+    def slow_receiver():
+        held_while_answering.append(sender.connection is not None)
+        time.sleep(0.2)
+
+    receiver.while_answering = slow_receiver
+    webhooks.webhook_attempt(run.pk, "msg_connectionless", 1, manual=True)
+    assert held_while_answering == [False]
+    [delivery] = WebhookDelivery.objects.filter(run=run)  # recorded on a connection again
+    assert delivery.success and delivery.status_code == 200 and delivery.latency_ms >= 200
 
 
 def test_attempts_stop_at_the_end_of_the_schedule(hooks, receiver, workspace):
