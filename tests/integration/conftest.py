@@ -27,7 +27,7 @@ from tests.processes import (
     stop,
     stop_group,
 )
-from tests.test_compose import as_argv, environment_of, load_compose
+from tests.test_compose import REQUIRED_ENV, as_argv, environment_of, load_compose
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -66,9 +66,10 @@ def stack_env(transactional_db) -> dict[str, str]:
     return env
 
 
-def spawn(stack_env, tmp_path, name: str, *args: str) -> subprocess.Popen:
-    """`python -m <args>` as a child process of the stack, logging to tmp_path/<name>.log."""
-    log = (tmp_path / f"{name}.log").open("w")
+def spawn(stack_env, tmp_path, name: str, *args: str, append: bool = False) -> subprocess.Popen:
+    """`python -m <args>` as a child process of the stack, logging to tmp_path/<name>.log (after
+    what it holds with `append`)."""
+    log = (tmp_path / f"{name}.log").open("a" if append else "w")
     return subprocess.Popen(
         [sys.executable, "-m", *args],
         cwd=ROOT,
@@ -125,6 +126,8 @@ def redis_server(tmp_path):
     server.start()
     yield server
     server.kill()
+
+
 # --- docker-compose.yml's layout as real processes ----------------------------------------------
 @dataclass
 class ProductionStack:
@@ -136,10 +139,34 @@ class ProductionStack:
     env: dict[str, str]
     processes: dict[str, subprocess.Popen]
     logs: dict[str, Path]
+    directory: Path  # the services' logs and data (compose's /data volume)
     commands: dict[str, list[str]] = field(default_factory=dict)
 
     def log(self, service: str) -> str:
         return self.logs[service].read_text(errors="replace")
+
+    def start(self, service: str) -> subprocess.Popen:
+        """Start `worker` or `beat` (again, after `stop`) with compose's command, its output
+        appended to its log; returns the process once it is ready."""
+        ready = self._spawn(service)
+        _wait_for_log(self.processes[service], self.logs[service], READY[service], ready)
+        return self.processes[service]
+
+    def stop(self, service: str) -> None:
+        """Stop a service as a container stop does (SIGTERM, SIGKILL after a grace period);
+        `web` with its worker processes."""
+        (stop_group if service == "web" else stop)(self.processes[service])
+
+    def _spawn(self, service: str) -> int:
+        """Start `worker` or `beat` without waiting; how many of its readiness lines its log
+        holds once it is ready (one more than an earlier start left)."""
+        self.logs[service] = log = self.directory / f"{service}.log"
+        earlier = log.read_text(errors="replace") if log.exists() else ""
+        ready = 1 + len(re.findall(READY[service], earlier))
+        self.processes[service] = spawn(
+            self.env, self.directory, service, *self.commands[service], append=True
+        )
+        return ready
 
     def api_key(self, email: str = "stack@example.com", plan: str = "team") -> dict[str, str]:
         """`manage.py bootstrap` in the stack's environment: headers with the admin's API key
@@ -192,6 +219,8 @@ def _sockets_to_port(port: int) -> set[str]:
     return inodes
 
 
+# What a Celery service logs once it is ready.
+READY = {"worker": r"celery@\S+ ready\.", "beat": r"beat: Starting"}
 # Where compose's containers keep the beat schedule (the data volume); here, the test's folder.
 COMPOSE_DATA_DIR = "/data"
 # What a container of compose would not have: provider credentials and sverm's knobs of the
@@ -215,16 +244,17 @@ def start_production_stack(stack_env, tmp_path) -> Iterator[Callable[..., Produc
     `celery beat`), as compose's environment would have them plus `env` (e.g.
     OPENAI_API_KEY/OPENAI_BASE_URL, SVERM_SIMULATED_LATENCY, DB_POOL_MAX_SIZE, or REDIS_URL of
     a redis-server the test owns), on this test's PostgreSQL database and Redis
-    (SVERM_TEST_REDIS_URL). Compose's environment has no LLM provider and simulated calls of
-    0.2 s unless `env` says otherwise. Returns a ProductionStack (`.base` URL, `.api_key()`,
-    `.processes`/`.logs`/`.log()` by service name, `.database_connections()`); everything it
-    started is stopped when the test ends. Call it once per test."""
-    compose = load_compose()
-    services = compose["services"]
+    (SVERM_TEST_REDIS_URL). `env` is also the shell compose reads the file in (its
+    `${...}`: WEB_CONCURRENCY=1 runs one Uvicorn worker). Compose's environment has no LLM
+    provider and simulated calls of 0.2 s unless `env` says otherwise. Returns a
+    ProductionStack (`.base` URL, `.api_key()`, `.processes`/`.logs`/`.log()` by service name,
+    `.stop()`/`.start()` of a service, `.database_connections()`); everything it started is
+    stopped when the test ends. Call it once per test."""
     started: list[ProductionStack] = []
 
     def start(**overrides: str) -> ProductionStack:
         assert not started, "one production stack per test"
+        services = load_compose({**REQUIRED_ENV, **overrides})["services"]
         env = {k: v for k, v in stack_env.items() if not k.startswith(NOT_PASSED_TO_CONTAINERS)}
         for name, value in environment_of(services["web"]).items():
             if name not in ("DATABASE_URL", "REDIS_URL"):  # compose's hosts: ours are local
@@ -233,11 +263,11 @@ def start_production_stack(stack_env, tmp_path) -> Iterator[Callable[..., Produc
         commands = {name: as_argv(services[name]["command"]) for name in ("web", "worker", "beat")}
         beat = commands["beat"]
         commands["beat"] = [arg.replace(COMPOSE_DATA_DIR, str(tmp_path)) for arg in beat]
-        stack = ProductionStack(base="", env=env, processes={}, logs={}, commands=commands)
+        stack = ProductionStack(
+            base="", env=env, processes={}, logs={}, commands=commands, directory=tmp_path
+        )
         started.append(stack)
-        for name in ("worker", "beat"):
-            process = spawn(env, tmp_path, name, *commands[name])
-            stack.processes[name], stack.logs[name] = process, tmp_path / f"{name}.log"
+        ready = {name: stack._spawn(name) for name in ("worker", "beat")}
         web = commands["web"]
         assert web[:2] == ["uvicorn", "sverm.asgi:application"], web
         flags = [arg for arg in web[2:] if not arg.startswith(("--host=", "--port="))]
@@ -245,16 +275,15 @@ def start_production_stack(stack_env, tmp_path) -> Iterator[Callable[..., Produc
         stack.processes["web"] = process
         workers = int(next(arg for arg in flags if arg.startswith("--workers=")).split("=")[1])
         _wait_for_log(process, stack.logs["web"], r"Started server process", workers)
-        _wait_for_log(stack.processes["worker"], stack.logs["worker"], r"celery@\S+ ready\.")
-        _wait_for_log(stack.processes["beat"], stack.logs["beat"], r"beat: Starting")
+        for name, count in ready.items():
+            _wait_for_log(stack.processes[name], stack.logs[name], READY[name], count)
         return stack
 
     yield start
     for stack in started:
         for name in ("web", "worker", "beat"):
-            process = stack.processes.get(name)
-            if process is not None:
-                (stop_group if name == "web" else stop)(process)
+            if name in stack.processes:
+                stack.stop(name)
 
 
 @pytest.fixture

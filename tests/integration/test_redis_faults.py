@@ -1,5 +1,5 @@
-"""Redis faults in docker-compose.yml's layout: Uvicorn and a Celery worker started with the
-commands compose gives them, Celery beat, PostgreSQL, and a redis-server of the test's own that
+"""Redis faults in docker-compose.yml's layout (`start_production_stack`: its web, worker and beat
+with the commands compose gives them, on PostgreSQL) with a redis-server of the test's own that
 is SIGKILLed and started again on its port (without persistence: the restart forgets every
 queued message, as a Redis without AOF does).
 
@@ -10,7 +10,6 @@ queued message, as a Redis without AOF does).
    be queued (a manual webhook redelivery) answers 503 with Retry-After.
 """
 
-import re
 import socket
 import subprocess
 import sys
@@ -19,10 +18,10 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import ROOT, spawn
-from tests.integration.test_runs import TERMINAL, api_key, wait_for
-from tests.processes import free_port, start_uvicorn_server, stop, stop_group
-from tests.test_compose import REQUIRED_ENV, as_argv, load_compose
+from tests.integration.conftest import ROOT
+from tests.integration.test_runs import TERMINAL, wait_for
+from tests.processes import free_port
+from tests.test_compose import as_argv, load_compose
 
 pytestmark = pytest.mark.integration
 
@@ -33,61 +32,6 @@ FAST_RECOVERY = {
     "SVERM_STALE_AFTER_SECONDS": "3",
     "SVERM_REAPER_INTERVAL_SECONDS": "1",
 }
-HOST_AND_PORT = re.compile(r"--(host|port)=")
-
-
-def compose_command(service: str) -> list[str]:
-    """The argv docker-compose.yml runs `service` with (one web worker)."""
-    compose = load_compose({**REQUIRED_ENV, "WEB_CONCURRENCY": "1"})
-    return as_argv(compose["services"][service]["command"])
-
-
-@pytest.fixture
-def fault_env(stack_env, redis_server):
-    """The stack's environment on this test's own Redis, with fast recovery."""
-    return {
-        **stack_env, "REDIS_URL": redis_server.url, **FAST_RECOVERY, "PYTHONUNBUFFERED": "1",
-        # A webhook to this machine (that nobody answers) is allowed, to redeliver one.
-        "SVERM_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
-    }  # fmt: skip
-
-
-@pytest.fixture
-def web(fault_env, tmp_path):
-    """Uvicorn with compose's flags (but its host and port); yields its base URL and output."""
-    [uvicorn, app, *flags] = compose_command("web")
-    assert (uvicorn, app) == ("uvicorn", "sverm.asgi:application")
-    flags = [flag for flag in flags if not HOST_AND_PORT.match(flag)]
-    process, base, output = start_uvicorn_server(fault_env, tmp_path, *flags)
-    yield base, output
-    stop_group(process)
-
-
-@pytest.fixture
-def start_worker(fault_env, tmp_path):
-    """`start_worker()`: the Celery worker as compose runs it (threads pool, concurrency 100)."""
-    processes = []
-
-    def start():
-        argv = compose_command("worker")
-        assert argv[:4] == ["celery", "-A", "sverm", "worker"] and "--pool=threads" in argv
-        processes.append(spawn(fault_env, tmp_path, f"worker-{len(processes)}", *argv))
-        return processes[-1]
-
-    yield start
-    for process in processes:
-        stop(process)
-
-
-@pytest.fixture
-def beat(fault_env, tmp_path):
-    """Celery beat: the reaper every second here."""
-    process = spawn(
-        fault_env, tmp_path, "beat",
-        "celery", "-A", "sverm", "beat", "-s", str(tmp_path / "beat-schedule"), "--loglevel=INFO",
-    )  # fmt: skip
-    yield process
-    stop(process)
 
 
 def create_run(http, headers, task: str, **extra) -> str:
@@ -112,12 +56,13 @@ def wait_running(http, headers, run_id: str) -> None:
 
 
 def test_the_worker_survives_a_redis_restart_with_runs_in_flight(
-    fault_env, redis_server, web, start_worker, beat, tmp_path
+    start_production_stack, redis_server
 ):
-    base, _output = web
-    headers = api_key(fault_env)
-    worker = start_worker()
-    with httpx.Client(base_url=base, timeout=30) as http:
+    stack = start_production_stack(REDIS_URL=redis_server.url, **FAST_RECOVERY)
+    headers = stack.api_key()
+    worker = stack.processes["worker"]
+    assert "--pool=threads" in stack.commands["worker"]  # the pool whose restart killed it
+    with httpx.Client(base_url=stack.base, timeout=30) as http:
         in_flight = [create_run(http, headers, f"Before the restart {n}") for n in range(3)]
         for run_id in in_flight:
             wait_running(http, headers, run_id)
@@ -130,7 +75,7 @@ def test_the_worker_survives_a_redis_restart_with_runs_in_flight(
         time.sleep(1.5)
         redis_server.start()
         time.sleep(3)  # the worker reconnects (or, before the fix, has died)
-        worker_log = (tmp_path / "worker-0.log").read_text()
+        worker_log = stack.log("worker")
         assert worker.poll() is None, "the worker exited:\n" + worker_log[-3000:]
         assert "Connection to broker lost" in worker_log  # the restart was seen
 
@@ -144,10 +89,10 @@ def test_the_worker_survives_a_redis_restart_with_runs_in_flight(
     healthcheck = [arg.replace("$HOSTNAME", socket.gethostname()) for arg in healthcheck]
     pong = subprocess.run(
         [sys.executable, "-m", *healthcheck],
-        cwd=ROOT, env=fault_env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert pong.returncode == 0 and "pong" in pong.stdout, pong.stdout + pong.stderr
-    worker_log = (tmp_path / "worker-0.log").read_text()
+    worker_log = stack.log("worker")
     assert worker.poll() is None
     assert "Unrecoverable error" not in worker_log
     assert "Traceback" not in worker_log, worker_log[-3000:]
@@ -166,18 +111,24 @@ READS = (
 
 
 def test_with_redis_down_runs_are_read_and_created_and_executed_once_it_is_back(
-    fault_env, redis_server, web, start_worker, beat
+    start_production_stack, redis_server
 ):
-    base, output = web
-    headers = api_key(fault_env)
-    with httpx.Client(base_url=base, timeout=30) as http:
+    stack = start_production_stack(
+        REDIS_URL=redis_server.url, **FAST_RECOVERY,
+        # One Uvicorn process: the limit is counted in its memory during the outage, and the
+        # outage is logged once per process.
+        WEB_CONCURRENCY="1",
+        # A webhook to this machine (that nobody answers) is allowed, to redeliver one.
+        SVERM_WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+    )  # fmt: skip
+    headers = stack.api_key()
+    with httpx.Client(base_url=stack.base, timeout=30) as http:
         # A finished run with a webhook, to redeliver during the outage.
-        worker = start_worker()
         hooked = create_run(
             http, headers, "With a webhook", webhook_url=f"http://127.0.0.1:{free_port()}/hook"
         )
         assert wait_for(http, f"/v1/swarms/{hooked}", headers, TERMINAL)["status"] == "completed"
-        stop(worker)
+        stack.stop("worker")
         # No worker now: this run's task waits in Redis, and the restart below forgets it.
         before = create_run(http, headers, "Queued before the outage")
         redis_server.kill()
@@ -202,12 +153,12 @@ def test_with_redis_down_runs_are_read_and_created_and_executed_once_it_is_back(
         assert ready.status_code == 503 and ready.json()["checks"]["broker"].startswith("error")
 
         redis_server.start()
-        start_worker()
+        stack.start("worker")
         for run_id in (before, during):
             done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
             assert done["status"] == "completed", done
         assert http.get("/readyz").status_code == 200
-    logged = output.read_text()
+    logged = stack.log("web")
     assert '" 500' not in logged and "Internal Server Error" not in logged, logged[-3000:]
     # One warning for the whole outage, not one per request, and one when it is over.
     assert logged.count("Redis is unreachable") == 1, logged[-3000:]

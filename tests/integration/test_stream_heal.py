@@ -1,9 +1,12 @@
 """Streams that heal, over real processes: Daphne (`python -m sverm.server`) with channels-redis on
 a redis-server of this file's own, runs executed by the thread executor inside Daphne (so the
-process that publishes is the one that streams), PostgreSQL holding the events.
+process that publishes is the one that streams, except in 1), PostgreSQL holding the events.
 
-1. A mailbox of capacity 2 drops messages in every burst; slow readers still see every seq once,
-   in order, up to the terminal event.
+1. A mailbox of one message overflows: the process serving the streams stalls mid-run while
+   another executes the run, until the channel layer has dropped messages for it; its slow
+   readers still see every seq once, in order, up to the terminal event. (A slow WebSocket
+   client alone never fills a mailbox: Daphne buffers what a stream sends without waiting for
+   the client, so only a process that stops reading does.)
 2. Redis is killed and started again on its port mid-run while clients connect and disconnect in
    a loop; every client that stays sees every seq after its `after` once, in order, and the run
    ends completed.
@@ -19,9 +22,11 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -30,7 +35,14 @@ import websockets
 from django.db import connection
 
 from tests.integration.conftest import spawn, unavailable
-from tests.processes import RedisServer, free_port, manage, stop
+from tests.processes import (
+    RedisServer,
+    free_port,
+    manage,
+    stop,
+    wait_for_line,
+    wait_until_serving,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,10 +78,14 @@ def wide_run(workers: int, max_parallel: int) -> str:
 
 @dataclass
 class Stack:
+    """One server of the stack (its URL, process and log) and the workspace's admin key."""
+
     base: str
     key: str
     workspace_id: str
     log: Path
+    process: subprocess.Popen
+    serve: Callable[[str], "Stack"] = field(repr=False)
 
     @property
     def ws_base(self) -> str:
@@ -81,6 +97,12 @@ class Stack:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def another_server(self, name: str) -> "Stack":
+        """A second server process of the same stack (database, Redis, settings, key): it
+        executes the runs created through it and streams from the channel layer like this one;
+        its log is tmp_path/<name>.log."""
+        return self.serve(name)
 
 
 @pytest.fixture
@@ -122,30 +144,28 @@ def start_stack(transactional_db, redis_server, tmp_path):
         )  # fmt: skip
         key = re.search(r"^API key: (sk-sverm-\S+)$", out, re.M).group(1)
         workspace_id = re.search(r"^Workspace: .* (wsp_\S+) \(plan", out, re.M).group(1)
-        port = free_port()
-        process = spawn(
-            env, tmp_path, "daphne",
-            "sverm.server", "-b", "127.0.0.1", "-p", str(port), "sverm.asgi:application",
-        )  # fmt: skip
-        processes.append(process)
-        stack = Stack(
-            base=f"http://127.0.0.1:{port}", key=key, workspace_id=workspace_id,
-            log=tmp_path / "daphne.log",
-        )  # fmt: skip
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                if httpx.get(f"{stack.base}/healthz", timeout=1).status_code == 200:
-                    return stack
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("Daphne did not start:\n" + stack.log_text())
-            time.sleep(0.2)
+
+        def serve(name: str) -> Stack:
+            port = free_port()
+            process = spawn(
+                env, tmp_path, name,
+                "sverm.server", "-b", "127.0.0.1", "-p", str(port), "sverm.asgi:application",
+            )  # fmt: skip
+            processes.append(process)
+            stack = Stack(
+                base=f"http://127.0.0.1:{port}", key=key, workspace_id=workspace_id,
+                log=tmp_path / f"{name}.log", process=process, serve=serve,
+            )  # fmt: skip
+            wait_until_serving(process, stack.base, stack.log)
+            return stack
+
+        return serve("daphne")
 
     yield start
     for process in processes:
-        stop(process)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)  # a test may have left it stopped
+            stop(process)
 
 
 # --- clients ----------------------------------------------------------------------------------
@@ -188,12 +208,20 @@ class Watch:
 
 
 async def watch_to_the_end(
-    stack: Stack, run_id: str, after: int, delay: float = 0.0, timeout: float = TIMEOUT
+    stack: Stack,
+    run_id: str,
+    after: int,
+    delay: float = 0.0,
+    timeout: float = TIMEOUT,
+    connected: asyncio.Event | None = None,
 ) -> Watch:
     """Stay connected until the server closes, reading a message every `delay` seconds (and
-    failing when none comes for `timeout`)."""
+    failing when none comes for `timeout`); `connected` is set once the server accepted (and
+    so the stream is in its group)."""
     url = f"{stack.ws_base}/api/runs/{run_id}/stream?token={stack.key}&after={after}"
     async with websockets.connect(url, open_timeout=TIMEOUT) as ws:
+        if connected is not None:
+            connected.set()
         messages, times = [], []
         try:
             while True:
@@ -222,30 +250,50 @@ def healed(log: str) -> int:
 # --- 1. a tiny mailbox ------------------------------------------------------------------------
 
 
-async def tiny_mailbox_scenario(stack: Stack) -> tuple[list[Watch], list[dict], dict]:
-    async with httpx.AsyncClient(base_url=stack.base, timeout=TIMEOUT) as http:
-        run_id = await start_run(http, stack, wide_run(workers=48, max_parallel=8))
+async def tiny_mailbox_scenario(
+    executor: Stack, streamer: Stack
+) -> tuple[list[Watch], list[dict], dict]:
+    """The run executes (and publishes) in `executor`; its slow readers stream from `streamer`,
+    which stalls mid-run (SIGSTOP) until the channel layer has dropped a message for it."""
+    async with httpx.AsyncClient(base_url=executor.base, timeout=TIMEOUT) as http:
+        run_id = await start_run(http, executor, wide_run(workers=48, max_parallel=4))
         # Slow readers from the start, and more joining mid-run with and without `after`.
+        connected = [asyncio.Event() for _ in range(4)]
         early = [
-            asyncio.create_task(watch_to_the_end(stack, run_id, after=0, delay=0.02))
-            for _ in range(4)
+            asyncio.create_task(
+                watch_to_the_end(streamer, run_id, after=0, delay=0.02, connected=event)
+            )
+            for event in connected
         ]
         await asyncio.sleep(0.5)
         late = [
-            asyncio.create_task(watch_to_the_end(stack, run_id, after=after, delay=0.01))
+            asyncio.create_task(watch_to_the_end(streamer, run_id, after=after, delay=0.01))
             for after in (0, 3, 10)
         ]
+        while len(await stored_events(http, executor, run_id)) < 20:
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*(event.wait() for event in connected))  # live before the stall
+        # The streaming process stops reading its mailbox of one while the run goes on: the
+        # next publishes find it full, and the channel layer drops them (it logs each drop).
+        os.kill(streamer.process.pid, signal.SIGSTOP)
+        try:
+            dropped = rf"channels over capacity in group run\.{run_id}"
+            await asyncio.to_thread(wait_for_line, executor.log, dropped)
+        finally:
+            os.kill(streamer.process.pid, signal.SIGCONT)
         watches = await asyncio.gather(*early, *late)
-        stored = await stored_events(http, stack, run_id)
-        final = (await http.get(f"/v1/swarms/{run_id}", headers=stack.auth)).json()
+        stored = await stored_events(http, executor, run_id)
+        final = (await http.get(f"/v1/swarms/{run_id}", headers=executor.auth)).json()
     return watches, stored, final
 
 
 def test_slow_readers_of_a_tiny_mailbox_see_every_seq_once_in_order(start_stack):
-    # A mailbox of one message: a run's events go out in few batched messages, and bursts of
-    # them must still overflow it for the healing to be exercised (asserted below).
-    stack = start_stack(SVERM_CHANNEL_CAPACITY="1", SVERM_SIMULATED_LATENCY="0.05")
-    watches, stored, final = asyncio.run(asyncio.wait_for(tiny_mailbox_scenario(stack), 180))
+    # A mailbox of one message, calls of 0.2 s four at a time: a run of about three seconds.
+    executor = start_stack(SVERM_CHANNEL_CAPACITY="1", SVERM_SIMULATED_LATENCY="0.2")
+    streamer = executor.another_server("streamer")
+    watches, stored, final = asyncio.run(
+        asyncio.wait_for(tiny_mailbox_scenario(executor, streamer), 180)
+    )
 
     assert final["status"] == "completed", final
     assert [event["seq"] for event in stored] == list(range(1, len(stored) + 1))
@@ -253,11 +301,11 @@ def test_slow_readers_of_a_tiny_mailbox_see_every_seq_once_in_order(start_stack)
     assert stored[-1]["type"] == "run.completed"
     for watch in watches:
         assert_saw_everything_once(watch, stored)
-    log = stack.log_text()
-    # Messages really were dropped, and the streams healed from the database.
-    assert "over capacity" in log
-    assert healed(log) > 0
-    assert "Exception inside application" not in log
+    # The channel layer dropped live messages (waited for above), and the streams healed the
+    # gaps from the database.
+    assert healed(streamer.log_text()) > 0
+    for stack in (executor, streamer):
+        assert "Exception inside application" not in stack.log_text()
 
 
 # --- 2. Redis restarts mid-run ----------------------------------------------------------------
