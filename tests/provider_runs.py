@@ -59,9 +59,7 @@ def check_every_template(
         assert total <= Decimal(5)
         for agent in report["agents"]:
             mine = [r for r in rows if (r.agent_id, r.model) == (agent["agent_id"], agent["model"])]
-            share = sum((row.cost_usd for row in mine), Decimal(0)).quantize(
-                SIX_PLACES, ROUND_DOWN
-            )
+            share = sum((row.cost_usd for row in mine), Decimal(0)).quantize(SIX_PLACES, ROUND_DOWN)
             assert share <= Decimal(str(agent["cost_usd"])) <= share + SIX_PLACES
             assert agent["tokens_out"] == sum(row.tokens_out for row in mine)
     answered = [asked for asked in llm.requests if asked.answered]
