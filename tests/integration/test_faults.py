@@ -149,3 +149,7 @@ def test_postgresql_dropping_the_workers_connections_mid_run_is_survived(
             assert_one_clean_run(http, run_id, headers)
     finally:
         stop(worker)
+        # The termination dropped this test process's other pooled connections too: later
+        # tests start on a fresh pool rather than on one still replacing them.
+        connection.close()
+        connection.close_pool()
