@@ -533,14 +533,12 @@ class _Run:
             kept = self._kept_aside(key, agent.id, OUTPUT_BYTES_PER_TOKEN * tokens)
             return remaining - kept - cost_usd(prompt_tokens, tokens, price)
 
-        at_floor = spare(floor)
-        if at_floor < 0:
-            return -1
-        if agent.max_tokens == floor:
-            return floor
         at_most = spare(agent.max_tokens)
-        if at_most >= 0:
+        if at_most >= 0:  # the usual case: nothing to clamp, one evaluation
             return agent.max_tokens
+        at_floor = spare(floor)
+        if at_floor < 0 or agent.max_tokens == floor:
+            return -1
         # spare() falls linearly from at_floor >= 0 to at_most < 0: where it crosses zero.
         tokens = floor + int(at_floor * (agent.max_tokens - floor) / (at_floor - at_most))
         while tokens > floor and spare(tokens) < 0:  # Decimal rounding: at most a step or two
