@@ -74,9 +74,8 @@ def _finish(request, response):
     return response
 
 
-class RequestIdMiddleware:
-    """Sets the id for the request's context and on its response, with the request's rate-limit
-    headers; works sync and async."""
+class SyncAndAsyncMiddleware:
+    """A middleware that serves sync and async stacks alike (Django calls it as the chain is)."""
 
     sync_capable = True
     async_capable = True
@@ -85,6 +84,11 @@ class RequestIdMiddleware:
         self.get_response = get_response
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
+
+
+class RequestIdMiddleware(SyncAndAsyncMiddleware):
+    """Sets the id for the request's context and on its response, with the request's rate-limit
+    headers; works sync and async."""
 
     def _begin(self, request):
         request_id = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
@@ -127,18 +131,10 @@ def nul_in_url(request) -> str | None:
     return None
 
 
-class NulRefusingMiddleware:
+class NulRefusingMiddleware(SyncAndAsyncMiddleware):
     """Refuses a URL with a NUL character before any view looks it up: 400 `invalid_request` on
     the API (a lookup would otherwise fail in the database, a 500 on PostgreSQL), Django's 400
     page elsewhere (the admin)."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     def refusal(self, request):
         where = nul_in_url(request)

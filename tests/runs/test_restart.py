@@ -37,23 +37,34 @@ os._exit(9)  # the process dies mid-run, as under SIGKILL: no cleanup, no final 
 """
 
 
-def test_a_run_whose_process_died_is_resumed_by_the_next_server(tmp_path):
+def recovering_database(tmp_path, latency: str) -> tuple[dict[str, str], dict[str, str]]:
+    """An embedded database whose lost runs are noticed within seconds: its environment and
+    the bootstrap admin's API key headers."""
     embedded_env = embedded_server_env(
         tmp_path,
-        SVERM_SIMULATED_LATENCY="0.4",
+        SVERM_SIMULATED_LATENCY=latency,
         SVERM_HEARTBEAT_SECONDS="0.5",
         SVERM_STALE_AFTER_SECONDS="2",
         SVERM_REAPER_INTERVAL_SECONDS="0.5",
     )
     manage(embedded_env, "migrate", "--noinput")
     out = manage(embedded_env, "bootstrap", "--email", "crash@example.com", "--plan", "team")
-    headers = {"Authorization": f"Bearer {API_KEY.search(out).group(1)}"}
-    crashed = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", CRASH_MID_RUN],
+    return embedded_env, {"Authorization": f"Bearer {API_KEY.search(out).group(1)}"}
+
+
+def shell_that_dies(embedded_env: dict[str, str], script: str) -> str:
+    """`manage.py shell -c script` that must end with os._exit(9); the run id it printed."""
+    died = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
         cwd=ROOT, env=embedded_env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert crashed.returncode == 9, crashed.stderr
-    run_id = re.search(r"^RUN (\S+)$", crashed.stdout, re.M).group(1)
+    assert died.returncode == 9, died.stderr
+    return re.search(r"^RUN (\S+)$", died.stdout, re.M).group(1)
+
+
+def test_a_run_whose_process_died_is_resumed_by_the_next_server(tmp_path):
+    embedded_env, headers = recovering_database(tmp_path, latency="0.4")
+    run_id = shell_that_dies(embedded_env, CRASH_MID_RUN)
 
     process, base, _log = start_embedded_server(embedded_env, tmp_path)
     try:
@@ -96,24 +107,9 @@ os._exit(9)  # its start went to a queue that died with the process
 
 
 def test_a_run_whose_start_died_with_its_process_is_started_by_the_next_server(tmp_path):
-    embedded_env = embedded_server_env(
-        tmp_path,
-        SVERM_SIMULATED_LATENCY="0.05",
-        SVERM_HEARTBEAT_SECONDS="0.5",
-        SVERM_STALE_AFTER_SECONDS="2",
-        SVERM_REAPER_INTERVAL_SECONDS="0.5",
-    )
-    manage(embedded_env, "migrate", "--noinput")
-    out = manage(embedded_env, "bootstrap", "--email", "queued@example.com", "--plan", "team")
-    headers = {"Authorization": f"Bearer {API_KEY.search(out).group(1)}"}
+    embedded_env, headers = recovering_database(tmp_path, latency="0.05")
     # The run's start is sent to an in-memory broker that nobody reads, then the process dies.
-    lost = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", QUEUE_AND_DIE],
-        cwd=ROOT, env={**embedded_env, "SVERM_EXECUTOR": "celery"}, capture_output=True,
-        text=True, timeout=60,
-    )  # fmt: skip
-    assert lost.returncode == 9, lost.stderr
-    run_id = re.search(r"^RUN (\S+)$", lost.stdout, re.M).group(1)
+    run_id = shell_that_dies({**embedded_env, "SVERM_EXECUTOR": "celery"}, QUEUE_AND_DIE)
 
     process, base, _log = start_embedded_server(embedded_env, tmp_path)
     try:
