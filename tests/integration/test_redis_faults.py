@@ -19,19 +19,16 @@ import httpx
 import pytest
 
 from tests.integration.conftest import ROOT
+from tests.integration.test_faults import RECOVERY
 from tests.integration.test_runs import TERMINAL, wait_for
 from tests.processes import free_port
 from tests.test_compose import as_argv, load_compose
 
 pytestmark = pytest.mark.integration
 
-# Calls of about a second, so runs are in flight when Redis goes; lost runs noticed in seconds.
-FAST_RECOVERY = {
-    "SVERM_SIMULATED_LATENCY": "1.0",
-    "SVERM_HEARTBEAT_SECONDS": "0.5",
-    "SVERM_STALE_AFTER_SECONDS": "3",
-    "SVERM_REAPER_INTERVAL_SECONDS": "1",
-}
+# Lost runs noticed in seconds (as in test_faults.py), with calls of about a second, so runs are
+# in flight when Redis goes.
+FAST_RECOVERY = {**RECOVERY, "SVERM_SIMULATED_LATENCY": "1.0"}
 
 
 def create_run(http, headers, task: str, **extra) -> str:
