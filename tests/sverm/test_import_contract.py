@@ -1,0 +1,44 @@
+"""The layers pyproject.toml states ([tool.importlinter]) hold, and each contract breaks when one
+of its arrows is reversed: the check `make lint` runs can fail."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def contracts_kept(*imports: str) -> dict[str, bool]:
+    """Each contract's verdict on the code plus `imports` ("importer:imported")."""
+    checked = subprocess.run(
+        [sys.executable, "-m", "tests.import_contract", *imports],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    return json.loads(checked.stdout)
+
+
+def test_the_code_keeps_every_contract():
+    kept = contracts_kept()
+    assert set(kept) == {"engine", "plumbing", "accounts", "billing", "swarms-acyclic"}
+    assert all(kept.values()), [name for name, ok in kept.items() if not ok]
+
+
+@pytest.mark.parametrize(
+    ("reversed_import", "contract"),
+    [
+        ("swarms.engine.runner:swarms.models", "engine"),  # and, through it, Django
+        ("swarms.engine.budget:django.conf", "engine"),
+        ("sverm.api.errors:accounts.models", "plumbing"),
+        ("accounts.models:billing.models", "accounts"),
+        ("billing.services:swarms.models", "billing"),
+        ("swarms.models:swarms.views", "swarms-acyclic"),
+    ],
+)
+def test_a_reversed_arrow_breaks_its_contract(reversed_import, contract):
+    kept = contracts_kept(reversed_import)
+    assert kept[contract] is False
+    assert [name for name, ok in kept.items() if not ok] == [contract]
