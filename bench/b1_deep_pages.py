@@ -34,8 +34,8 @@ def _get(client, path: str, params: dict) -> dict:
 def _cursor_at(ctx: Context, order: list | None, position: int):
     """The signed `after` cursor of the row at `position` (1-based) under `order`, and the id
     of the row after it (what the deep page must start with)."""
+    from sverm.api.keyset import encode_cursor, order_by_expressions
     from sverm.api.listing import parse_order_by
-    from sverm.api.pagination import encode_cursor, order_by_expressions
     from swarms.filters import SWARM_LIST
     from swarms.models import Swarm
 
@@ -68,8 +68,8 @@ def _page_queries(ctx: Context, rows: dict, reps: int, common: str):
     paginator builds them (`seek_parts`: one row-value range for the default order, one range
     per run of same-direction keys for name asc + createdAt desc) and, deep, as the OR-expanded
     comparisons they replaced; a first page scoped to a plain `workspace_id = ...`."""
+    from sverm.api.keyset import order_by_expressions, rows_after, rows_fetch, seek_parts
     from sverm.api.listing import parse_order_by
-    from sverm.api.pagination import order_by_expressions, rows_after, rows_fetch, seek_parts
     from swarms.filters import SWARM_LIST
     from swarms.models import Swarm
 
@@ -111,7 +111,7 @@ def _page_queries(ctx: Context, rows: dict, reps: int, common: str):
         shapes["mixed_first"],
         "ms",
         f"the ORM queries of the page (LIMIT {page}) without HTTP or COUNT, median of {reps}: "
-        f"sverm.api.pagination.rows_fetch over seek_parts (two ranges in one UNION ALL query) "
+        f"sverm.api.keyset.rows_fetch over seek_parts (two ranges in one UNION ALL query) "
         f"vs the first page; the OR-expanded keyset it replaced: "
         f"{shapes['mixed_or_deep']:.1f} ms; {common}.",
     )
@@ -134,7 +134,7 @@ def _recommend(ctx: Context, results: dict, shapes: dict, figures: list[Figure])
             advice.append(
                 f"{name}: the page query 90% deep takes {shapes[f'{label}_deep']:.1f} ms vs "
                 f"{shapes[f'{label}_first']:.1f} ms for the first page: each part of "
-                f"sverm/api/pagination.py seek_parts must be a single-direction range (a "
+                f"sverm/api/keyset.py seek_parts must be a single-direction range (a "
                 f"row-value comparison for several keys) that an index in the same order "
                 f"answers with an Index Cond (swarm_ws_created, swarm_ws_name_created); check "
                 f"EXPLAIN of each part"

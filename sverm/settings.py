@@ -3,6 +3,10 @@
 Unset REDIS_URL means the embedded mode: SQLite (unless DATABASE_URL says otherwise), the
 in-memory channel layer, the local-memory cache and the in-process executor. Setting REDIS_URL
 switches the channel layer, the cache and the Celery broker to Redis.
+
+Longer than our ~450-line rule on purpose: every setting an operator can change is here, grouped
+under banner comments, each beside the reason for its default, so one file answers "what does
+this variable do" (README's configuration table points here).
 """
 
 import json

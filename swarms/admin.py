@@ -60,9 +60,10 @@ class SwarmForm(forms.ModelForm):
 
     def clean_runtime_user(self):
         user = self.cleaned_data.get("runtime_user")
-        if user is not None and not user.memberships.filter(
-            workspace_id=self.instance.workspace_id
-        ).exists():
+        if (
+            user is not None
+            and not user.memberships.filter(workspace_id=self.instance.workspace_id).exists()
+        ):
             raise forms.ValidationError("Not a member of the swarm's workspace.")
         return user
 

@@ -333,9 +333,7 @@ def call_policy() -> CallPolicy:
     )
 
 
-def _started(
-    run_id: str, lease: int
-) -> tuple[Run, Checkpoints | None, dict, dict[str, str]]:
+def _started(run_id: str, lease: int) -> tuple[Run, Checkpoints | None, dict, dict[str, str]]:
     """What executing a claimed run needs, read on its lane (never on the event loop): its row,
     what earlier attempts left, the prices and which provider serves each model."""
     run = Run.objects.get(pk=run_id)

@@ -55,7 +55,7 @@ class Swarm(SoftDeleteModel):
             # The default list: one workspace, newest first, living rows.
             models.Index(fields=["workspace", "-created_at", "-id"], name="swarm_ws_created"),
             # orderBy name then createdAt (either way round): each part of the split keyset
-            # (sverm/api/pagination.py seek_parts) is one range of it, ties in name included.
+            # (sverm/api/keyset.py seek_parts) is one range of it, ties in name included.
             models.Index(
                 fields=["workspace", "name", "-created_at", "-id"], name="swarm_ws_name_created"
             ),

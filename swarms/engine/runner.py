@@ -519,9 +519,7 @@ class _Run:
             # Calls in flight usually settle below their reservation, which may make room.
             await self._settled.wait()
 
-    def _affordable(
-        self, job: Job, key: str, prompt_tokens: int, price: Price, floor: int
-    ) -> int:
+    def _affordable(self, job: Job, key: str, prompt_tokens: int, price: Price, floor: int) -> int:
         """The most output tokens, up to max_tokens, this call can be given beside what the
         calls after it need; below `floor` when not even the floor fits. What later calls need
         grows linearly with this call's output (prompts quote it), so two evaluations give the
@@ -599,9 +597,7 @@ class _Run:
                 "cost_usd": money(cost),
             },
         )
-        self.sink.event(
-            "agent.completed", agent.id, {"output": text, "cost_usd": money(cost)}
-        )
+        self.sink.event("agent.completed", agent.id, {"output": text, "cost_usd": money(cost)})
         done = len(self.finished)
         self.sink.event(
             "run.progress",

@@ -137,7 +137,9 @@ def test_auth_endpoints_allow_20_requests_a_minute_per_ip(anon_client, user):
     # Refresh shares the budget; another address has its own.
     assert anon_client.post("/api/auth/refresh", {"refresh": "x"}, format="json").status_code == 429
     other = anon_client.post(
-        "/api/auth/login", {"email": user.email, "password": PASSWORD}, format="json",
+        "/api/auth/login",
+        {"email": user.email, "password": PASSWORD},
+        format="json",
         REMOTE_ADDR="10.0.0.9",
     )
     assert other.status_code == 200

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sverm.api.ids import new_id
+from sverm.api.keyset import rows_fetch, seek_parts
 from sverm.api.listing import parse_order_by
-from sverm.api.pagination import rows_fetch, seek_parts
 from swarms.filters import SWARM_LIST
 from swarms.models import RetentionTier, Swarm
 

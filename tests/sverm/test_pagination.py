@@ -111,9 +111,7 @@ def test_list_costs_a_fixed_number_of_queries(api_client, seven, django_assert_m
 def test_tampered_cursor_is_400(api_client, seven):
     cursor = api_client.get("/api/workspaces?limit=2").json()["pageInfo"]["endCursor"]
     forged = cursor[:5] + ("A" if cursor[5] != "A" else "B") + cursor[6:]
-    body = assert_problem(
-        api_client.get(f"/api/workspaces?after={forged}"), 400, "invalid_request"
-    )
+    body = assert_problem(api_client.get(f"/api/workspaces?after={forged}"), 400, "invalid_request")
     assert "not valid" in body["detail"]
 
 

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:swarms_swarm_changelist"
 
+
 @pytest.fixture
 def admin_client(db) -> Client:
     superuser = User.objects.create_superuser(email="ops@example.com", password=PASSWORD)
