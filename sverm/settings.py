@@ -18,6 +18,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from sverm.periodic import beat_schedule
+
 
 def env_bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
@@ -226,21 +228,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TIMEZONE = "UTC"
-# Every periodic task, in one place.
-CELERY_BEAT_SCHEDULE = {
-    # A pass still queued when the next is due (workers busy with runs) is dropped.
-    "reap-stale-runs": {
-        "task": "swarms.reap_stale_runs",
-        "schedule": float(os.environ.get("SVERM_REAPER_INTERVAL_SECONDS", "30")),
-        "options": {"expires": float(os.environ.get("SVERM_REAPER_INTERVAL_SECONDS", "30"))},
-    },
-    # Hourly; a pass still queued when the next is due is dropped (the next one does its work).
-    "prune-retention": {
-        "task": "swarms.prune_retention",
-        "schedule": 3600.0,
-        "options": {"expires": 3000},
-    },
-}
 
 # ------------------------------------------------------------------------------
 # RUNS AND LLM PROVIDERS
@@ -274,6 +261,8 @@ if SVERM_RUN_MAX_ATTEMPTS < 1:
 # Redis redelivers a task not acknowledged within the visibility timeout (tasks are acknowledged
 # late, when they end): keep it above the longest run, so a long run is never run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(SVERM_RUN_TIMEOUT_SECONDS) + 3600}
+# Every periodic task is declared in sverm/periodic.py (its intervals may name settings above).
+CELERY_BEAT_SCHEDULE = beat_schedule(globals())
 # Webhooks: hosts that may be sent to although private/loopback (comma list, e.g. "127.0.0.1");
 # the POST timeout; the retry delays in seconds (Standard Webhooks' schedule unless set).
 SVERM_WEBHOOK_ALLOWED_HOSTS = env_list("SVERM_WEBHOOK_ALLOWED_HOSTS", [])

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from sverm.api.errors import ApplicationError
 from sverm.api.money import money
-from swarms import services, webhooks
+from swarms import services
 from swarms.models import (
     Run,
     RunEvent,
@@ -19,6 +19,8 @@ from swarms.models import (
     WebhookEndpoint,
     WebhookSecret,
 )
+from swarms.webhooks.delivery import webhook_redeliver
+from swarms.webhooks.signing import webhook_secret_rotate
 
 
 class SwarmVersionInline(admin.TabularInline):
@@ -273,7 +275,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         runs = {delivery.run_id: delivery.run for delivery in queryset.select_related("run")}
         for run in runs.values():
             try:
-                webhooks.webhook_redeliver(run=run)
+                webhook_redeliver(run=run)
             except ValueError as exc:
                 self.message_user(request, str(exc), messages.WARNING)
             else:
@@ -317,7 +319,7 @@ class WebhookSecretAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the secret (the old one signs for 24 h more)")
     def rotate(self, request, queryset):
         for row in queryset:
-            secret = webhooks.webhook_secret_rotate(workspace_id=row.workspace_id)
+            secret = webhook_secret_rotate(workspace_id=row.workspace_id)
             self.message_user(
                 request,
                 f"New webhook secret of {row.workspace_id} (shown once): {secret}",

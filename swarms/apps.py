@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class SwarmsConfig(AppConfig):
     name = "swarms"
     verbose_name = "Swarms"
+
+    def ready(self) -> None:
+        # The embedded mode's side of swarms/jobs.py: what runs a job in this process when no
+        # Celery worker does, and what stops a run executing here when it is cancelled.
+        from swarms import executor, jobs
+        from swarms.webhooks import delivery
+
+        jobs.register_local(jobs.EXECUTE_RUN, executor.submit_run, inline=True)
+        jobs.register_local(jobs.DELIVER_WEBHOOK, delivery.webhook_attempt)
+        jobs.register_canceller(executor.cancel_local)

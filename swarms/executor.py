@@ -1,6 +1,7 @@
-"""Where runs execute: `dispatch_run` sends a run to Celery (when a broker is configured) or to a
-thread pool in this process; both end in `execute_run`, which drives the engine and stores what
-it reports. The engine never touches the database: this module adapts it.
+"""Where runs execute: a Celery task (swarms/tasks.py) or, in the embedded mode, this process's
+thread pool (`submit_run`, the local handler of swarms/jobs.py's EXECUTE_RUN) calls
+`execute_run`, which drives the engine and stores what it reports. The engine never touches the
+database: this module adapts it.
 """
 
 import asyncio
@@ -13,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import InterfaceError, OperationalError, connection
 
 from billing.selectors import price_map
+from sverm import periodic
 from sverm.per_process import PerProcess
 from swarms.engine import (
     CallPolicy,
@@ -30,8 +32,6 @@ from swarms.engine import (
 )
 from swarms.models import Run
 from swarms.providers import model_routes, router_for
-from swarms.services.dispatch import runs_redispatch_queued
-from swarms.services.retention import periodic_maintenance
 from swarms.services.runs import (
     Checkpoints,
     LeaseLost,
@@ -44,7 +44,6 @@ from swarms.services.runs import (
     run_record,
     run_resume_claim,
     runs_cancel_requested,
-    runs_reap_stale,
 )
 
 logger = logging.getLogger("sverm.executor")
@@ -54,16 +53,11 @@ _pool_lock = threading.Lock()
 # Runs executing in this process, so a cancel from this process takes effect at once.
 _local_tokens: dict[str, CancelToken] = {}
 CANCEL_POLL_SECONDS = 0.25
-REAPER_TICK_SECONDS = 1.0
 
 
-def dispatch_run(run_id: str, *, resume: bool = False) -> None:
-    """Start a committed run (or resume one whose worker was lost) on the configured executor."""
-    if settings.SVERM_EXECUTOR == "celery":
-        from swarms.tasks import execute_run_task
-
-        execute_run_task.delay(run_id, resume)
-        return
+def submit_run(run_id: str, resume: bool = False) -> None:
+    """Start a committed run (or resume one whose worker was lost) on this process's thread
+    pool; returns at once."""
     _thread_pool().submit(_execute_in_thread, run_id, resume)
 
 
@@ -74,45 +68,17 @@ def _thread_pool() -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(
                 max_workers=settings.SVERM_EXECUTOR_THREADS, thread_name_prefix="sverm-run"
             )
-            _start_reaper()
+            # The embedded mode's periodic tasks (the reaper, retention), which beat runs
+            # otherwise: wherever runs execute in threads.
+            periodic.start_embedded()
     return _pool
 
 
 def start_embedded_executor() -> None:
-    """Start the thread executor and its reaper with the server (not at the first run), so runs
-    a previous process left `running` are resumed or failed after a restart."""
+    """Start the thread executor and its periodic tasks with the server (not at the first run),
+    so runs a previous process left `running` are resumed or failed after a restart."""
     if settings.SVERM_EXECUTOR == "thread":
         _thread_pool()
-
-
-def _start_reaper() -> None:
-    """The embedded mode's periodic jobs (Celery beat runs them in production): the run reaper
-    every SVERM_REAPER_INTERVAL_SECONDS (read at each tick, so 0 pauses it), and retention."""
-
-    def loop() -> None:
-        due = time.monotonic() + settings.SVERM_REAPER_INTERVAL_SECONDS
-        while True:
-            time.sleep(REAPER_TICK_SECONDS)
-            interval = settings.SVERM_REAPER_INTERVAL_SECONDS
-            if interval <= 0 or time.monotonic() < due:
-                continue
-            due = time.monotonic() + interval
-            try:
-                runs_reap_stale()
-                # Queued runs whose start a dead process took with it (its thread pool).
-                runs_redispatch_queued()
-            except Exception:
-                logger.exception("the run reaper failed; it tries again")
-            try:
-                periodic_maintenance()  # a retention pass, at most once an hour
-            except Exception:
-                logger.exception("the retention pass failed; it tries again in an hour")
-            try:
-                close_old_connections()
-            except Exception:
-                logger.exception("the reaper could not close its database connection")
-
-    threading.Thread(target=loop, name="sverm-reaper", daemon=True).start()
 
 
 def _execute_in_thread(run_id: str, resume: bool = False) -> None:
@@ -123,6 +89,7 @@ def _execute_in_thread(run_id: str, resume: bool = False) -> None:
 
 
 def cancel_local(run_id: str) -> None:
+    """Cancel the run at once if it executes here (registered with swarms/jobs.py)."""
     token = _local_tokens.get(run_id)
     if token is not None:
         token.cancel()

@@ -259,7 +259,7 @@ class RunStep(models.Model):
 
 
 # ---------------------------------------------------------------------------------------------
-# Webhooks (services in swarms/webhooks.py)
+# Webhooks (services in swarms/webhooks/)
 # ---------------------------------------------------------------------------------------------
 class WebhookSecret(models.Model):
     """A workspace's Standard Webhooks signing secret (`whsec_…`), Fernet-encrypted with a key

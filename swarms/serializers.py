@@ -10,7 +10,7 @@ from rest_framework import serializers
 from sverm.api.money import MONEY_KEY_SUFFIX, MoneyField, money_fields_rendered
 from sverm.api.serializers import InputSerializer
 from swarms.models import RetentionTier, Run, RunEvent, Swarm, SwarmVersion
-from swarms.webhooks import webhook_url_validator
+from swarms.webhooks.ssrf import webhook_url_validator
 
 MAX_MODELS = 10
 HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an http or https URL.")

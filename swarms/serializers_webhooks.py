@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from sverm.api.serializers import InputSerializer
 from swarms.models import WebhookDelivery, WebhookEndpoint
-from swarms.webhooks import ROTATION_GRACE
+from swarms.webhooks.signing import ROTATION_GRACE
 
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 

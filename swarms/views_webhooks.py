@@ -13,7 +13,6 @@ from sverm.api.errors import PROBLEM_CONTENT_TYPE, Conflict
 from sverm.api.listing import BOOLEAN, DATETIME, INTEGER, FieldSpec, ListSpec
 from sverm.api.schema import ProblemSerializer
 from sverm.api.viewsets import WorkspaceScopedViewSet
-from swarms import webhooks
 from swarms.models import Run, WebhookDelivery, WebhookEndpoint, WebhookSecret
 from swarms.serializers_webhooks import (
     WebhookDeliverySerializer,
@@ -23,6 +22,7 @@ from swarms.serializers_webhooks import (
     WebhookSecretRotateSerializer,
     WebhookSecretSerializer,
 )
+from swarms.webhooks import delivery, signing
 
 DELIVERY_LIST = ListSpec(
     name="WebhookDelivery",
@@ -101,7 +101,7 @@ class RunWebhookDeliveryViewSet(WorkspaceScopedViewSet):
     def create(self, request, run_id=None):
         run = self.get_scoped(Run.objects.all(), run_id)
         try:
-            message_id = webhooks.webhook_redeliver(run=run)
+            message_id = delivery.webhook_redeliver(run=run)
         except ValueError as exc:
             raise Conflict(str(exc)) from None
         body = WebhookRedeliveryAcceptedSerializer({"runId": run.pk, "messageId": message_id})
@@ -120,7 +120,7 @@ class WebhookSecretViewSet(WorkspaceScopedViewSet):
 
     @extend_schema(summary="The workspace's webhook secret: its dates, never the secret")
     def retrieve(self, request, workspace_id=None):
-        info = webhooks.webhook_secret_info(workspace_id=workspace_id)
+        info = signing.webhook_secret_info(workspace_id=workspace_id)
         return Response(self.get_serializer(info).data)
 
     @extend_schema(
@@ -132,8 +132,8 @@ class WebhookSecretViewSet(WorkspaceScopedViewSet):
         data = WebhookSecretRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         grace = timedelta(seconds=data.validated_data["gracePeriodSeconds"])
-        secret, row = webhooks.webhook_secret_issue(workspace_id=workspace_id, grace=grace)
-        info = webhooks.webhook_secret_info(workspace_id=workspace_id, row=row)
+        secret, row = signing.webhook_secret_issue(workspace_id=workspace_id, grace=grace)
+        info = signing.webhook_secret_info(workspace_id=workspace_id, row=row)
         body = {**WebhookSecretSerializer(info).data, "secret": secret}
         # The secret must not linger in any cache between here and the caller.
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
@@ -163,5 +163,5 @@ class WebhookEndpointViewSet(WorkspaceScopedViewSet):
     )
     def enable(self, request, workspace_id=None, endpoint_id=None):
         endpoint = self.get_object()
-        endpoint = webhooks.webhook_endpoint_enable(workspace_id=workspace_id, url=endpoint.url)
+        endpoint = delivery.webhook_endpoint_enable(workspace_id=workspace_id, url=endpoint.url)
         return Response(self.get_serializer(endpoint).data)

@@ -31,15 +31,15 @@ def _clear_cache():
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_background_reaper():
-    """The embedded executor's reaper thread is not started in the test process (it would reap
-    other tests' runs, and outlive the test database): tests that reap call the reaper
-    themselves; tests/runs/test_restart.py runs it in a real server process."""
-    from swarms import executor
+    """The embedded timer's thread (the reaper, retention) is not started in the test process
+    (it would reap other tests' runs, and outlive the test database): tests that reap call the
+    reaper themselves; tests/runs/test_restart.py runs it in a real server process."""
+    from sverm import periodic
 
-    start = executor._start_reaper
-    executor._start_reaper = lambda: None
+    start = periodic.start_embedded
+    periodic.start_embedded = lambda: None
     yield
-    executor._start_reaper = start
+    periodic.start_embedded = start
 
 
 @pytest.fixture(autouse=True)

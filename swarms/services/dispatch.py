@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from swarms import jobs
 from swarms.models import Run, RunStatus
 
 logger = logging.getLogger("sverm.executor")
@@ -25,8 +26,6 @@ logger = logging.getLogger("sverm.executor")
 def runs_redispatch_queued() -> list[str]:
     """Send the start of every queued run that is due for another (see the module); returns
     their ids."""
-    from swarms.executor import dispatch_run
-
     stale_after = timedelta(seconds=settings.SVERM_STALE_AFTER_SECONDS)
     now = timezone.now()
     waiting = Run.objects.filter(status=RunStatus.QUEUED, created_at__lte=now - stale_after)
@@ -43,5 +42,5 @@ def runs_redispatch_queued() -> list[str]:
         ).update(resume_requested_at=now):
             due.append(run_id)
             logger.info("run %s still queued: its start is sent again", run_id)
-            transaction.on_commit(lambda run_id=run_id: dispatch_run(run_id))
+            transaction.on_commit(lambda run_id=run_id: jobs.enqueue(jobs.EXECUTE_RUN, run_id))
     return due

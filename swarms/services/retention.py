@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -44,8 +43,6 @@ DEFAULT_TIER = RetentionTier.STANDARD  # runs without a swarm
 DEFAULT_BATCH_SIZE = 1000
 # Terminal events are rewritten this many at a time: each may hold a whole run's output.
 REWRITE_BATCH = 100
-MAINTENANCE_INTERVAL_SECONDS = 3600
-MAINTENANCE_CACHE_KEY = "sverm:retention:last-pass"
 
 
 @dataclass
@@ -282,12 +279,3 @@ def retention_enforce(
     if not dry_run and (report.prune.runs or report.purge.swarms or report.purge.skipped):
         logger.info("retention pass: %s", report.as_dict())
     return report
-
-
-def periodic_maintenance() -> RetentionReport | None:
-    """The embedded mode's hourly retention pass, for its timer thread to call on every tick:
-    runs `retention_enforce` at most once per MAINTENANCE_INTERVAL_SECONDS (across every process
-    sharing the cache) and returns None when a pass is not due. Production uses Celery beat."""
-    if not cache.add(MAINTENANCE_CACHE_KEY, True, timeout=MAINTENANCE_INTERVAL_SECONDS):
-        return None
-    return retention_enforce()

@@ -24,6 +24,7 @@ from billing.periods import month_of
 from billing.selectors import price_map
 from billing.services import usage_records_add, usage_run_started
 from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest, RateLimited
+from swarms import jobs
 from swarms.engine import (
     Definition,
     RunResult,
@@ -45,7 +46,7 @@ from swarms.models import (
 from swarms.providers import check_models_routable, simulated_mode
 from swarms.realtime import publish_many
 from swarms.selectors import money
-from swarms.webhooks import webhook_schedule
+from swarms.webhooks.delivery import webhook_schedule
 
 CUSTOM_SWARM_TYPE = "custom"
 # How long a cancel call waits for the executor to stop the run before answering.
@@ -153,8 +154,6 @@ def _run_insert(values: dict[str, Any]) -> Run:
     one by the recorder, run end, cancel and the reaper, one run per transaction), a run's steps
     and events, then the month's rollup row, last. Foreign-key checks on the workspace row
     (FOR KEY SHARE, by ledger and rollup inserts) do not conflict with the quota lock."""
-    from swarms.executor import dispatch_run
-
     workspace_id = values["workspace_id"]
     with transaction.atomic():
         # The plan's concurrent and daily run quotas (429), counted from these rows under a lock
@@ -168,7 +167,7 @@ def _run_insert(values: dict[str, Any]) -> Run:
         usage_run_started(
             workspace_id=workspace_id, swarm_type=values["swarm_type"], at=run.created_at
         )
-        transaction.on_commit(lambda: dispatch_run(run.pk))
+        transaction.on_commit(lambda: jobs.enqueue(jobs.EXECUTE_RUN, run.pk))
     return run
 
 
@@ -176,8 +175,6 @@ def run_cancel(*, run: Run) -> Run:
     """Stop a run: a queued one is cancelled at once; a running one is asked to stop (calls in
     flight are aborted) and this waits briefly for it. Cancelling a cancelled run is a no-op;
     a completed or failed one is 409."""
-    from swarms.executor import cancel_local
-
     if run.status == RunStatus.CANCELLED:
         return run
     if run.is_terminal:
@@ -193,7 +190,7 @@ def run_cancel(*, run: Run) -> Run:
         Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now
         )
-        cancel_local(run.pk)
+        jobs.cancel_local(run.pk)
         deadline = time.monotonic() + CANCEL_WAIT_SECONDS
         while time.monotonic() < deadline:
             if Run.objects.filter(
@@ -653,9 +650,7 @@ def runs_reap_stale() -> list[str]:
 
 
 def _dispatch_resume(run_id: str) -> None:
-    from swarms.executor import dispatch_run
-
-    transaction.on_commit(lambda: dispatch_run(run_id, resume=True))
+    transaction.on_commit(lambda: jobs.enqueue(jobs.EXECUTE_RUN, run_id, True))
 
 
 def runs_cancel_requested(*, run_ids: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from accounts.roles import Role
 from accounts.services import workspace_create
 from sverm.api.idempotency import live_records
+from swarms import jobs
 from swarms.models import IdempotencyRecord, IdempotencyStatus, Run
 from tests.conftest import assert_problem, assert_v1_error
 from tests.runs.conftest import _restore_default_prices, make_swarm
@@ -22,9 +23,14 @@ V1_BODY = {"template": "research-swarm-v1", "task": TASK, "max_budget_usd": 2.5}
 
 @pytest.fixture
 def dispatched(monkeypatch) -> list[str]:
-    """The run ids handed to the executor (nothing executes)."""
+    """The run ids whose start was sent (nothing executes)."""
     calls: list[str] = []
-    monkeypatch.setattr("swarms.executor.dispatch_run", calls.append)
+
+    def enqueue(name, run_id, *args, countdown=0):
+        assert name == jobs.EXECUTE_RUN
+        calls.append(run_id)
+
+    monkeypatch.setattr(jobs, "enqueue", enqueue)
     return calls
 
 

@@ -31,7 +31,7 @@ def on_postgres(transactional_db, settings, monkeypatch):
     settings.SVERM_RATE_LIMITS = True  # the quota check (and its lock) runs
     _restore_default_prices()
     # The created run is not executed: only its creation's locks matter here.
-    monkeypatch.setattr("swarms.executor.dispatch_run", lambda run_id, resume=False: None)
+    monkeypatch.setattr("swarms.jobs.enqueue", lambda name, *args, countdown=0: None)
 
 
 def running_run(workspace) -> Run:

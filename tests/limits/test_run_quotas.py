@@ -188,7 +188,7 @@ def test_simultaneous_creations_on_free_let_exactly_two_through(
 ):
     from accounts.services import workspace_create
 
-    monkeypatch.setattr("swarms.executor.dispatch_run", lambda run_id: None)
+    monkeypatch.setattr("swarms.jobs.enqueue", lambda name, *args, countdown=0: None)
     rate_limits_on.LLM_PROVIDERS = {}
     _restore_default_prices()
     workspace = workspace_create(name="Racy", owner=make_user())

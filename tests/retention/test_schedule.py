@@ -11,15 +11,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from sverm import periodic
 from sverm import settings as settings_module
 from sverm.celery import app
+from sverm.periodic import MARK_PREFIX, PERIODIC_TASKS, EmbeddedSchedule
 from swarms.models import Run, RunEvent, Swarm
 from swarms.services import swarm_soft_delete
-from swarms.services.retention import (
-    MAINTENANCE_CACHE_KEY,
-    MAINTENANCE_INTERVAL_SECONDS,
-    periodic_maintenance,
-)
 from swarms.tasks import prune_retention_task
 from tests.retention.conftest import delivery, event_types, finished_run, make_swarm
 
@@ -81,25 +78,30 @@ def test_the_task_prunes_and_purges(workspace, user):
 # The embedded timer
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.django_db
-def test_periodic_maintenance_runs_at_most_once_per_interval(workspace, user):
-    old, _recent, _swarm = expired_world(workspace, user)
-    first = periodic_maintenance()
-    assert first is not None
-    assert (first.prune.runs, first.purge.swarms) == (1, 1)
+def test_the_embedded_timer_prunes_at_most_once_per_interval(workspace, user, monkeypatch):
+    monkeypatch.setattr(periodic, "close_old_connections", lambda: None)  # the test's connection
+    [entry] = [entry for entry in PERIODIC_TASKS if entry.task == "swarms.prune_retention"]
+    clock = [0.0]
+    timer = EmbeddedSchedule(entries=(entry,), clock=lambda: clock[0])
+    old, _recent, swarm = expired_world(workspace, user)
+    assert timer.tick() == ["prune-retention"]  # at once: the first tick
     assert event_types(old) == ["run.completed"]
+    assert not Swarm.objects.filter(pk=swarm.pk).exists()
 
-    # The next ticks within the hour do nothing, even with new work waiting.
+    # The next ticks within the hour do nothing, even with new work waiting, nor do those of
+    # another process sharing the cache.
     newly_expired = finished_run(workspace, ago=31 * DAY)
-    assert periodic_maintenance() is None
-    assert periodic_maintenance() is None
+    clock[0] += 3599
+    assert timer.tick() == []
+    assert EmbeddedSchedule(entries=(entry,)).tick() == []
     assert RunEvent.objects.filter(run=newly_expired).count() == 5
 
-    # The mark lasts the interval; once it is gone, the next tick runs a pass.
-    assert cache.get(MAINTENANCE_CACHE_KEY) is not None
-    assert MAINTENANCE_INTERVAL_SECONDS == 3600
-    cache.delete(MAINTENANCE_CACHE_KEY)
-    again = periodic_maintenance()
-    assert again is not None and again.prune.runs == 1
+    # The mark lasts (about) the hour; once it is gone, the next due tick runs a pass.
+    assert cache.get(MARK_PREFIX + entry.name) is not None
+    assert entry.every == 3600
+    cache.delete(MARK_PREFIX + entry.name)
+    clock[0] += 1
+    assert timer.tick() == ["prune-retention"]
     assert event_types(newly_expired) == ["run.completed"]
 
 

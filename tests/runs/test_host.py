@@ -21,7 +21,7 @@ LANES = 2
 @pytest.fixture
 def host(executing, monkeypatch):
     executing.SVERM_EXECUTOR_DB_LANES = LANES
-    monkeypatch.setattr(executor, "dispatch_run", lambda run_id, resume=False: None)
+    monkeypatch.setattr("swarms.jobs.enqueue", lambda name, *args, countdown=0: None)
     host = executor.RunHost()
     yield host
     host.close()

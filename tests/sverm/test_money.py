@@ -10,9 +10,9 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from sverm.api.money import MONEY_DESCRIPTION, money, money_fields_rendered, money_json
-from swarms import webhooks
 from swarms.models import Run
 from swarms.realtime import status_message
+from swarms.webhooks import delivery
 from tests.runs.conftest import (
     decimal_json,
     executing,  # noqa: F401  (runs really execute)
@@ -79,7 +79,7 @@ def test_every_surface_sends_a_runs_cost_in_one_format(api_client, workspace, us
     api_run = decimal_json(api_client.get(f"/api/runs/{run_id}"))
     api_events = decimal_json(api_client.get(f"/api/runs/{run_id}/events?limit=100"))["data"]
     streamed = async_to_sync(_replay)(f"/v1/swarms/{run_id}/stream", jwt_for(user))
-    payload = json.loads(webhooks._encode(webhooks.run_payload(run)), parse_float=Decimal)
+    payload = json.loads(delivery._encode(delivery.run_payload(run)), parse_float=Decimal)
     board = json.loads(json.dumps(status_message(run)), parse_float=Decimal)
 
     totals = {

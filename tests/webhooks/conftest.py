@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from swarms import services, webhooks
+from swarms import jobs, services
 from swarms.models import Run, WebhookDelivery
 from templates_app.models import SwarmTemplate
 from tests.runs.conftest import executing  # noqa: F401  (re-exported fixture)
@@ -105,10 +105,10 @@ def hooks(executing, settings):  # noqa: F811
     settings.SVERM_WEBHOOK_TIMEOUT = 5
     yield settings
     deadline = time.monotonic() + DEADLINE
-    while webhooks.pending_threads() and time.monotonic() < deadline:
+    while jobs.pending_threads() and time.monotonic() < deadline:
         time.sleep(0.01)
-    webhooks.cancel_pending()
-    while webhooks.pending_threads() and time.monotonic() < deadline + 5:
+    jobs.cancel_pending()
+    while jobs.pending_threads() and time.monotonic() < deadline + 5:
         time.sleep(0.01)
 
 

@@ -14,8 +14,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.roles import Role
-from swarms import webhooks
 from swarms.models import Run, WebhookDelivery, WebhookEndpoint, WebhookSecret
+from swarms.webhooks import delivery as webhook_delivery
+from swarms.webhooks import signing
 from tests.conftest import assert_problem
 
 from .conftest import start_run, verify, wait_deliveries
@@ -215,7 +216,7 @@ def test_nothing_to_redeliver_is_409(
 def test_redelivery_sends_the_same_message_again_and_is_listed(
     hooks, receiver, workspace, api_client
 ):
-    secret = webhooks.webhook_secret_rotate(workspace_id=workspace.pk)
+    secret = signing.webhook_secret_rotate(workspace_id=workspace.pk)
     run = start_run(workspace, receiver.url("/again"))
     [first] = wait_deliveries(run, 1)
     assert first.success and not first.manual
@@ -255,7 +256,7 @@ def test_the_secret_is_shown_once_and_never_by_get(api_client, workspace):
     assert secret.startswith("whsec_") and len(secret) > 40
     assert body["exists"] is True and body["rotatedAt"] is None
     assert body["previousValidUntil"] is None  # nothing was replaced
-    assert webhooks.signing_secrets(workspace.pk) == [secret]
+    assert signing.signing_secrets(workspace.pk) == [secret]
 
     shown = api_client.get(secret_url(workspace))
     assert set(shown.json()) == SECRET_KEYS
@@ -272,17 +273,17 @@ def test_rotation_keeps_the_previous_secret_signing_for_the_grace_period(api_cli
     new = rotated["secret"]
     assert new != old
     valid_until = parse_datetime(rotated["previousValidUntil"])
-    expected = timezone.now() + webhooks.ROTATION_GRACE
+    expected = timezone.now() + signing.ROTATION_GRACE
     assert abs((valid_until - expected).total_seconds()) < 60
     assert parse_datetime(rotated["rotatedAt"]) <= timezone.now()
-    assert webhooks.signing_secrets(workspace.pk) == [new, old]
+    assert signing.signing_secrets(workspace.pk) == [new, old]
     shown = api_client.get(secret_url(workspace)).json()
     assert shown["previousValidUntil"] == rotated["previousValidUntil"]
 
     hour = api_client.post(secret_url(workspace), {"gracePeriodSeconds": 3600}, format="json")
     valid_until = parse_datetime(hour.json()["previousValidUntil"])
     assert abs((valid_until - timezone.now()).total_seconds() - 3600) < 60
-    assert webhooks.signing_secrets(workspace.pk) == [hour.json()["secret"], new]
+    assert signing.signing_secrets(workspace.pk) == [hour.json()["secret"], new]
 
 
 def test_a_zero_grace_period_stops_the_previous_secret_at_once(api_client, workspace):
@@ -290,7 +291,7 @@ def test_a_zero_grace_period_stops_the_previous_secret_at_once(api_client, works
     leaked = api_client.post(secret_url(workspace), {"gracePeriodSeconds": 0}, format="json")
     assert leaked.status_code == 201, leaked.content
     assert leaked.json()["previousValidUntil"] is None
-    assert webhooks.signing_secrets(workspace.pk) == [leaked.json()["secret"]]
+    assert signing.signing_secrets(workspace.pk) == [leaked.json()["secret"]]
     assert api_client.get(secret_url(workspace)).json()["previousValidUntil"] is None
 
 
@@ -337,7 +338,7 @@ def test_a_secret_created_concurrently_is_rotated_not_a_server_error(
 ):
     """Two first rotations (or a rotation and a first delivery) race: the loser's lookup found
     no row, its insert meets the winner's. It rotates the winner's secret instead."""
-    winner = webhooks.webhook_secret_rotate(workspace_id=workspace.pk)
+    winner = signing.webhook_secret_rotate(workspace_id=workspace.pk)
     real_first = QuerySet.first
     looked = []
 
@@ -351,7 +352,7 @@ def test_a_secret_created_concurrently_is_rotated_not_a_server_error(
     response = api_client.post(secret_url(workspace), {}, format="json")
     assert response.status_code == 201, response.content
     assert looked and response.json()["previousValidUntil"] is not None
-    assert webhooks.signing_secrets(workspace.pk) == [response.json()["secret"], winner]
+    assert signing.signing_secrets(workspace.pk) == [response.json()["secret"], winner]
     assert WebhookSecret.objects.filter(workspace=workspace).count() == 1
 
 
@@ -385,7 +386,7 @@ def test_deliveries_after_an_api_rotation_carry_both_signatures(
 def test_endpoints_are_listed_with_their_state(api_client, workspace, other_workspace):
     gone = disabled_endpoint(workspace, "https://old.example.com/hook")
     back = disabled_endpoint(workspace, "https://back.example.com/hook")
-    webhooks.webhook_endpoint_enable(workspace_id=workspace.pk, url=back.url)
+    webhook_delivery.webhook_endpoint_enable(workspace_id=workspace.pk, url=back.url)
     disabled_endpoint(other_workspace, "https://theirs.example.com/hook")
 
     body = api_client.get(endpoints_url(workspace)).json()
@@ -419,7 +420,7 @@ def test_an_admin_re_enables_an_endpoint(api_client, client_for, member_of, work
     assert response.json()["disabled"] is False and response.json()["disabledReason"] == ""
     gone.refresh_from_db()
     assert gone.disabled_at is None
-    assert not webhooks.endpoint_disabled(workspace.pk, gone.url)
+    assert not webhook_delivery.endpoint_disabled(workspace.pk, gone.url)
     # Enabling an enabled endpoint changes nothing.
     assert api_client.post(enable_url(workspace, gone.pk)).json()["disabled"] is False
 

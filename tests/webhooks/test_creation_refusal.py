@@ -4,7 +4,7 @@ into swarms/serializers.py (V1RunCreateSerializer.webhook_url, RunCreateSerializ
 import pytest
 
 from swarms.serializers import RunCreateSerializer, V1RunCreateSerializer
-from swarms.webhooks import webhook_url_validator
+from swarms.webhooks.ssrf import webhook_url_validator
 
 SERIALIZERS = [
     (V1RunCreateSerializer, "webhook_url", {"template": "research-swarm-v1", "task": "t"}),

@@ -9,15 +9,16 @@ import pytest
 from django.db import connections
 from rest_framework.renderers import JSONRenderer
 
-from swarms import webhooks
 from swarms.models import Run, WebhookDelivery, WebhookEndpoint
 from swarms.serializers import V1RunStatusSerializer
+from swarms.webhooks import delivery as webhook_delivery
+from swarms.webhooks import signing, ssrf
 
 from .conftest import start_run, verify, wait_deliveries
 
 
 def test_a_finished_run_is_delivered_signed_after_two_failures(hooks, receiver, workspace):
-    secret = webhooks.webhook_secret_rotate(workspace_id=workspace.pk)
+    secret = signing.webhook_secret_rotate(workspace_id=workspace.pk)
     receiver.script = [(500, {}), (503, {})]
     run = start_run(workspace, receiver.url("/hook?src=sverm"))
     requests = receiver.wait_for(3)
@@ -70,7 +71,7 @@ def test_no_database_connection_is_held_while_the_receiver_answers(hooks, receiv
         time.sleep(0.2)
 
     receiver.while_answering = slow_receiver
-    webhooks.webhook_attempt(run.pk, "msg_connectionless", 1, manual=True)
+    webhook_delivery.webhook_attempt(run.pk, "msg_connectionless", 1, manual=True)
     assert held_while_answering == [False]
     [delivery] = WebhookDelivery.objects.filter(run=run)  # recorded on a connection again
     assert delivery.success and delivery.status_code == 200 and delivery.latency_ms >= 200
@@ -104,7 +105,7 @@ def test_410_disables_the_endpoint(hooks, receiver, workspace):
     assert len(receiver.requests) == 1
 
     # A manual redelivery still goes, and a 2xx re-enables the endpoint.
-    message_id = webhooks.webhook_redeliver(run=Run.objects.get(pk=second.pk))
+    message_id = webhook_delivery.webhook_redeliver(run=Run.objects.get(pk=second.pk))
     receiver.wait_for(2)
     rows = wait_deliveries(second, 2)
     assert rows[-1].manual and rows[-1].success and rows[-1].message_id == message_id
@@ -139,8 +140,8 @@ def test_redirects_are_not_followed(hooks, receiver, workspace):
 
 
 def test_rotation_sends_both_signatures(hooks, receiver, workspace):
-    old = webhooks.webhook_secret_rotate(workspace_id=workspace.pk)
-    new = webhooks.webhook_secret_rotate(workspace_id=workspace.pk)
+    old = signing.webhook_secret_rotate(workspace_id=workspace.pk)
+    new = signing.webhook_secret_rotate(workspace_id=workspace.pk)
     run = start_run(workspace, receiver.url())
     [request] = receiver.wait_for(1)
     wait_deliveries(run, 1)
@@ -159,7 +160,7 @@ def test_connects_to_the_checked_address_with_the_name_as_host(
         calls.append(host)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", resolve)
     run = start_run(workspace, f"http://hooks.test:{receiver.port}/named")
     [request] = receiver.wait_for(1)
     wait_deliveries(run, 1)
@@ -200,14 +201,14 @@ def test_a_run_without_webhook_sends_nothing(hooks, receiver, workspace):
 
 
 def test_celery_mode_schedules_with_countdown(settings, monkeypatch):
-    from swarms import tasks
+    from sverm.celery import app
 
     settings.SVERM_EXECUTOR = "celery"
     sent = []
 
-    def apply_async(args, countdown):
-        sent.append((args, countdown))
+    def send_task(name, args, countdown):
+        sent.append((name, args, countdown))
 
-    monkeypatch.setattr(tasks.deliver_webhook_task, "apply_async", apply_async)
-    webhooks._enqueue("run_x", "msg_y", 3, 300.5)
-    assert sent == [(("run_x", "msg_y", 3, False), 300.5)]
+    monkeypatch.setattr(app, "send_task", send_task)
+    webhook_delivery._enqueue("run_x", "msg_y", 3, 300.5)
+    assert sent == [("swarms.deliver_webhook", ("run_x", "msg_y", 3, False), 300.5)]

@@ -11,7 +11,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from sverm import settings as settings_module
-from swarms import webhooks
+from swarms.webhooks import delivery as webhook_delivery
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "SVERM_WEBHOOK_RETRY_SCHEDULE"
@@ -56,7 +56,7 @@ def test_a_bad_schedule_is_improperly_configured(monkeypatch, value):
 def test_the_setting_drives_the_delivery_schedule(settings):
     assert django_settings.SVERM_WEBHOOK_RETRY_SCHEDULE  # the suite runs with a schedule
     settings.SVERM_WEBHOOK_RETRY_SCHEDULE = [0.0, 0.5]
-    assert webhooks.retry_schedule() == [0.0, 0.5]
+    assert webhook_delivery.retry_schedule() == [0.0, 0.5]
 
 
 def _load(tmp_path, value: str) -> subprocess.CompletedProcess:

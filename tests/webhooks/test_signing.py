@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from swarms import webhooks
 from swarms.models import WebhookSecret
+from swarms.webhooks import delivery, signing
 
 from .conftest import verify
 
@@ -15,38 +15,38 @@ from .conftest import verify
 def test_signature_matches_the_standard_webhooks_test_vector():
     # The example from the Standard Webhooks reference libraries.
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    signature = webhooks.sign(
+    signature = signing.sign(
         secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}'
     )
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
 def test_signed_headers_verify_independently():
-    secret = webhooks.new_secret()
+    secret = signing.new_secret()
     assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
     body = b'{"swarm_id":"run_x"}'
-    headers = webhooks.signed_headers([secret], "msg_1", 1700000000, body)
+    headers = signing.signed_headers([secret], "msg_1", 1700000000, body)
     assert headers["webhook-id"] == "msg_1"
     assert headers["webhook-timestamp"] == "1700000000"
     assert verify(secret, headers, body)
     assert not verify(secret, headers, body + b" ")
-    assert not verify(webhooks.new_secret(), headers, body)
+    assert not verify(signing.new_secret(), headers, body)
 
 
 @pytest.mark.django_db
 def test_secret_is_stored_encrypted_and_rotation_signs_with_both(workspace):
-    first = webhooks.webhook_secret_rotate(workspace_id=workspace.pk)
+    first = signing.webhook_secret_rotate(workspace_id=workspace.pk)
     row = WebhookSecret.objects.get(workspace=workspace)
     assert first not in row.current_encrypted
     assert first[6:] not in row.current_encrypted
-    assert webhooks.signing_secrets(workspace.pk) == [first]
+    assert signing.signing_secrets(workspace.pk) == [first]
 
-    second = webhooks.webhook_secret_rotate(workspace_id=workspace.pk)
+    second = signing.webhook_secret_rotate(workspace_id=workspace.pk)
     assert second != first
-    assert webhooks.signing_secrets(workspace.pk) == [second, first]
+    assert signing.signing_secrets(workspace.pk) == [second, first]
     body = b"{}"
-    headers = webhooks.signed_headers(
-        webhooks.signing_secrets(workspace.pk), "msg_2", 1700000000, body
+    headers = signing.signed_headers(
+        signing.signing_secrets(workspace.pk), "msg_2", 1700000000, body
     )
     assert len(headers["webhook-signature"].split(" ")) == 2
     assert verify(first, headers, body) and verify(second, headers, body)
@@ -55,21 +55,21 @@ def test_secret_is_stored_encrypted_and_rotation_signs_with_both(workspace):
     WebhookSecret.objects.filter(workspace=workspace).update(
         previous_expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert webhooks.signing_secrets(workspace.pk) == [second]
+    assert signing.signing_secrets(workspace.pk) == [second]
 
 
 @pytest.mark.django_db
 def test_a_workspace_without_a_secret_gets_one_when_it_first_signs(workspace):
-    found = webhooks.signing_secrets(workspace.pk)
+    found = signing.signing_secrets(workspace.pk)
     assert len(found) == 1 and found[0].startswith("whsec_")
-    assert webhooks.signing_secrets(workspace.pk) == found
+    assert signing.signing_secrets(workspace.pk) == found
 
 
 def test_secret_survives_a_secret_key_rotation_via_fallbacks(settings):
-    token = webhooks._encrypt("whsec_abc")
+    token = signing._encrypt("whsec_abc")
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "a-brand-new-key"
-    assert webhooks._decrypt(token) == "whsec_abc"
+    assert signing._decrypt(token) == "whsec_abc"
 
 
 @pytest.mark.parametrize(
@@ -77,14 +77,14 @@ def test_secret_survives_a_secret_key_rotation_via_fallbacks(settings):
     [("3", 3.0), ("0", 0.0), ("-5", 0.0), ("999999", 86400.0), ("soon", None), (None, None)],
 )
 def test_retry_after_seconds(value, expected):
-    assert webhooks.retry_after_seconds(value) == expected
+    assert delivery.retry_after_seconds(value) == expected
 
 
 def test_retry_after_http_date():
     from email.utils import format_datetime
 
     value = format_datetime(timezone.now() + timedelta(seconds=120), usegmt=True)
-    assert 100 < webhooks.retry_after_seconds(value) <= 120
+    assert 100 < delivery.retry_after_seconds(value) <= 120
 
 
 def test_default_schedule_is_the_standard_webhooks_one():

@@ -7,8 +7,9 @@ import httpx
 import pytest
 from django.core.exceptions import ValidationError
 
-from swarms import webhooks
 from swarms.models import Run, RunStatus, WebhookDelivery
+from swarms.webhooks import delivery as webhook_delivery
+from swarms.webhooks import ssrf
 
 REFUSED = [
     "http://127.0.0.1/hook",
@@ -47,26 +48,26 @@ REFUSED = [
 @pytest.mark.parametrize("url", REFUSED)
 def test_refused_in_every_spelling(url, settings):
     settings.SVERM_WEBHOOK_ALLOWED_HOSTS = []
-    with pytest.raises(webhooks.WebhookRefused):
-        webhooks.webhook_url_check(url)
+    with pytest.raises(ssrf.WebhookRefused):
+        ssrf.webhook_url_check(url)
     with pytest.raises(ValidationError):
-        webhooks.webhook_url_validator(url)
-    with pytest.raises(webhooks.WebhookRefused):
-        webhooks.resolve_target(url)
+        ssrf.webhook_url_validator(url)
+    with pytest.raises(ssrf.WebhookRefused):
+        ssrf.resolve_target(url)
 
 
 def test_a_name_resolving_to_loopback_is_refused(settings, monkeypatch):
     settings.SVERM_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # the address, not the name
     fake = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 80))]
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda *a, **k: fake)
-    with pytest.raises(webhooks.WebhookRefused, match="loopback"):
-        webhooks.webhook_url_check("http://evil.example/hook")
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", lambda *a, **k: fake)
+    with pytest.raises(ssrf.WebhookRefused, match="loopback"):
+        ssrf.webhook_url_check("http://evil.example/hook")
 
 
 def test_localhost_really_resolves_and_is_refused(settings):
     settings.SVERM_WEBHOOK_ALLOWED_HOSTS = []
-    with pytest.raises(webhooks.WebhookRefused):
-        webhooks.resolve_target("http://localhost/hook")
+    with pytest.raises(ssrf.WebhookRefused):
+        ssrf.resolve_target("http://localhost/hook")
 
 
 def test_any_non_public_address_among_several_refuses(settings, monkeypatch):
@@ -75,9 +76,9 @@ def test_any_non_public_address_among_several_refuses(settings, monkeypatch):
         (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443)),
         (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("fd00::1", 443, 0, 0)),
     ]
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda *a, **k: fake)
-    with pytest.raises(webhooks.WebhookRefused, match="private"):
-        webhooks.resolve_target("https://hooks.example.com/x")
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", lambda *a, **k: fake)
+    with pytest.raises(ssrf.WebhookRefused, match="private"):
+        ssrf.resolve_target("https://hooks.example.com/x")
 
 
 @pytest.mark.parametrize(
@@ -85,33 +86,33 @@ def test_any_non_public_address_among_several_refuses(settings, monkeypatch):
 )
 def test_public_addresses_pass(url, settings):
     settings.SVERM_WEBHOOK_ALLOWED_HOSTS = []
-    webhooks.webhook_url_check(url)
-    webhooks.webhook_url_validator(url)
+    ssrf.webhook_url_check(url)
+    ssrf.webhook_url_validator(url)
 
 
 def test_an_unresolvable_name_is_accepted_at_creation_and_checked_at_send(settings, monkeypatch):
     def fail(*args, **kwargs):
         raise socket.gaierror(-2, "Name or service not known")
 
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", fail)
-    webhooks.webhook_url_check("https://not-yet.example.com/hook")
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", fail)
+    ssrf.webhook_url_check("https://not-yet.example.com/hook")
     with pytest.raises(OSError):
-        webhooks.resolve_target("https://not-yet.example.com/hook")
+        ssrf.resolve_target("https://not-yet.example.com/hook")
 
 
 def test_allowed_hosts_let_an_operator_through(settings):
     settings.SVERM_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-    assert webhooks.resolve_target("http://127.0.0.1:9000/a").url == "http://127.0.0.1:9000/a"
-    assert webhooks.resolve_target("http://localhost/a").ip == "127.0.0.1"
-    with pytest.raises(webhooks.WebhookRefused):
-        webhooks.resolve_target("http://10.1.2.3/a")
+    assert ssrf.resolve_target("http://127.0.0.1:9000/a").url == "http://127.0.0.1:9000/a"
+    assert ssrf.resolve_target("http://localhost/a").ip == "127.0.0.1"
+    with pytest.raises(ssrf.WebhookRefused):
+        ssrf.resolve_target("http://10.1.2.3/a")
 
 
 def test_the_target_is_pinned_to_the_checked_address(settings, monkeypatch):
     settings.SVERM_WEBHOOK_ALLOWED_HOSTS = []
     fake = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 8443))]
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda *a, **k: fake)
-    target = webhooks.resolve_target("https://Hooks.Example.com:8443/in?x=1")
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", lambda *a, **k: fake)
+    target = ssrf.resolve_target("https://Hooks.Example.com:8443/in?x=1")
     assert target.url == "https://93.184.216.34:8443/in?x=1"
     assert target.host_header == "hooks.example.com:8443"
     assert target.server_name == "hooks.example.com"
@@ -129,13 +130,15 @@ def test_https_sends_sni_and_host_for_the_name_to_the_pinned_ip(settings, monkey
 
     real = httpx.Client
     monkeypatch.setattr(
-        webhooks.httpx, "Client", lambda **kw: real(transport=httpx.MockTransport(handler), **kw)
+        webhook_delivery.httpx,
+        "Client",
+        lambda **kw: real(transport=httpx.MockTransport(handler), **kw),
     )
-    target = webhooks.Target(
+    target = ssrf.Target(
         url="https://93.184.216.34/in", host_header="hooks.example.com",
         server_name="hooks.example.com", ip="93.184.216.34",
     )  # fmt: skip
-    response = webhooks._post(target, {"webhook-id": "msg_1"}, b"{}")
+    response = webhook_delivery._post(target, {"webhook-id": "msg_1"}, b"{}")
     assert response.status_code == 301  # not followed
     assert seen == {"host": "93.184.216.34", "header": "hooks.example.com",
                     "sni": "hooks.example.com"}  # fmt: skip
@@ -150,16 +153,16 @@ def test_dns_rebinding_is_refused_at_send_time_and_recorded(workspace, settings,
     def flip(host, port, *args, **kwargs):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
 
-    monkeypatch.setattr(webhooks.socket, "getaddrinfo", flip)
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", flip)
     url = "http://rebind.example.com/hook"
-    webhooks.webhook_url_check(url)  # creation: public
+    ssrf.webhook_url_check(url)  # creation: public
     queued = []
-    monkeypatch.setattr(webhooks, "_enqueue", lambda *args, **kw: queued.append(args))
+    monkeypatch.setattr(webhook_delivery, "_enqueue", lambda *args, **kw: queued.append(args))
     run = Run.objects.create(
         workspace=workspace, swarm_type="custom", definition={}, task="t",
         max_budget_usd=1, estimated_cost_usd=0, status=RunStatus.COMPLETED, webhook_url=url,
     )  # fmt: skip
-    webhooks.webhook_attempt(run.pk, "msg_rebind", 1)
+    webhook_delivery.webhook_attempt(run.pk, "msg_rebind", 1)
     delivery = WebhookDelivery.objects.get(run=run)
     assert delivery.status_code is None and not delivery.success
     assert delivery.error.startswith("Refused:") and "loopback" in delivery.error
@@ -168,5 +171,5 @@ def test_dns_rebinding_is_refused_at_send_time_and_recorded(workspace, settings,
 
 def test_the_cloud_metadata_address_is_named_as_link_local(settings):
     settings.SVERM_WEBHOOK_ALLOWED_HOSTS = []
-    with pytest.raises(webhooks.WebhookRefused, match="link-local"):
-        webhooks.webhook_url_check("http://169.254.169.254/latest/meta-data")
+    with pytest.raises(ssrf.WebhookRefused, match="link-local"):
+        ssrf.webhook_url_check("http://169.254.169.254/latest/meta-data")
