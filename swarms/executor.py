@@ -30,13 +30,10 @@ from swarms.engine import (
 )
 from swarms.models import Run
 from swarms.providers import model_routes, router_for
+from swarms.selectors import Checkpoints, delegation_key, run_checkpoints
 from swarms.services.dispatch import runs_redispatch_queued
-from swarms.services.retention import periodic_maintenance
-from swarms.services.runs import (
-    Checkpoints,
+from swarms.services.lifecycle import (
     LeaseLost,
-    delegation_key,
-    run_checkpoints,
     run_claim,
     run_fail,
     run_finish,
@@ -46,6 +43,7 @@ from swarms.services.runs import (
     runs_cancel_requested,
     runs_reap_stale,
 )
+from swarms.services.retention import periodic_maintenance
 
 logger = logging.getLogger("sverm.executor")
 

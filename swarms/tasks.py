@@ -74,7 +74,7 @@ def reap_stale_runs_task() -> list[str]:
     """Celery beat, every 30 s: resume (or fail) runs whose worker stopped sending heartbeats,
     and send again the start of runs queued for long (it may not have reached the broker)."""
     from swarms.services.dispatch import runs_redispatch_queued
-    from swarms.services.runs import runs_reap_stale
+    from swarms.services.lifecycle import runs_reap_stale
 
     reaped = runs_reap_stale()
     runs_redispatch_queued()
