@@ -105,7 +105,7 @@ async def _publish(run_id: str, count: int, rate: float) -> float:
     stores them (the last one terminal); returns the rate achieved."""
     from asgiref.sync import sync_to_async
 
-    from swarms.services.runs import run_event_add
+    from swarms.services.lifecycle import run_event_add
 
     db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-publisher")
     store = sync_to_async(run_event_add, thread_sensitive=False, executor=db)
@@ -205,8 +205,8 @@ def run(ctx: Context) -> list[Figure]:
         except Exception as exc:
             plain_error = exc
     how = (f"channels-redis on Redis, events stored and published by "
-           f"swarms.services.runs.run_event_add from one DB thread as the executor does, paced "
-           f"at {RATE}/s; each event carries its send time, clients (bench/ws_clients.py, a "
+           f"swarms.services.lifecycle.run_event_add from one DB thread as the executor does, "
+           f"paced at {RATE}/s; each event carries its send time, clients (bench/ws_clients.py, a "
            f"separate process, `websockets` on uvloop) on /v1/swarms/{{id}}/stream record "
            f"receive time - send time; baseline: raw Redis PUBLISH -> SUBSCRIBE round trip, "
            f"{redis_count} messages at {RATE}/s, p50 {raw_p50:.2f} ms / p99 {raw_p99:.2f} "

@@ -26,7 +26,7 @@ NO_POOL_LABEL = "Daphne, 1 process, no pool (DB_POOL_MAX_SIZE=0)"
 
 def _finished_run(ctx: Context) -> str:
     from swarms.models import Run
-    from swarms.services.runs import run_event_add
+    from swarms.services.lifecycle import run_event_add
 
     run_id = run_make(ctx.tenant, builtin_definition("research-swarm-v1"))
     Run.objects.filter(pk=run_id).update(status="running")

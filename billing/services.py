@@ -5,6 +5,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, DateField, Exists, F, Min, OuterRef, QuerySet, Sum
@@ -86,6 +87,38 @@ def usage_records_add(records: list[UsageRecord]) -> list[UsageRecord]:
     for (workspace_id, month, swarm_type), increments in totals.items():
         _rollup_add(workspace_id=workspace_id, month=month, swarm_type=swarm_type, **increments)
     return created
+
+
+def usage_records_add_sql(
+    *, calls: str, workspace_id: str, run_id: str, swarm_id: str, swarm_type: str, at: datetime
+) -> tuple[str, dict[str, Any]]:
+    """`usage_records_add` as two data-modifying CTEs, for a caller that writes its own rows in
+    the same PostgreSQL statement (the run recorder: a call settles with its ledger row in one
+    round trip). `calls` names one of the caller's CTEs, returning a row per LLM call with
+    columns agent_id, model, provider, tokens_in, tokens_out, cost_usd; each becomes a ledger
+    row created at `at`, and the month's rollup moves by what they add (no rollup row is
+    written when there are none). Returns the CTEs' text (to go after the caller's, following
+    `WITH`) and their parameters, named `usage_*` so they merge into the caller's."""
+    if not calls.isidentifier():
+        raise ValueError(f"not a CTE name: {calls!r}")
+    # Only the name of the caller's CTE goes into the text (an identifier, checked above).
+    sql = f"""usage_rows AS (INSERT INTO billing_usagerecord (workspace_id, run_id,
+    swarm_id, swarm_type, agent_id, model, provider, tokens_in, tokens_out, cost_usd, created_at)
+  SELECT %(usage_workspace)s, %(usage_run)s, %(usage_swarm)s, %(usage_swarm_type)s, agent_id,
+    model, provider, tokens_in, tokens_out, cost_usd, %(usage_at)s FROM {calls}
+  RETURNING tokens_in, tokens_out, cost_usd),
+usage_rollup AS (INSERT INTO billing_monthlyusage AS m (workspace_id, month,
+    swarm_type, runs, tokens_in, tokens_out, cost_usd)
+  SELECT %(usage_workspace)s, %(usage_month)s, %(usage_swarm_type)s, 0, sum(tokens_in),
+    sum(tokens_out), sum(cost_usd) FROM usage_rows HAVING count(*) > 0
+  ON CONFLICT (workspace_id, month, swarm_type) DO UPDATE SET
+    tokens_in = m.tokens_in + excluded.tokens_in, tokens_out = m.tokens_out + excluded.tokens_out,
+    cost_usd = m.cost_usd + excluded.cost_usd)"""  # noqa: S608
+    params = {
+        "usage_workspace": workspace_id, "usage_run": run_id, "usage_swarm": swarm_id,
+        "usage_swarm_type": swarm_type, "usage_at": at, "usage_month": month_of(at),
+    }  # fmt: skip
+    return sql, params
 
 
 def usage_run_started(*, workspace_id: str, swarm_type: str, at: datetime) -> None:

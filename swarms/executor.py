@@ -32,11 +32,9 @@ from swarms.engine import (
 )
 from swarms.models import Run
 from swarms.providers import model_routes, router_for
-from swarms.services.runs import (
-    Checkpoints,
+from swarms.selectors import Checkpoints, delegation_key, run_checkpoints
+from swarms.services.lifecycle import (
     LeaseLost,
-    delegation_key,
-    run_checkpoints,
     run_claim,
     run_fail,
     run_finish,

@@ -1,5 +1,7 @@
-"""Reads for runs: results (cost report, agent log) and what streams replay."""
+"""Reads for runs: where one starts, its result, what streams replay, what a resume takes over."""
 
+import json
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -7,13 +9,34 @@ from django.db.models import Sum
 
 from accounts.roles import Role
 from billing.models import UsageRecord
-from sverm.api.errors import NotFound
+from sverm.api.errors import InvalidRequest, NotFound
 from sverm.api.money import money, money_shares  # noqa: F401  (money: swarms.services.runs)
 from sverm.api.scoping import Caller
-from swarms.models import Run, RunEvent
+from swarms.engine import Step, Usage
+from swarms.models import Run, RunEvent, RunStep, RunStepStatus, Swarm
 
 LOG_ACTIONS = {"agent.delegated": "delegate", "agent.message": "message",
                "agent.completed": "complete"}  # fmt: skip
+
+
+def run_workspace_for_swarm(*, caller: Caller, swarm: Swarm, workspace_id: str | None) -> str:
+    """The workspace a run of `swarm` is made in: `workspace_id`, else the swarm's own, which a
+    caller who sees the swarm through an integration must name (400). The caller must be an
+    operator there (404 when no member, 403), and the swarm visible from it (404)."""
+    if workspace_id is None:
+        workspace_id = swarm.workspace_id
+        if caller.role_in(workspace_id) is None:
+            raise InvalidRequest(
+                "This swarm is shared with you through an integration: pass the `workspaceId` "
+                "to run it in."
+            )
+    caller.require_role(workspace_id, Role.OPERATOR)
+    if (
+        workspace_id != swarm.workspace_id
+        and not Swarm.objects.visible_in([workspace_id]).filter(pk=swarm.pk).exists()
+    ):
+        raise NotFound(f"Swarm {swarm.pk} is not visible from workspace {workspace_id}.")
+    return workspace_id
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,17 @@ def run_agent_logs(*, run: Run) -> list[dict]:
     return logs
 
 
+def run_result(*, run: Run) -> dict:
+    """A run's result (`/api/runs/{id}/result`, `/v1/swarms/{id}/result`): the run with its cost
+    report, agent log and elapsed time."""
+    return {
+        "run": run,
+        "cost_report": run_cost_report(run=run),
+        "agent_logs": run_agent_logs(run=run),
+        "elapsed_seconds": run_elapsed_seconds(run=run),
+    }
+
+
 def run_elapsed_seconds(*, run: Run) -> float | None:
     if run.started_at is None:
         return None
@@ -120,3 +154,42 @@ def workspace_active_runs(*, workspace_id: str, limit: int = 200) -> list[Run]:
             "created_at"
         )[:limit]
     )
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """What earlier attempts of a run left: settled steps to replay, money held by calls they
+    left in flight, and the `agent.delegated` events already emitted (not to emit them twice)."""
+
+    steps: dict[str, Step]
+    held_usd: Decimal
+    delegations: Counter
+
+
+def run_checkpoints(*, run_id: str) -> Checkpoints:
+    steps: dict[str, Step] = {}
+    held = Decimal(0)
+    for row in RunStep.objects.filter(run_id=run_id).order_by("id"):
+        if row.status == RunStepStatus.SETTLED:
+            usage = Usage(
+                agent_id=row.agent_id,
+                model=row.model,
+                provider=row.provider,
+                tokens_in=row.tokens_in,
+                tokens_out=row.tokens_out,
+                cost_usd=row.cost_usd,
+            )
+            steps[row.key] = Step(
+                row.key, row.agent_id, row.model, row.status, row.reserved_usd, usage, row.output
+            )
+        elif row.status == RunStepStatus.INTERRUPTED:
+            held += row.reserved_usd
+    delegations = Counter(
+        delegation_key(event.agent_id, event.data)
+        for event in RunEvent.objects.filter(run_id=run_id, type="agent.delegated")
+    )
+    return Checkpoints(steps=steps, held_usd=held, delegations=delegations)
+
+
+def delegation_key(agent_id: str | None, data: dict) -> str:
+    return json.dumps([agent_id or "", data], sort_keys=True)

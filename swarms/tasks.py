@@ -7,8 +7,8 @@ from django.db import InterfaceError, OperationalError
 from swarms import jobs
 from swarms.executor import execute_run
 from swarms.services.dispatch import runs_redispatch_queued
+from swarms.services.lifecycle import runs_reap_stale
 from swarms.services.retention import retention_enforce
-from swarms.services.runs import runs_reap_stale
 from swarms.webhooks.delivery import webhook_attempt
 
 

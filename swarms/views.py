@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from accounts.models import Workspace
 from accounts.roles import Role
-from sverm.api.errors import PROBLEM_CONTENT_TYPE, InvalidRequest, NotFound
+from sverm.api.errors import PROBLEM_CONTENT_TYPE
 from sverm.api.idempotency import (
     IDEMPOTENCY_409,
     IDEMPOTENCY_422,
@@ -148,35 +148,19 @@ class SwarmViewSet(WorkspaceScopedViewSet):
         data = RunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        workspace_id = values.get("workspaceId") or swarm.workspace_id
-        if "workspaceId" not in values and self.caller.role_in(workspace_id) is None:
-            raise InvalidRequest(
-                "This swarm is shared with you through an integration: pass the `workspaceId` "
-                "to run it in."
-            )
-        self.require_role(workspace_id, Role.OPERATOR)
-        if (
-            workspace_id != swarm.workspace_id
-            and not Swarm.objects.visible_in([workspace_id]).filter(pk=swarm.pk).exists()
-        ):
-            raise NotFound(f"Swarm {swarm.pk} is not visible from workspace {workspace_id}.")
+        workspace_id = selectors.run_workspace_for_swarm(
+            caller=self.caller, swarm=swarm, workspace_id=values.get("workspaceId")
+        )
 
         def start() -> Response:
-            version = None
-            if "versionId" in values:
-                version = SwarmVersion.objects.filter(pk=values["versionId"]).first()
-                if version is None:
-                    raise NotFound(f"Version {values['versionId']} not found.")
-            version = services.run_definition_for(swarm=swarm, version=version)
-            run = services.run_create(
+            run = services.run_create_for_swarm(
+                swarm=swarm,
                 workspace_id=workspace_id,
-                definition=version.definition,
+                version_id=values.get("versionId"),
                 task=values["task"],
                 max_budget_usd=values.get("maxBudgetUsd"),
-                created_by=request.user,
-                swarm=swarm,
-                version=version,
                 webhook_url=values.get("webhookUrl", ""),
+                created_by=request.user,
             )
             return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -234,15 +218,6 @@ class SwarmVersionViewSet(WorkspaceScopedViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
 
-def _run_result(run: Run) -> dict:
-    return {
-        "run": run,
-        "cost_report": selectors.run_cost_report(run=run),
-        "agent_logs": selectors.run_agent_logs(run=run),
-        "elapsed_seconds": selectors.run_elapsed_seconds(run=run),
-    }
-
-
 @extend_schema(tags=["runs"])
 class RunViewSet(WorkspaceScopedViewSet):
     queryset = Run.objects.all()
@@ -273,7 +248,7 @@ class RunViewSet(WorkspaceScopedViewSet):
                    responses={200: RunResultSerializer})  # fmt: skip
     @action(detail=True, methods=["get"])
     def result(self, request, pk=None):
-        return Response(RunResultSerializer(_run_result(self.get_object())).data)
+        return Response(RunResultSerializer(selectors.run_result(run=self.get_object())).data)
 
 
 @extend_schema(tags=["runs"])

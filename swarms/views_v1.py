@@ -1,8 +1,6 @@
 """The `/v1` run API of seed 002: a "swarm" here is a run of a template or an inline definition,
 in the one workspace the call acts in (the API key's, or `Sverm-Workspace` for a JWT)."""
 
-import re
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
@@ -18,7 +16,7 @@ from sverm.api.idempotency import (
 from sverm.api.pagination import OffsetPagination
 from sverm.api.schema import V1ErrorSerializer
 from sverm.api.viewsets import WorkspaceScopedViewSet
-from swarms import services
+from swarms import selectors, services
 from swarms.models import Run
 from swarms.serializers import (
     V1RunCancelledSerializer,
@@ -27,9 +25,6 @@ from swarms.serializers import (
     V1RunResultSerializer,
     V1RunStatusSerializer,
 )
-from swarms.views import _run_result
-
-TEMPLATE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")
 
 
 @extend_schema(tags=["v1"])
@@ -58,9 +53,6 @@ class V1SwarmViewSet(WorkspaceScopedViewSet):
         },
     )
     def create(self, request):
-        from templates_app.selectors import template_get
-        from templates_app.services import definition_parse
-
         data = V1RunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -68,26 +60,16 @@ class V1SwarmViewSet(WorkspaceScopedViewSet):
         self.require_role(workspace_id)
 
         def start() -> Response:
-            source = values["template"].strip()
-            if TEMPLATE_ID.match(source):
-                template = template_get(
-                    caller=self.caller, template_id=source, workspace_id=workspace_id
-                )
-                definition, template_id = template.definition, template.pk
-            else:
-                definition, _yaml = definition_parse(source=source)
-                template_id = ""
-            run = services.run_create(
+            run = services.run_create_from_source(
+                caller=self.caller,
                 workspace_id=workspace_id,
-                definition=definition,
+                source=values["template"],
                 task=values["task"],
                 max_budget_usd=values.get("max_budget_usd"),
-                created_by=request.user,
-                template_id=template_id,
                 webhook_url=values.get("webhook_url", ""),
+                created_by=request.user,
             )
-            body = V1RunCreatedSerializer(run).data
-            return Response(body, status=status.HTTP_201_CREATED)
+            return Response(V1RunCreatedSerializer(run).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, workspace_id=workspace_id, produce=start)
 
@@ -101,7 +83,7 @@ class V1SwarmViewSet(WorkspaceScopedViewSet):
     )
     @action(detail=True, methods=["get"])
     def result(self, request, pk=None):
-        return Response(V1RunResultSerializer(_run_result(self.get_object())).data)
+        return Response(V1RunResultSerializer(selectors.run_result(run=self.get_object())).data)
 
     @extend_schema(
         summary="Cancel a swarm run (keeps partial output and the cost so far)",

@@ -1,6 +1,11 @@
 """Writes for swarms, versions and runs."""
 
-from swarms.services.runs import run_cancel, run_create, run_definition_for
+from swarms.services.runs import (
+    run_cancel,
+    run_create,
+    run_create_for_swarm,
+    run_create_from_source,
+)
 from swarms.services.swarms import (
     swarm_create,
     swarm_purge,
@@ -13,7 +18,8 @@ from swarms.services.swarms import (
 __all__ = [
     "run_cancel",
     "run_create",
-    "run_definition_for",
+    "run_create_for_swarm",
+    "run_create_from_source",
     "swarm_create",
     "swarm_purge",
     "swarm_restore",

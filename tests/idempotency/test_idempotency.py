@@ -285,7 +285,7 @@ def test_an_unexpected_exception_releases_the_key(operator, monkeypatch):
     def boom(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("swarms.services.run_create", boom)
+    monkeypatch.setattr("swarms.services.run_create_from_source", boom)
     client = operator
     client.raise_request_exception = False
     assert v1_post(client).status_code == 500

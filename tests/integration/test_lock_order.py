@@ -15,6 +15,7 @@ from billing.models import MonthlyUsage, UsageRecord
 from swarms.engine import Step, Usage
 from swarms.models import Run, RunStatus
 from swarms.services import runs as run_services
+from swarms.services.recorders import OrmRecorder, StatementRecorder
 from templates_app.models import SwarmTemplate
 from tests.integration.conftest import unavailable
 from tests.runs.conftest import _restore_default_prices
@@ -81,8 +82,8 @@ class Worker(threading.Thread):
 # The recorder PostgreSQL uses (one statement of CTEs), and the ORM's (other backends, and a
 # batch that settles a call it also reserves).
 RECORDERS = {
-    "one statement": run_services._record_in_one_statement,
-    "orm": run_services._record,
+    "one statement": StatementRecorder(),
+    "orm": OrmRecorder(),
 }
 
 
@@ -90,9 +91,9 @@ RECORDERS = {
 def test_a_settling_call_does_not_wait_for_a_creation_holding_the_quota_lock(
     on_postgres, workspace, user, monkeypatch, recorder
 ):
-    record = RECORDERS[recorder]
+    record = RECORDERS[recorder].record
     run = running_run(workspace)
-    record(run, 1, [call("reserved")], [])
+    record(run=run, lease=1, steps=[call("reserved")], events=[])
     holding, go_on = threading.Event(), threading.Event()
     real_usage_run_started = run_services.usage_run_started
 
@@ -111,7 +112,9 @@ def test_a_settling_call_does_not_wait_for_a_creation_holding_the_quota_lock(
     ))  # fmt: skip
     creator.start()
     assert holding.wait(WAIT_SECONDS), creator.error
-    settle = Worker(lambda: record(run, 1, [call("settled")], [("agent.completed", "lead", {})]))
+    settle = Worker(lambda: record(
+        run=run, lease=1, steps=[call("settled")], events=[("agent.completed", "lead", {})]
+    ))  # fmt: skip
     settle.start()
     assert settle.connected.wait(WAIT_SECONDS)
     deadline = time.monotonic() + WAIT_SECONDS

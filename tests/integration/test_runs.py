@@ -57,7 +57,8 @@ def test_a_celery_worker_runs_a_swarm_to_completion_and_cancels_another(
         assert running["status"] == "running", running
         cancelled = http.delete(f"/v1/swarms/{doomed}", headers=headers)
         assert cancelled.status_code == 200, cancelled.text
-        assert cancelled.json()["status"] == "cancelled"
+        assert cancelled.json()["status"] in {"running", "cancelled"}  # as it stands: no wait
+        assert wait_for(http, f"/v1/swarms/{doomed}", headers, TERMINAL)["status"] == "cancelled"
 
         done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL)
         assert done["status"] == "completed", done

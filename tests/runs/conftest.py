@@ -21,7 +21,7 @@ from accounts.models import Workspace
 from billing.models import ModelPrice, UsageRecord
 from swarms import services
 from swarms.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus, Swarm
-from swarms.services.runs import run_event_add
+from swarms.services.lifecycle import run_event_add
 from templates_app.models import SwarmTemplate
 from templates_app.services import templates_sync_builtins
 

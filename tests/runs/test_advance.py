@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from swarms.engine import RunResult
 from swarms.models import Run, RunEvent, RunStatus
-from swarms.services.runs import LeaseLost, run_finish, run_record
+from swarms.services.lifecycle import LeaseLost, run_finish, run_record
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,7 @@
-"""Cancelling runs: a queued run stops at once; a running one is stopped mid-flight (calls in
-flight aborted, partial output and cost kept, nothing written after `run.cancelled`); finished
-runs answer 409; cancelling twice is harmless. Plus a run whose executor breaks."""
+"""Cancelling runs: a queued run stops at once; a running one is asked to stop, the answer not
+waiting for it, and stops mid-flight (calls in flight aborted, partial output and cost kept,
+nothing written after `run.cancelled`); finished runs answer 409; cancelling twice is harmless.
+Plus a run whose executor breaks."""
 
 import time
 from decimal import Decimal
@@ -104,10 +105,12 @@ def test_a_running_run_is_cancelled_mid_flight(executing, operator):
     response = operator.delete(f"/v1/swarms/{run_id}")
     waited = time.monotonic() - began
     assert response.status_code == 200, response.content
-    body = decimal_json(response)
-    assert set(body) == {"swarm_id", "status", "cost_usd"}
-    assert (body["swarm_id"], body["status"]) == (run_id, "cancelled")
+    answer = decimal_json(response)
+    assert set(answer) == {"swarm_id", "status", "cost_usd"}
+    # The answer is the run as it stands (the seed has no "cancelling"): it stops right after.
+    assert answer["swarm_id"] == run_id and answer["status"] in {"running", "cancelled"}
     assert waited < 2.0  # calls in flight are aborted, not waited for
+    assert wait_terminal(operator, f"/v1/swarms/{run_id}")["status"] == "cancelled"
 
     run = Run.objects.get(pk=run_id)
     assert run.status == RunStatus.CANCELLED
@@ -115,7 +118,6 @@ def test_a_running_run_is_cancelled_mid_flight(executing, operator):
     assert run.agents_active == 0
     assert run.progress < 1.0
     assert run.current_cost_usd == ledger_total(run_id) <= Decimal(1)
-    assert body["cost_usd"] == money(run.current_cost_usd)
     assert "writer" not in {row.agent_id for row in ledger(run_id)}
     events = events_of(run_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -130,16 +132,18 @@ def test_a_running_run_is_cancelled_mid_flight(executing, operator):
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
 
+    # Cancelling the cancelled run: 200, with the cost it ended with, and nothing new.
+    again = operator.delete(f"/v1/swarms/{run_id}")
+    assert again.status_code == 200, again.content
+    body = decimal_json(again)
+    assert body == {"swarm_id": run_id, "status": "cancelled",
+                    "cost_usd": money(run.current_cost_usd)}  # fmt: skip
+    assert len(events_of(run_id)) == len(events)
     result = decimal_json(operator.get(f"/v1/swarms/{run_id}/result"))
     assert result["status"] == "cancelled"
     assert result["error"] is None
     assert result["output"] == run.output
     assert result["cost_report"]["total_usd"] == body["cost_usd"]
-    # Cancelling again: 200, same answer, nothing new.
-    again = operator.delete(f"/v1/swarms/{run_id}")
-    assert again.status_code == 200, again.content
-    assert decimal_json(again) == body
-    assert len(events_of(run_id)) == len(events)
 
 
 def test_partial_output_survives_a_cancel_after_the_plan(executing, operator):
@@ -148,11 +152,28 @@ def test_partial_output_survives_a_cancel_after_the_plan(executing, operator):
     wait_for_event(run_id, "agent.delegated")
     response = operator.delete(f"/v1/swarms/{run_id}")
     assert response.status_code == 200, response.content
+    assert wait_terminal(operator, f"/v1/swarms/{run_id}")["status"] == "cancelled"
     run = Run.objects.get(pk=run_id)
     assert run.status == RunStatus.CANCELLED
     assert run.output.startswith("## manager (plan)")
     assert {row.agent_id for row in ledger(run_id)} >= {"manager"}
     assert run.current_cost_usd == ledger_total(run_id) > 0
+
+
+@pytest.mark.usefixtures("not_executing")
+def test_cancelling_a_running_run_answers_at_once_without_waiting_for_it_to_stop(
+    api_client, workspace
+):
+    # Running on a worker elsewhere that has not stopped it yet: the answer does not wait.
+    run = make_run(workspace, status=RunStatus.RUNNING)
+    began = time.monotonic()
+    response = api_client.post(f"/api/runs/{run.pk}/cancel")
+    assert time.monotonic() - began < 1.0
+    assert response.status_code == 200, response.content
+    assert (response.json()["id"], response.json()["status"]) == (run.pk, "running")
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.cancel_requested_at is not None
+    assert event_types(run.pk) == []  # the executor writes `run.cancelled` as it stops it
 
 
 def test_a_completed_run_cannot_be_cancelled(executing, operator, api_client):

@@ -11,9 +11,9 @@ from billing.models import UsageRecord
 from billing.services import usage_record_add
 from swarms.engine import RunResult, Step, Usage
 from swarms.models import Run, RunEvent, RunStatus, RunStep
-from swarms.services.runs import (
+from swarms.selectors import run_checkpoints
+from swarms.services.lifecycle import (
     LeaseLost,
-    run_checkpoints,
     run_claim,
     run_event_add,
     run_finish,
@@ -214,6 +214,26 @@ def test_stale_runs_do_not_hold_the_workspaces_concurrency_slots(
     for run in lost:
         run.refresh_from_db()
         assert run.error_code == "worker_lost"
+
+
+def test_a_full_workspace_reaps_only_its_own_stale_runs(
+    not_executing, settings, key_client, workspace, other_workspace
+):
+    settings.SVERM_RATE_LIMITS = True  # the free plan: 2 concurrent runs
+    client, _, _ = key_client(workspace)
+    beating = [make_run(workspace, heartbeat_ago=5, started_ago=300) for _ in range(2)]
+    elsewhere = make_run(other_workspace, heartbeat_ago=600, started_ago=900, attempt=3)
+    response = client.post(
+        "/v1/swarms", {"template": "research-swarm-v1", "task": "one too many"}, format="json"
+    )
+    assert response.status_code == 429, response.content
+    # Another workspace's lost run is the periodic reaper's, not this request's, to fail.
+    elsewhere.refresh_from_db()
+    assert (elsewhere.status, elsewhere.error_code) == (RunStatus.RUNNING, "")
+    assert {run.status for run in Run.objects.filter(pk__in=[r.pk for r in beating])} == {
+        RunStatus.RUNNING
+    }
+    assert runs_reap_stale(workspace_id=other_workspace.pk) == [elsewhere.pk]
 
 
 def test_celery_beat_runs_the_reaper(settings):

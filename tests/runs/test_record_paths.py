@@ -10,7 +10,8 @@ from django.db import connection
 from billing.models import MonthlyUsage, UsageRecord
 from swarms.engine import RunResult, Step, Usage
 from swarms.models import Run, RunEvent, RunStatus, RunStep
-from swarms.services import runs as services
+from swarms.services.lifecycle import run_finish
+from swarms.services.recorders import OrmRecorder, StatementRecorder
 
 pytestmark = [
     pytest.mark.django_db,
@@ -69,13 +70,20 @@ def rollup(workspace) -> tuple:
     return (row.tokens_in, row.tokens_out, row.cost_usd)
 
 
+STATEMENT, ORM = StatementRecorder(), OrmRecorder()
+
+
+def record(recorder, run: Run, steps: list[Step], events: list) -> list[RunEvent] | None:
+    return recorder.record(run=run, lease=1, steps=steps, events=events)
+
+
 def test_both_paths_leave_the_same_rows(workspace):
     one, other = running_run(workspace), running_run(workspace)
     for steps, events in BATCHES:
-        services._record_in_one_statement(one, 1, steps, events)
+        record(STATEMENT, one, steps, events)
     after_one = rollup(workspace)
     for steps, events in BATCHES:
-        services._record(other, 1, steps, events)
+        record(ORM, other, steps, events)
     after_both = rollup(workspace)
 
     assert state(one) == state(other)
@@ -91,11 +99,10 @@ def test_both_paths_leave_the_same_rows(workspace):
 
 def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
     run = running_run(workspace)
-    services._record_in_one_statement(run, 1, *BATCHES[0])
+    record(STATEMENT, run, *BATCHES[0])
     before = state(run)
     Run.objects.filter(pk=run.pk).update(attempt=2)
-    with pytest.raises(services.LeaseLost):
-        services._record_in_one_statement(run, 1, *BATCHES[1])
+    assert record(STATEMENT, run, *BATCHES[1]) is None
     assert state(run)["events"] == before["events"]
     assert state(run)["steps"] == before["steps"]
     assert not UsageRecord.objects.filter(run_id=run.pk).exists()
@@ -104,12 +111,12 @@ def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
 def test_finishing_in_one_statement_ends_the_run_as_the_orm_path_does(workspace):
     one, other = running_run(workspace), running_run(workspace)
     for run in (one, other):
-        services._record(run, 1, *BATCHES[0])
+        record(ORM, run, *BATCHES[0])
     result = RunResult("failed", "partial text", "budget_exceeded", "Out of money.", (),
                        Decimal("0.0042"))  # fmt: skip
     terminal = ("run.failed", {"error_code": "budget_exceeded", "cost_usd": "0.0042"})
-    assert services.run_finish(run_id=one.pk, result=result, lease=1, terminal=terminal, run=one)
-    assert services.run_finish(run_id=other.pk, result=result, lease=1, terminal=terminal)
+    assert run_finish(run_id=one.pk, result=result, lease=1, terminal=terminal, run=one)
+    assert run_finish(run_id=other.pk, result=result, lease=1, terminal=terminal)
     ended = [Run.objects.get(pk=run.pk) for run in (one, other)]
     assert {(r.status, r.output, r.error_code, r.error_message, r.current_cost_usd,
              r.agents_active, r.progress, r.last_seq) for r in ended} == {
@@ -119,11 +126,9 @@ def test_finishing_in_one_statement_ends_the_run_as_the_orm_path_does(workspace)
     assert all(r.completed_at is not None for r in ended)
     assert state(one)["events"] == state(other)["events"]
     # Once ended, or by an attempt that lost the run, nothing more.
-    assert not services.run_finish(run_id=one.pk, result=result, lease=1, terminal=terminal,
-                                   run=one)  # fmt: skip
+    assert not run_finish(run_id=one.pk, result=result, lease=1, terminal=terminal, run=one)
     lost = running_run(workspace)
     Run.objects.filter(pk=lost.pk).update(attempt=2)
-    assert not services.run_finish(run_id=lost.pk, result=result, lease=1, terminal=terminal,
-                                    run=lost)  # fmt: skip
+    assert not run_finish(run_id=lost.pk, result=result, lease=1, terminal=terminal, run=lost)
     assert Run.objects.get(pk=lost.pk).status == RunStatus.RUNNING
     assert Run.objects.get(pk=one.pk).last_seq == 3

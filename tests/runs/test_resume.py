@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from swarms.models import Run, RunStatus, RunStep
-from swarms.services.runs import runs_reap_stale
+from swarms.services.lifecycle import runs_reap_stale
 from tests.runs.conftest import (
     DEADLINE_SECONDS,
     TERMINAL,

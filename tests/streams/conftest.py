@@ -22,7 +22,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import User, Workspace
 from sverm.asgi import application
 from swarms.models import Run, RunEvent
-from swarms.services.runs import run_event_add
+from swarms.services.lifecycle import run_event_add
 
 # Long enough for a cold first query, short enough that a missing message fails fast.
 TIMEOUT = 5

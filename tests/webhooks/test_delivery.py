@@ -180,7 +180,7 @@ def test_a_refused_address_is_recorded_and_not_retried(hooks, receiver, workspac
 
 
 def test_a_failed_run_is_delivered_too(hooks, receiver, workspace):
-    from swarms.services.runs import run_fail
+    from swarms.services.lifecycle import run_fail
 
     run = start_run(workspace, receiver.url())
     wait_deliveries(run, 1)
