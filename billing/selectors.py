@@ -11,7 +11,7 @@ from django.db.models.functions import TruncDate
 
 from billing.models import ModelPrice, MonthlyUsage, UsageRecord
 from billing.periods import month_after, month_span
-from sverm.api.money import money_shares
+from sverm.money import money_shares
 from swarms.engine import Price
 
 
