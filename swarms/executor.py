@@ -15,7 +15,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from billing.selectors import price_map
 from sverm.per_process import PerProcess
 from swarms.engine import (
     CallPolicy,
@@ -29,7 +28,7 @@ from swarms.engine import (
     run_swarm,
 )
 from swarms.models import Run
-from swarms.providers import model_routes, router_for
+from swarms.providers import model_routes, price_map, router_for
 from swarms.services.dispatch import runs_redispatch_queued
 from swarms.services.retention import periodic_maintenance
 from swarms.services.runs import (
