@@ -180,8 +180,9 @@ def ledger_load(tenant: Tenant, count: int, seed: int = 7) -> float:
     )  # fmt: skip
     elapsed = time.perf_counter() - start
     from billing.services import usage_rollup_rebuild
+    from swarms.models import Run
 
-    usage_rollup_rebuild(workspace_id=tenant.workspace_id)
+    usage_rollup_rebuild(runs=Run.objects.all(), workspace_id=tenant.workspace_id)
     return elapsed
 
 
