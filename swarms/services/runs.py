@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import ROUND_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -21,9 +21,9 @@ from accounts.models import User
 from accounts.services import workspace_run_quota_check
 from billing.models import UsageRecord
 from billing.periods import month_of
-from billing.selectors import price_map
 from billing.services import usage_records_add, usage_run_started
 from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest, RateLimited
+from sverm.money import money, usd
 from swarms.engine import (
     Definition,
     RunResult,
@@ -42,9 +42,8 @@ from swarms.models import (
     Swarm,
     SwarmVersion,
 )
-from swarms.providers import check_models_routable, simulated_mode
+from swarms.providers import check_models_routable, price_map, simulated_mode
 from swarms.realtime import publish_many
-from swarms.selectors import money
 from swarms.webhooks import webhook_schedule
 
 CUSTOM_SWARM_TYPE = "custom"
@@ -53,12 +52,6 @@ CANCEL_WAIT_SECONDS = 5.0
 
 
 MICRO_DOLLAR = Decimal("0.000001")
-
-
-def usd(amount: Decimal) -> str:
-    """Dollars for messages: cents, or every digit when a cent would misstate the amount."""
-    cents = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return f"${cents}" if cents == amount else f"${format(amount.normalize(), 'f')}"
 
 
 def run_definition_for(*, swarm: Swarm, version: SwarmVersion | None) -> SwarmVersion:
