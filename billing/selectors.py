@@ -12,15 +12,6 @@ from django.db.models.functions import TruncDate
 from billing.models import ModelPrice, MonthlyUsage, UsageRecord
 from billing.periods import month_after, month_span
 from sverm.money import money_shares
-from swarms.engine import Price
-
-
-def price_map() -> dict[str, Price]:
-    """Every known model's price, keyed by model name (one query)."""
-    return {
-        row.model: Price(row.input_per_million, row.output_per_million)
-        for row in ModelPrice.objects.all()
-    }
 
 
 def model_prices() -> dict[str, tuple[Decimal, Decimal]]:

@@ -9,7 +9,7 @@ from accounts.roles import Role
 from billing.models import UsageRecord
 from sverm.api.errors import NotFound
 from sverm.api.scoping import Caller
-from sverm.money import money, money_shares  # noqa: F401  (money: swarms.services.runs)
+from sverm.money import money_shares
 from swarms.models import Run, RunEvent
 
 LOG_ACTIONS = {"agent.delegated": "delegate", "agent.message": "message",
