@@ -21,8 +21,8 @@ TEMPLATE = "research-swarm-v1"
 
 def orchestration_floor(definition: dict, latency: float = 0.0) -> tuple[float, int]:
     """Seconds and LLM calls of one run with no persistence and no publishing."""
-    from billing.selectors import price_map
     from swarms.engine import Definition, ProviderRouter, RunInput, run_swarm
+    from swarms.providers import price_map
 
     spec = RunInput(run_id="run_floor", task="Investigate the Norwegian hydrogen economy",
                     definition=Definition.from_dict(definition), budget_usd=Decimal(5),

@@ -180,8 +180,9 @@ def ledger_load(tenant: Tenant, count: int, seed: int = 7) -> float:
     )  # fmt: skip
     elapsed = time.perf_counter() - start
     from billing.services import usage_rollup_rebuild
+    from swarms.models import Run
 
-    usage_rollup_rebuild(workspace_id=tenant.workspace_id)
+    usage_rollup_rebuild(runs=Run.objects.all(), workspace_id=tenant.workspace_id)
     return elapsed
 
 
@@ -194,9 +195,9 @@ def builtin_definition(template_id: str) -> dict:
 
 def run_make(tenant: Tenant, definition: dict, *, template_id: str = "", task: str = "") -> str:
     """A queued run row, as run_create makes it, but not dispatched: the caller executes it."""
-    from billing.selectors import price_map
     from swarms.engine import Definition, estimate_cost
     from swarms.models import Run
+    from swarms.providers import price_map
 
     parsed = Definition.from_dict(definition)
     task = task or "Investigate the Norwegian hydrogen economy"

@@ -1,4 +1,4 @@
-"""Reads for billing: prices as the engine wants them, and usage as `/v1/usage`, `/api/usage`
+"""Reads for billing: model prices and providers, and usage as `/v1/usage`, `/api/usage`
 and the admin report show it. Each usage read is a fixed number of queries, whatever the
 ledger's size: `/v1` reads only the monthly rollup, `/api` one GROUP BY over the ledger."""
 
@@ -11,16 +11,15 @@ from django.db.models.functions import TruncDate
 
 from billing.models import ModelPrice, MonthlyUsage, UsageRecord
 from billing.periods import month_after, month_span
-from sverm.api.money import money_shares
-from swarms.engine import Price
+from sverm.money import money_shares
 
 
-def price_map() -> dict[str, Price]:
-    """Every known model's price, keyed by model name (one query)."""
-    return {
-        row.model: Price(row.input_per_million, row.output_per_million)
-        for row in ModelPrice.objects.all()
-    }
+def model_prices() -> dict[str, tuple[Decimal, Decimal]]:
+    """Every priced model's (input, output) USD per million tokens, keyed by model name (one
+    query). Billing's own plain value: swarms makes the engine's prices of it
+    (`swarms.providers.price_map`), as billing depends on nothing of swarms."""
+    rows = ModelPrice.objects.values_list("model", "input_per_million", "output_per_million")
+    return {model: (price_in, price_out) for model, price_in, price_out in rows}
 
 
 def model_providers() -> dict[str, str]:

@@ -13,7 +13,7 @@ from django.db.models.functions import TruncMonth
 
 from billing.models import MonthlyUsage, UsageRecord
 from billing.periods import month_of, month_span
-from swarms.models import Run
+from sverm.money import money_exact
 
 
 def _rollup_add(*, workspace_id: str, month: date, swarm_type: str, **increments) -> None:
@@ -138,7 +138,7 @@ def _zero() -> dict[str, int | Decimal]:
 
 
 def _text(value: int | Decimal) -> str:
-    return format(value.normalize(), "f") if isinstance(value, Decimal) else str(value)
+    return money_exact(value) if isinstance(value, Decimal) else str(value)
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def _scoped(queryset: QuerySet, *, workspace_id: str | None, month: date | None)
 
 
 def _actual_rollups(
-    *, workspace_id: str | None, month: date | None
+    *, runs: QuerySet, workspace_id: str | None, month: date | None
 ) -> dict[RollupKey, dict[str, int | Decimal]]:
     """What the rollup should hold: tokens and cost of the ledger rows created in each month;
     runs counted from the runs created in it. Runs purged with their swarm are gone from the
@@ -193,17 +193,17 @@ def _actual_rollups(
     for row in ledger:
         figures = actual[(row["workspace_id"], row["in_month"], row["swarm_type"])]
         figures.update(tokens_in=row["sum_in"], tokens_out=row["sum_out"], cost_usd=row["sum_cost"])
-    runs = (
-        _scoped(Run.objects.all(), workspace_id=workspace_id, month=month)
+    started = (
+        _scoped(runs, workspace_id=workspace_id, month=month)
         .annotate(in_month=in_month)
         .values("workspace_id", "in_month", "swarm_type")
         .annotate(count=Count("id"))
     )
-    for row in runs:
+    for row in started:
         actual[(row["workspace_id"], row["in_month"], row["swarm_type"])]["runs"] += row["count"]
     purged = (
         _scoped(UsageRecord.objects.all(), workspace_id=workspace_id, month=None)
-        .filter(~Exists(Run.objects.filter(pk=OuterRef("run_id"))))
+        .filter(~Exists(runs.filter(pk=OuterRef("run_id"))))
         .values("run_id")
         .annotate(first=Min("created_at"), ws=Min("workspace_id"), kind=Min("swarm_type"))
     )
@@ -216,11 +216,22 @@ def _actual_rollups(
 
 
 def usage_rollup_rebuild(
-    *, workspace_id: str | None = None, month: date | None = None, dry_run: bool = False
+    *,
+    runs: QuerySet,
+    workspace_id: str | None = None,
+    month: date | None = None,
+    dry_run: bool = False,
 ) -> list[RollupDrift]:
     """Recompute the rollup (of one workspace and/or month, else all of it) and return every
     row that drifted, fixed unless `dry_run`. A fix locks the stored rows before reading the
-    ledger, so a writer committing meanwhile adds its increment on top of the repaired row."""
+    ledger, so a writer committing meanwhile adds its increment on top of the repaired row.
+
+    `runs` is every run there is, unfiltered (a queryset of the run model: `id`,
+    `workspace_id`, `swarm_type`, `created_at`), which the rollup counts. The caller passes
+    it because runs are swarms' and billing depends on nothing of swarms (swarms depends on
+    billing, to record what runs spend): a queryset, rather than counts, keeps the rebuild's
+    queries as they were, its purged-run check one NOT EXISTS over the ledger. So the
+    `usage_rebuild` command lives in swarms, the app that knows both."""
     with transaction.atomic():
         stored_rows = MonthlyUsage.objects.order_by()
         if workspace_id is not None:
@@ -230,7 +241,7 @@ def usage_rollup_rebuild(
         if not dry_run:
             stored_rows = stored_rows.select_for_update()
         stored = {(row.workspace_id, row.month, row.swarm_type): row for row in stored_rows}
-        actual = _actual_rollups(workspace_id=workspace_id, month=month)
+        actual = _actual_rollups(runs=runs, workspace_id=workspace_id, month=month)
         drifts = []
         for key in sorted(set(stored) | set(actual)):
             row = stored.get(key)

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from sverm.api.errors import ApplicationError
-from sverm.api.money import money
+from sverm.money import money
 from swarms import services
 from swarms.models import (
     Run,

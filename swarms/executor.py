@@ -16,7 +16,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from billing.selectors import price_map
 from sverm import periodic
 from sverm.per_process import PerProcess
 from swarms.engine import (
@@ -31,7 +30,7 @@ from swarms.engine import (
     run_swarm,
 )
 from swarms.models import Run
-from swarms.providers import model_routes, router_for
+from swarms.providers import model_routes, price_map, router_for
 from swarms.selectors import Checkpoints, delegation_key, run_checkpoints
 from swarms.services.lifecycle import (
     LeaseLost,

@@ -1,4 +1,4 @@
-"""Which provider serves which model, from settings and the price table.
+"""Which provider serves which model and at what price, from settings and the price table.
 
 A model's `ModelPrice.provider` names a provider in `settings.LLM_PROVIDERS`. With no provider
 configured at all, every model routes to the simulated provider and runs say `simulated: true`.
@@ -8,9 +8,9 @@ from collections.abc import Mapping
 
 from django.conf import settings
 
-from billing.selectors import model_providers
+from billing.selectors import model_prices, model_providers
 from sverm.api.errors import InvalidRequest
-from swarms.engine import OpenAIProvider, ProviderRouter, SimulatedProvider
+from swarms.engine import OpenAIProvider, Price, ProviderRouter, SimulatedProvider
 
 
 def simulated_mode() -> bool:
@@ -32,6 +32,11 @@ def check_models_routable(models: set[str]) -> None:
             f"No configured provider serves: {', '.join(missing)}. Configure it or pick "
             "another model."
         )
+
+
+def price_map() -> dict[str, Price]:
+    """Every priced model's price as the engine takes it, keyed by model name (one query)."""
+    return {model: Price(*per_million) for model, per_million in model_prices().items()}
 
 
 def model_routes() -> dict[str, str]:

@@ -14,7 +14,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
-from sverm.api.money import money_fields_rendered, money_json
+from sverm.api.money import money_fields_rendered
+from sverm.money import money_json
 from sverm.per_process import PerProcess
 from swarms.models import Run, RunEvent
 

@@ -10,8 +10,8 @@ from django.db.models import Sum
 from accounts.roles import Role
 from billing.models import UsageRecord
 from sverm.api.errors import InvalidRequest, NotFound
-from sverm.api.money import money, money_shares  # noqa: F401  (money: swarms.services.runs)
 from sverm.api.scoping import Caller
+from sverm.money import money_shares
 from swarms.engine import Step, Usage
 from swarms.models import Run, RunEvent, RunStep, RunStepStatus, Swarm
 

@@ -9,13 +9,14 @@ from rest_framework import serializers
 
 from sverm.api.money import MONEY_KEY_SUFFIX, MoneyField, money_fields_rendered
 from sverm.api.serializers import InputSerializer
+from sverm.money import MONEY_PLACES
 from swarms.models import RetentionTier, Run, RunEvent, Swarm, SwarmVersion
 from swarms.webhooks.ssrf import webhook_url_validator
 
 MAX_MODELS = 10
 HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an http or https URL.")
 MAX_TASK_LENGTH = 20_000
-MIN_BUDGET = Decimal("0.000001")
+MIN_BUDGET = MONEY_PLACES  # the smallest amount money shows
 MAX_BUDGET = Decimal("10000")
 
 

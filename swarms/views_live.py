@@ -2,8 +2,6 @@
 WebSocket stream (`/api/runs/{id}/stream`, authenticated by the session cookie) and shows its
 status, progress, cost against budget, one card per agent and a log of events."""
 
-from decimal import Decimal
-
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.decorators import staff_member_required
@@ -11,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from sverm.api.money import money_json
+from sverm.money import money_exact, money_json, usd
 from swarms.engine import Definition
 from swarms.models import Run
 
@@ -19,12 +17,6 @@ from swarms.models import Run
 def stream_path(run: Run) -> str:
     """The same-origin path of the run's stream; the page adds the scheme, host and `after`."""
     return f"/api/runs/{run.pk}/stream"
-
-
-def usd_text(amount: Decimal) -> str:
-    """$5.00 for whole cents, else every significant digit ($0.015)."""
-    cents = amount.quantize(Decimal("0.01"))
-    return f"${cents}" if cents == amount else f"${amount.normalize():f}"
 
 
 def planned_agents(run: Run) -> list[dict[str, str]]:
@@ -47,7 +39,7 @@ def run_live(request, run_id: str):
         "status": run.status,
         "progress": run.progress,
         "costUsd": money_json(run.current_cost_usd),  # as the stream's messages carry it
-        "budgetUsd": format(run.max_budget_usd.normalize(), "f"),
+        "budgetUsd": money_exact(run.max_budget_usd),
         "agentsActive": run.agents_active,
         "agentsTotal": run.agents_total,
         "agents": planned_agents(run),
@@ -62,6 +54,6 @@ def run_live(request, run_id: str):
         "stream_path": config["streamPath"],
         "admin_url": reverse("admin:swarms_run_change", args=[quote(run.pk)]),
         "progress_percent": round(run.progress * 100),
-        "budget_text": usd_text(run.max_budget_usd),
+        "budget_text": usd(run.max_budget_usd),
     }
     return render(request, "swarms/run_live.html", context)

@@ -4,8 +4,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from billing.selectors import price_map
 from sverm.api.serializers import InputSerializer
+from swarms.providers import price_map
 from templates_app.models import TEMPLATE_ID_HELP, TEMPLATE_ID_PATTERN, SwarmTemplate
 from templates_app.services import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, estimated_cost_range
 

@@ -21,10 +21,10 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from accounts.models import User, Workspace
-from billing.selectors import price_map
 from sverm.api.errors import Conflict, Forbidden, InvalidRequest
 from sverm.services import model_update
 from swarms.engine import Definition, Price, estimate_cost, validate_definition
+from swarms.providers import price_map
 from templates_app.models import TEMPLATE_ID_HELP, TEMPLATE_ID_PATTERN, SwarmTemplate
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ executor's lease, its records, how it ends) is in lifecycle.py.
 """
 
 import re
-from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import ROUND_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -16,15 +16,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import workspace_run_quota_check
-from billing.selectors import price_map
 from billing.services import usage_run_started
 from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest, NotFound, RateLimited
 from sverm.api.scoping import Caller
+from sverm.money import MONEY_PLACES, money, usd
 from swarms import jobs
 from swarms.engine import Definition, estimate_cost, minimum_cost, validate_definition
 from swarms.models import Run, RunStatus, Swarm, SwarmVersion
-from swarms.providers import check_models_routable, simulated_mode
-from swarms.selectors import money
+from swarms.providers import check_models_routable, price_map, simulated_mode
 from swarms.services.lifecycle import run_end, runs_reap_stale
 from templates_app.selectors import template_get
 from templates_app.services import definition_parse
@@ -32,13 +31,6 @@ from templates_app.services import definition_parse
 CUSTOM_SWARM_TYPE = "custom"
 # What `/v1` takes for a template id rather than inline YAML.
 TEMPLATE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")
-MICRO_DOLLAR = Decimal("0.000001")
-
-
-def usd(amount: Decimal) -> str:
-    """Dollars for messages: cents, or every digit when a cent would misstate the amount."""
-    cents = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return f"${cents}" if cents == amount else f"${format(amount.normalize(), 'f')}"
 
 
 def run_definition_for(*, swarm: Swarm, version: SwarmVersion | None) -> SwarmVersion:
@@ -99,7 +91,7 @@ def run_create(
     # the floor) does not fit: any budget accepted here completes (runner.py clamps max_tokens).
     least = minimum_cost(parsed, task, prices, settings.SVERM_MIN_OUTPUT_TOKENS)
     if least > budget:
-        least = least.quantize(MICRO_DOLLAR, rounding=ROUND_UP)  # a budget of this fits
+        least = least.quantize(MONEY_PLACES, rounding=ROUND_UP)  # a budget of this fits
         raise BudgetExceeded(
             f"Swarm cost would exceed maximum budget of {usd(budget)}",
             details={

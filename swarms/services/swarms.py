@@ -5,11 +5,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Membership, User, Workspace
-from billing.selectors import price_map
 from sverm.api.errors import Conflict, InvalidRequest
 from sverm.services import model_update
 from swarms.definitions import default_definition
 from swarms.models import RetentionTier, Swarm, SwarmVersion
+from swarms.providers import price_map
 
 
 @transaction.atomic

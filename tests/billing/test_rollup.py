@@ -15,8 +15,8 @@ from accounts.roles import Role
 from billing.models import MonthlyUsage, UsageRecord
 from billing.periods import month_of
 from billing.services import usage_record_add, usage_records_add, usage_run_started
+from sverm.money import money
 from swarms.models import TERMINAL_STATUSES, Run
-from swarms.selectors import money
 from tests.billing.conftest import record
 from tests.runs.conftest import INLINE_YAML, decimal_json
 

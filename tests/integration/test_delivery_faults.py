@@ -18,8 +18,8 @@ import pytest
 from accounts.models import Plan, User
 from accounts.roles import Role
 from accounts.services import api_key_create, workspace_create
+from sverm.money import money
 from swarms.models import IdempotencyRecord, IdempotencyStatus, Run
-from swarms.selectors import money
 from tests.integration.conftest import spawn
 from tests.integration.test_runs import TERMINAL, wait_for
 from tests.processes import stop

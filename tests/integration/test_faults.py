@@ -15,8 +15,8 @@ import pytest
 from django.db import connection
 
 from billing.models import UsageRecord
+from sverm.money import money
 from swarms.models import Run, RunStep
-from swarms.selectors import money
 from tests.integration.conftest import spawn
 from tests.integration.test_runs import TERMINAL, api_key, wait_for
 from tests.processes import stop

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from billing.models import UsageRecord
+from sverm.money import money
 from swarms.models import Run
-from swarms.selectors import money
 from tests.runs.conftest import (
     decimal_json,
     events_of,

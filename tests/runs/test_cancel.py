@@ -10,9 +10,9 @@ import pytest
 from django.db import OperationalError
 
 from accounts.roles import Role
+from sverm.money import money
 from swarms import executor
 from swarms.models import Run, RunStatus
-from swarms.selectors import money
 from tests.conftest import assert_problem, assert_v1_error
 from tests.runs.conftest import (
     decimal_json,

@@ -10,8 +10,8 @@ import pytest
 from accounts.roles import Role
 from billing.models import MonthlyUsage
 from billing.services import month_of
+from sverm.money import money
 from swarms.models import Run, RunStatus
-from swarms.selectors import money
 from templates_app.models import SwarmTemplate
 from templates_app.services import builtin_sources
 from tests.conftest import assert_v1_error

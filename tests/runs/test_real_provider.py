@@ -10,10 +10,10 @@ import pytest
 
 from accounts.roles import Role
 from billing.models import ModelPrice
+from sverm.money import money
 from swarms.engine.budget import cost_usd
 from swarms.engine.types import Price
 from swarms.models import Run, RunStep
-from swarms.selectors import money
 from templates_app.services import builtin_sources
 from tests.llm_server import LLMServer
 from tests.runs.conftest import ledger, ledger_total, wait_terminal

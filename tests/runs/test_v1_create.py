@@ -10,10 +10,10 @@ from accounts.models import Membership
 from accounts.roles import Role
 from accounts.services import workspace_create
 from billing.models import MonthlyUsage
-from billing.selectors import price_map
 from swarms.engine import Definition, estimate_cost, minimum_cost
 from swarms.engine.types import MIN_OUTPUT_TOKENS
 from swarms.models import Run, RunStatus
+from swarms.providers import price_map
 from templates_app.models import SwarmTemplate
 from templates_app.services import template_create
 from tests.conftest import assert_v1_error, jwt_client

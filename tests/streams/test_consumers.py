@@ -16,7 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from accounts.models import ApiKey, Membership, User
 from accounts.roles import Role
 from accounts.services import api_key_create, api_key_revoke, workspace_create
-from sverm.api.money import money_json
+from sverm.money import money_json
 from swarms import consumers
 from swarms.models import Run, RunEvent
 from swarms.realtime import event_message, publish, publish_many, run_group

@@ -1,7 +1,8 @@
-"""One money format on every surface (sverm/api/money.py): USD as a JSON number rounded down to
-6 decimal places, as seed 002 shows costs (`"cost_usd": 0.012`), whether read from `/v1`,
-`/api`, a stream's messages, a webhook's payload or the stored events as the API renders them;
-the ledger and the run row keep the exact amount."""
+"""One money format on every surface (sverm/money.py, shown by sverm/api/money.py): USD as a
+JSON number rounded down to 6 decimal places, as seed 002 shows costs (`"cost_usd": 0.012`),
+whether read from `/v1`, `/api`, a stream's messages, a webhook's payload or the stored events
+as the API renders them; the ledger and the run row keep the exact amount. Messages show
+dollars as `usd` writes them."""
 
 import json
 from decimal import Decimal
@@ -9,7 +10,8 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import async_to_sync
 
-from sverm.api.money import MONEY_DESCRIPTION, money, money_fields_rendered, money_json
+from sverm.api.money import MONEY_DESCRIPTION, money_fields_rendered
+from sverm.money import money, money_exact, money_json, usd
 from swarms.models import Run
 from swarms.realtime import status_message
 from swarms.webhooks import delivery
@@ -35,6 +37,17 @@ def test_an_amount_is_sent_as_a_number_rounded_down_to_6_places(exact, sent):
     value = money_json(Decimal(exact))
     assert isinstance(value, float)
     assert Decimal(json.dumps(value)) == Decimal(sent)
+
+
+@pytest.mark.parametrize(
+    ("amount", "text", "digits"),
+    [("5", "$5.00", "5"), ("5.00", "$5.00", "5"), ("0.015", "$0.015", "0.015"),
+     ("0.0000001", "$0.0000001", "0.0000001"), ("1200", "$1200.00", "1200"),
+     ("0.1250000", "$0.125", "0.125")],
+)  # fmt: skip
+def test_messages_show_cents_or_every_digit_when_a_cent_would_misstate(amount, text, digits):
+    assert usd(Decimal(amount)) == text
+    assert money_exact(Decimal(amount)) == digits
 
 
 def test_event_data_sends_every_usd_field_as_money_and_the_rest_as_stored():

@@ -11,10 +11,10 @@ import yaml
 
 from accounts.roles import Role
 from billing.models import ModelPrice
-from billing.selectors import price_map
 from sverm.api.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from sverm.api.scoping import Caller
 from swarms.engine import validate_definition
+from swarms.providers import price_map
 from templates_app import selectors, services
 from templates_app.models import SwarmTemplate
 from tests.templates_app.factories import (

@@ -1,11 +1,15 @@
 """`manage.py usage_rebuild`: recompute the monthly usage rollup from the ledger and the runs,
-print every row that drifted, and fix it (unless --dry-run)."""
+print every row that drifted, and fix it (unless --dry-run).
+
+The rollup is billing's, but it counts runs, which are swarms': the command lives here, in the
+app that knows both, and hands billing the runs (billing depends on nothing of swarms)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Workspace
 from billing.periods import month_parse
 from billing.services import usage_rollup_rebuild
+from swarms.models import Run
 
 
 class Command(BaseCommand):
@@ -29,7 +33,9 @@ class Command(BaseCommand):
             month = month_parse(month) if month is not None else None
         except ValueError as exc:
             raise CommandError(f"--month {month!r}: {exc}") from None
-        drifts = usage_rollup_rebuild(workspace_id=workspace, month=month, dry_run=dry_run)
+        drifts = usage_rollup_rebuild(
+            runs=Run.objects.all(), workspace_id=workspace, month=month, dry_run=dry_run
+        )
         if not drifts:
             self.stdout.write("no drift")
             return
