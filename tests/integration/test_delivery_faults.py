@@ -18,7 +18,8 @@ import pytest
 from accounts.models import Plan, User
 from accounts.roles import Role
 from accounts.services import api_key_create, workspace_create
-from swarms.models import IdempotencyRecord, IdempotencyStatus, Run
+from sverm.models import IdempotencyRecord, IdempotencyStatus
+from swarms.models import Run
 from swarms.selectors import money
 from tests.integration.conftest import spawn
 from tests.integration.test_runs import TERMINAL, wait_for
