@@ -6,10 +6,10 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from accounts.roles import Role
+from accounts.tenancy import Caller
 from billing.models import UsageRecord
 from sverm.api.errors import NotFound
 from sverm.api.money import money, money_shares  # noqa: F401  (money: swarms.services.runs)
-from sverm.api.scoping import Caller
 from swarms.models import Run, RunEvent
 
 LOG_ACTIONS = {"agent.delegated": "delegate", "agent.message": "message",

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.roles import Role
+from accounts.viewsets import WorkspaceScopedViewSet
 from sverm.api.idempotency import (
     IDEMPOTENCY_409,
     IDEMPOTENCY_422,
@@ -17,7 +18,6 @@ from sverm.api.idempotency import (
 )
 from sverm.api.pagination import OffsetPagination
 from sverm.api.schema import V1ErrorSerializer
-from sverm.api.viewsets import WorkspaceScopedViewSet
 from swarms import services
 from swarms.models import Run
 from swarms.serializers import (

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from accounts.roles import Role
+from accounts.tenancy import Caller
 from billing.models import ModelPrice
 from billing.selectors import price_map
 from sverm.api.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from sverm.api.scoping import Caller
 from swarms.engine import validate_definition
 from templates_app import selectors, services
 from templates_app.models import SwarmTemplate
