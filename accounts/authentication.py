@@ -33,7 +33,15 @@ def credential_authenticate(*, token: str) -> tuple[User, ApiKey | Token]:
             "The access token is invalid or expired; log in again or refresh it."
         ) from None
     except exceptions.AuthenticationFailed as exc:  # the token's user is unknown or inactive
-        raise Unauthorized(str(exc.detail)) from None
+        raise Unauthorized(_message(exc)) from None
+
+
+def _message(exc: exceptions.AuthenticationFailed) -> str:
+    """The message alone of simplejwt's refusals, which carry `{"detail", "code"}`."""
+    detail = exc.detail
+    if isinstance(detail, dict):
+        detail = detail.get("detail", "Authentication failed.")
+    return str(detail)
 
 
 def bearer_token(request) -> str | None:
@@ -64,7 +72,10 @@ class BearerJWTAuthentication(JWTAuthentication):
 
     def authenticate(self, request):
         header = self.get_header(request)
-        raw_token = None if header is None else self.get_raw_token(header)
+        try:
+            raw_token = None if header is None else self.get_raw_token(header)
+        except exceptions.AuthenticationFailed as exc:  # not two values
+            raise exceptions.AuthenticationFailed(_message(exc)) from None
         if raw_token is None:
             return None
         try:

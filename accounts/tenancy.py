@@ -69,8 +69,9 @@ def caller_build(*, user, credential=None) -> Caller:
     (accounts/ws_auth.py) alike: an API key's workspace and role, else the user's memberships
     (every workspace, as admin, for platform staff); ANONYMOUS without an active user.
 
-    `credential` is what authenticated it (accounts/authentication.py): an ApiKey, or a JWT or a
-    session (None), which carry the user's own roles."""
+    `credential` is what authenticated the user (accounts/authentication.py): an ApiKey acts
+    with the key's role in its workspace; a JWT access token, or None for a session, with the
+    user's own roles."""
     # Imported here: accounts.models imports this module (ScopedQuerySet).
     from accounts.models import ApiKey
     from accounts.selectors import user_workspace_roles
