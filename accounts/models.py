@@ -9,8 +9,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.roles import Role
+from accounts.tenancy import ScopedQuerySet
 from sverm.api.ids import PrefixedIdField
-from sverm.api.scoping import ScopedQuerySet
 
 
 class Plan(models.TextChoices):

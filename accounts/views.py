@@ -27,11 +27,11 @@ from accounts.serializers import (
     WorkspaceSerializer,
     WorkspaceUpdateSerializer,
 )
+from accounts.viewsets import WorkspaceScopedViewSet
 from sverm.api.errors import Forbidden
 from sverm.api.schema import WORKSPACE_ID_PARAM
 from sverm.api.serializers import SuccessSerializer
 from sverm.api.throttling import AuthRateThrottle
-from sverm.api.viewsets import WorkspaceScopedViewSet
 
 
 class LoginView(APIView):

@@ -123,7 +123,7 @@ def _recommend(ctx: Context, results: dict, shapes: dict, figures: list[Figure])
     advice = []
     if shapes["default_first"] > 2 * shapes["plain_first"] + 1:
         advice.append(
-            f"sverm/api/scoping.py ScopedQuerySet.visible_in: the integration scope costs the "
+            f"accounts/tenancy.py ScopedQuerySet.visible_in: the integration scope costs the "
             f"first page {shapes['default_first']:.1f} ms vs {shapes['plain_first']:.1f} ms "
             f"with a plain `workspace_id = ...`: keep it `workspace_id IN (own and publisher "
             f"ids read first)`, never `own OR workspace_id IN (subquery)`, which makes "

@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Workspace
-from sverm.api.scoping import ScopedQuerySet
+from accounts.tenancy import ScopedQuerySet
 
 USD = {"max_digits": 20, "decimal_places": 10}
 

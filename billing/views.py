@@ -4,6 +4,7 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
+from accounts.viewsets import WorkspaceScopedViewSet
 from billing.models import MonthlyUsage, UsageRecord
 from billing.periods import day_start
 from billing.selectors import usage_breakdown, usage_month
@@ -13,7 +14,6 @@ from billing.serializers import (
     V1UsageQuerySerializer,
     V1UsageSerializer,
 )
-from sverm.api.viewsets import WorkspaceScopedViewSet
 
 
 def query_values(request) -> dict[str, str]:

@@ -3,18 +3,27 @@ Django, WebSockets through Channels."""
 
 import os
 
+from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.core.asgi import get_asgi_application
+
+from sverm.api.ws_origin import BrowserOriginValidator
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sverm.settings")
 django_asgi_app = get_asgi_application()
 
-from sverm.api.ws_auth import websocket_stack  # noqa: E402  (needs the app registry)
+# These need the app registry.
+from accounts.ws_auth import CallerMiddleware  # noqa: E402
 from swarms.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
+        # The Origin check, the session (the live page's sign-in), then the token's or the
+        # session's caller.
+        "websocket": BrowserOriginValidator(
+            AuthMiddlewareStack(CallerMiddleware(URLRouter(websocket_urlpatterns))),
+            allowed_origins=[],
+        ),
     }
 )

@@ -400,8 +400,8 @@ SIMPLE_JWT = {
 # ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "sverm.api.authentication.ApiKeyAuthentication",
-        "sverm.api.authentication.BearerJWTAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.BearerJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -415,7 +415,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "sverm.api.errors.exception_handler",
     # Every authenticated request counts against its plan's requests/minute (accounts.PlanLimits);
     # `/api/auth/*` replaces this with its own per-IP limit.
-    "DEFAULT_THROTTLE_CLASSES": ["sverm.api.throttling.PlanRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.PlanRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("SVERM_AUTH_RATE", "20/min")},
     # Client IPs come from REMOTE_ADDR unless told how many proxies append X-Forwarded-For.
     "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),

@@ -5,8 +5,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User, Workspace
+from accounts.tenancy import ScopedQuerySet
 from sverm.api.ids import PrefixedIdField
-from sverm.api.scoping import ScopedQuerySet
 from sverm.softdelete import SoftDeleteModel, SoftDeleteQuerySet
 
 
@@ -334,41 +334,3 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id} #{self.attempt} ({self.status_code or self.error[:30]})"
-
-
-class IdempotencyStatus(models.TextChoices):
-    PROCESSING = "processing", "Processing"
-    DONE = "done", "Done"
-
-
-class IdempotencyRecord(models.Model):
-    """The first response to a run-creating POST sent with an `Idempotency-Key`, replayed to
-    retries of the same request for 24 h (see sverm.api.idempotency). Expired rows count as
-    absent and are replaced by the next request with their key."""
-
-    workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="idempotency_records"
-    )
-    key = models.CharField(max_length=255)
-    # Method and route name, e.g. `POST v1-swarm-list`: one key on two endpoints never collides.
-    endpoint = models.CharField(max_length=200)
-    # SHA-256 (hex) of the method, path and canonical JSON body.
-    request_fingerprint = models.CharField(max_length=64)
-    status = models.CharField(
-        max_length=20, choices=IdempotencyStatus.choices, default=IdempotencyStatus.PROCESSING
-    )
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["workspace", "key", "endpoint"], name="idempotency_record_unique"
-            )
-        ]
-        indexes = [models.Index(fields=["expires_at"], name="idempotency_expires")]
-
-    def __str__(self) -> str:
-        return f"{self.endpoint} {self.key} ({self.status})"

@@ -8,9 +8,9 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from accounts.roles import Role
+from accounts.tenancy import Caller
 from billing.models import UsageRecord
 from sverm.api.errors import InvalidRequest, NotFound
-from sverm.api.scoping import Caller
 from sverm.money import money_shares
 from swarms.engine import Step, Usage
 from swarms.models import Run, RunEvent, RunStep, RunStepStatus, Swarm

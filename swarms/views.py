@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from accounts.models import Workspace
 from accounts.roles import Role
+from accounts.viewsets import WorkspaceScopedViewSet
 from sverm.api.errors import PROBLEM_CONTENT_TYPE
 from sverm.api.idempotency import (
     IDEMPOTENCY_409,
@@ -17,7 +18,6 @@ from sverm.api.idempotency import (
 from sverm.api.pagination import SeqPagination
 from sverm.api.schema import WORKSPACE_ID_PARAM, ProblemSerializer
 from sverm.api.serializers import SuccessSerializer
-from sverm.api.viewsets import WorkspaceScopedViewSet
 from swarms import selectors, services
 from swarms.filters import (
     EVENT_LIST,

@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.roles import Role
+from accounts.viewsets import WorkspaceScopedViewSet
 from sverm.api.idempotency import (
     IDEMPOTENCY_409,
     IDEMPOTENCY_422,
@@ -15,7 +16,6 @@ from sverm.api.idempotency import (
 )
 from sverm.api.pagination import OffsetPagination
 from sverm.api.schema import V1ErrorSerializer
-from sverm.api.viewsets import WorkspaceScopedViewSet
 from swarms import selectors, services
 from swarms.models import Run
 from swarms.serializers import (

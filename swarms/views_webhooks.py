@@ -9,10 +9,10 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.roles import Role
+from accounts.viewsets import WorkspaceScopedViewSet
 from sverm.api.errors import PROBLEM_CONTENT_TYPE, Conflict
 from sverm.api.listing import BOOLEAN, DATETIME, INTEGER, FieldSpec, ListSpec
 from sverm.api.schema import ProblemSerializer
-from sverm.api.viewsets import WorkspaceScopedViewSet
 from swarms.models import Run, WebhookDelivery, WebhookEndpoint, WebhookSecret
 from swarms.serializers_webhooks import (
     WebhookDeliverySerializer,

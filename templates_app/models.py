@@ -5,7 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import User, Workspace
-from sverm.api.scoping import ScopedQuerySet
+from accounts.tenancy import ScopedQuerySet
 from swarms.engine.schema import TOPOLOGIES
 
 # Readable slugs, one namespace for built-ins and workspace templates: `research-swarm-v1`.

@@ -3,8 +3,8 @@
 from django.db.models import F, QuerySet
 
 from accounts.roles import Role
+from accounts.tenancy import Caller
 from sverm.api.errors import NotFound
-from sverm.api.scoping import Caller
 from templates_app.models import SwarmTemplate
 
 

@@ -10,9 +10,9 @@ from rest_framework.response import Response
 
 from accounts.models import Workspace
 from accounts.roles import Role
+from accounts.viewsets import WorkspaceScopedViewSet
 from sverm.api.errors import NotFound
 from sverm.api.serializers import SuccessSerializer
-from sverm.api.viewsets import WorkspaceScopedViewSet
 from templates_app import services
 from templates_app.filters import TEMPLATE_LIST
 from templates_app.models import SwarmTemplate

@@ -1,1 +1,2 @@
-"""Plumbing every sverm API shares: errors, ids, auth, scoping, pagination, schema."""
+"""Plumbing every sverm API shares, free of any app: errors, ids, listing and pagination, schema,
+rate-limit windows, idempotency and the WebSocket Origin check (tenancy and auth: accounts/)."""

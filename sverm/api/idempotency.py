@@ -35,6 +35,7 @@ from sverm.api.errors import (
     is_v1_path,
 )
 from sverm.api.middleware import current_request_id, error_mark
+from sverm.models import IdempotencyRecord, IdempotencyStatus
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -113,8 +114,6 @@ def request_fingerprint(request: Request) -> str:
 
 def live_records():
     """Records that still count: expired ones are treated as absent."""
-    from swarms.models import IdempotencyRecord
-
     return IdempotencyRecord.objects.filter(expires_at__gt=timezone.now())
 
 
@@ -149,8 +148,6 @@ def _replay(request: Request, record) -> HttpResponse:
 def _claim(*, workspace_id: str, key: str, endpoint: str, fingerprint: str):
     """(record, None) when this request now owns the key, (None, response) for a replay;
     raises 422 for another body under the key and 409 while its first request is in flight."""
-    from swarms.models import IdempotencyRecord, IdempotencyStatus
-
     lookup = {"workspace_id": workspace_id, "key": key, "endpoint": endpoint}
     for _attempt in range(_CLAIM_ATTEMPTS):
         now = timezone.now()
@@ -187,8 +184,6 @@ def idempotent(
     """`produce()`'s response, made idempotent under the request's `Idempotency-Key` in
     `workspace_id` (call it once the body is validated and the caller's role checked). Without
     the header this is just `produce()`."""
-    from swarms.models import IdempotencyRecord, IdempotencyStatus
-
     key = idempotency_key(request)
     if key is None:
         return produce()

@@ -1,6 +1,5 @@
 """OpenAPI generation: every operation documents its error responses in its path's wire format."""
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
@@ -110,28 +109,3 @@ class SvermAutoSchema(AutoSchema):
             response["description"] = ERROR_DESCRIPTIONS[status]
             responses[status] = response
         return responses
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "sverm.api.authentication.ApiKeyAuthentication"
-    name = "apiKey"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A workspace API key: `Authorization: Bearer sk-sverm-…`.",
-        }
-
-
-class JWTScheme(OpenApiAuthenticationExtension):
-    target_class = "sverm.api.authentication.BearerJWTAuthentication"
-    name = "jwt"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "JWT",
-            "description": "An access token from `POST /api/auth/login`.",
-        }

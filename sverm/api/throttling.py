@@ -1,19 +1,18 @@
 """Request throttles. `/api/auth/*` is limited per client IP so passwords cannot be sprayed;
-every other authenticated request counts against its plan's requests per minute (seed 002).
+other requests count against a per-minute limit a subclass of PerMinuteRateThrottle names
+(the plan's: accounts/throttling.py).
 
-The plan limit is a fixed window aligned to the minute, counted per API key, or per user for a
-JWT. The plan is the API key's workspace's, or for a JWT the plan of the workspace a `/v1` call
-would act in (the `Sverm-Workspace` header, else the user's oldest membership; free without one).
-
-Cost per request, rate limits on: one cache read for the plan's limits (cached 30 s), one for
-the counter (Redis: INCR + EXPIREAT in one MULTI/EXEC pipeline; other caches: `add` then
-`incr`, atomic in the local-memory cache), plus for a JWT one primary-key query for the
-workspace's plan (an API key's workspace is loaded with the key). With Redis unreachable both
-are served from the process's memory (sverm/cache.py), so an outage fails no request.
+The per-minute limit is a fixed window aligned to the minute. Cost per request: one counter
+(Redis: INCR + EXPIREAT in one MULTI/EXEC pipeline; other caches: `add` then `incr`, atomic in
+the local-memory cache), plus what the subclass reads to name the limit. With Redis unreachable
+the counter is kept in the process's memory (sverm/cache.py), so an outage fails no request.
 """
 
 import math
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -23,7 +22,6 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from sverm.api.errors import RateLimited
 from sverm.api.middleware import RATE_LIMIT_HEADERS_ATTR
-from sverm.api.scoping import caller_for
 from sverm.cache import FailSafeRedisCache
 
 WINDOW_SECONDS = 60
@@ -82,49 +80,39 @@ def _local_hit(backend, key: str, window_end: int) -> int:
         return 1
 
 
-def _plan_and_subject(request) -> tuple[str, str, str] | None:
-    """(plan, counter identity, who for messages) of an authenticated request, else None."""
-    from accounts.models import ApiKey, Plan
-    from accounts.selectors import workspace_plan
+@dataclass(frozen=True)
+class MinuteQuota:
+    """What one request counts against: `limit` requests per minute on the counter named
+    `identity`; `subject` names it in the 429's message, `details` go into the 429's details."""
 
-    auth = getattr(request, "auth", None)
-    if isinstance(auth, ApiKey):
-        return auth.workspace.plan, f"key:{auth.pk}", "this API key"
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return None
-    caller = caller_for(request)
-    requested = request.headers.get("Sverm-Workspace")
-    if requested and caller.role_in(requested) is not None:
-        plan = workspace_plan(workspace_id=requested)
-    elif caller.roles:
-        plan = workspace_plan(workspace_id=next(iter(caller.roles)))
-    else:
-        plan = Plan.FREE
-    return plan, f"user:{user.pk}", "this user"
+    limit: int
+    identity: str
+    subject: str
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
-class PlanRateThrottle(BaseThrottle):
-    """The plan's requests per minute, for every authenticated request of a view that is not
-    open to anyone. Remembers the limit, what remains and the window's end on the Django request
-    for RequestIdMiddleware to send as X-RateLimit-* headers on whatever the response becomes."""
+class PerMinuteRateThrottle(BaseThrottle):
+    """`quota(request)`'s requests per minute, for every request of a view that is not open to
+    anyone (no quota: not counted). Remembers the limit, what remains and the window's end on
+    the Django request for RequestIdMiddleware to send as X-RateLimit-* headers on whatever the
+    response becomes."""
+
+    def quota(self, request) -> MinuteQuota | None:
+        raise NotImplementedError
 
     def allow_request(self, request, view) -> bool:
-        from accounts.selectors import plan_limits
-
         if not settings.SVERM_RATE_LIMITS:
             return True
         if all(isinstance(permission, AllowAny) for permission in view.get_permissions()):
             return True
-        subject = _plan_and_subject(request)
-        if subject is None:
+        quota = self.quota(request)
+        if quota is None:
             return True
-        plan, identity, who = subject
-        limit = plan_limits(plan=plan).requests_per_minute
+        limit = quota.limit
         now = clock()
         window = int(now // WINDOW_SECONDS)
         reset = (window + 1) * WINDOW_SECONDS
-        count = window_hit(f"sverm:ratelimit:{identity}:{window}", reset)
+        count = window_hit(f"sverm:ratelimit:{quota.identity}:{window}", reset)
         setattr(
             request._request,
             RATE_LIMIT_HEADERS_ATTR,
@@ -136,8 +124,8 @@ class PlanRateThrottle(BaseThrottle):
         )
         if count > limit:
             raise RateLimited(
-                f"Rate limit of {limit} requests per minute exceeded for {who} (plan {plan}).",
-                details={"limit": "requests_per_minute", "plan": plan, "allowed": limit},
+                f"Rate limit of {limit} requests per minute exceeded for {quota.subject}.",
+                details={"limit": "requests_per_minute", **quota.details, "allowed": limit},
                 headers={"Retry-After": str(max(math.ceil(reset - now), 1))},
             )
         return True

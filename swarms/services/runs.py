@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import workspace_run_quota_check
+from accounts.tenancy import Caller
 from billing.services import usage_run_started
 from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest, NotFound, RateLimited
-from sverm.api.scoping import Caller
 from sverm.money import MONEY_PLACES, money, usd
 from swarms import jobs
 from swarms.engine import Definition, estimate_cost, minimum_cost, validate_definition

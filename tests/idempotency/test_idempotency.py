@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 from accounts.roles import Role
 from accounts.services import workspace_create
 from sverm.api.idempotency import live_records
+from sverm.models import IdempotencyRecord, IdempotencyStatus
 from swarms import jobs
-from swarms.models import IdempotencyRecord, IdempotencyStatus, Run
+from swarms.models import Run
 from tests.conftest import assert_problem, assert_v1_error
 from tests.runs.conftest import _restore_default_prices, make_swarm
 

@@ -18,8 +18,9 @@ import pytest
 from accounts.models import Plan, User
 from accounts.roles import Role
 from accounts.services import api_key_create, workspace_create
+from sverm.models import IdempotencyRecord, IdempotencyStatus
 from sverm.money import money
-from swarms.models import IdempotencyRecord, IdempotencyStatus, Run
+from swarms.models import Run
 from tests.integration.conftest import spawn
 from tests.integration.test_runs import TERMINAL, wait_for
 from tests.processes import stop

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from sverm.api.viewsets import WorkspaceScopedViewSet
+from accounts.viewsets import WorkspaceScopedViewSet
 
 
 def iter_views(patterns=None, prefix=""):

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from accounts.roles import Role
+from accounts.tenancy import Caller
 from billing.models import ModelPrice
 from sverm.api.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from sverm.api.scoping import Caller
 from swarms.engine import validate_definition
 from swarms.providers import price_map
 from templates_app import selectors, services

@@ -17,7 +17,7 @@ from sverm.api.errors import Forbidden, NotFound
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated principal of one request."""
+    """The authenticated principal of one request or WebSocket."""
 
     user_id: str | None
     api_key_id: str | None = None
@@ -64,31 +64,40 @@ class Caller:
 ANONYMOUS = Caller(user_id=None)
 
 
-def caller_for(request) -> Caller:
-    """The request's Caller, computed once: the API key's workspace and role, or the user's
-    memberships (every workspace, as admin, for platform staff using a JWT)."""
-    cached = getattr(request, "_sverm_caller", None)
-    if cached is not None:
-        return cached
+def caller_build(*, user, credential=None) -> Caller:
+    """The Caller of an authenticated principal, for HTTP (`caller_for`) and WebSockets
+    (accounts/ws_auth.py) alike: an API key's workspace and role, else the user's memberships
+    (every workspace, as admin, for platform staff); ANONYMOUS without an active user.
+
+    `credential` is what authenticated the user (accounts/authentication.py): an ApiKey acts
+    with the key's role in its workspace; a JWT access token, or None for a session, with the
+    user's own roles."""
+    # Imported here: accounts.models imports this module (ScopedQuerySet).
     from accounts.models import ApiKey
     from accounts.selectors import user_workspace_roles
 
-    user = getattr(request, "user", None)
-    auth = getattr(request, "auth", None)
-    if isinstance(auth, ApiKey):
-        caller = Caller(
-            user_id=auth.created_by_id,
-            api_key_id=auth.pk,
-            roles={auth.workspace_id: auth.role},
+    if isinstance(credential, ApiKey):
+        return Caller(
+            user_id=credential.created_by_id,
+            api_key_id=credential.pk,
+            roles={credential.workspace_id: credential.role},
         )
-    elif user is not None and user.is_authenticated:
-        caller = Caller(
-            user_id=user.pk, is_staff=user.is_staff, roles=user_workspace_roles(user_id=user.pk)
+    if user is None or not user.is_authenticated or not user.is_active:
+        return ANONYMOUS
+    return Caller(
+        user_id=user.pk, is_staff=user.is_staff, roles=user_workspace_roles(user_id=user.pk)
+    )
+
+
+def caller_for(request) -> Caller:
+    """The DRF request's Caller, built once from what its authentication found."""
+    cached = getattr(request, "_sverm_caller", None)
+    if cached is None:
+        cached = caller_build(
+            user=getattr(request, "user", None), credential=getattr(request, "auth", None)
         )
-    else:
-        caller = ANONYMOUS
-    request._sverm_caller = caller
-    return caller
+        request._sverm_caller = cached
+    return cached
 
 
 SOURCES = ("workspace", "integration")

@@ -11,8 +11,8 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.viewsets import GenericViewSet
 
 from accounts.roles import Role
+from accounts.tenancy import SOURCES, Caller, caller_for, workspace_id_of
 from sverm.api.errors import Forbidden, InvalidRequest, NotFound
-from sverm.api.scoping import SOURCES, Caller, caller_for, workspace_id_of
 
 
 class WorkspaceScopedViewSet(GenericViewSet):

@@ -1,0 +1,45 @@
+"""The plan's requests per minute (seed 002), counted per API key, or per user for a JWT.
+
+The plan is the API key's workspace's, or for a JWT the plan of the workspace a `/v1` call
+would act in (the `Sverm-Workspace` header, else the user's oldest membership; free without one).
+Besides the counter (sverm/api/throttling.py) a request costs one cache read for the plan's
+limits (cached 30 s; from the process's memory while Redis is unreachable, sverm/cache.py), plus
+for a JWT one primary-key query for the workspace's plan (an API key's workspace is loaded with
+the key).
+"""
+
+from accounts.models import ApiKey, Plan
+from accounts.selectors import plan_limits, workspace_plan
+from accounts.tenancy import caller_for
+from sverm.api.throttling import MinuteQuota, PerMinuteRateThrottle
+
+
+class PlanRateThrottle(PerMinuteRateThrottle):
+    """Every authenticated request of a view that is not open to anyone counts against its
+    plan's requests per minute."""
+
+    def quota(self, request) -> MinuteQuota | None:
+        auth = getattr(request, "auth", None)
+        if isinstance(auth, ApiKey):
+            plan, identity, who = auth.workspace.plan, f"key:{auth.pk}", "this API key"
+        else:
+            user = getattr(request, "user", None)
+            if user is None or not user.is_authenticated:
+                return None
+            plan, identity, who = _jwt_plan(request), f"user:{user.pk}", "this user"
+        return MinuteQuota(
+            limit=plan_limits(plan=plan).requests_per_minute,
+            identity=identity,
+            subject=f"{who} (plan {plan})",
+            details={"plan": plan},
+        )
+
+
+def _jwt_plan(request) -> str:
+    caller = caller_for(request)
+    requested = request.headers.get("Sverm-Workspace")
+    if requested and caller.role_in(requested) is not None:
+        return workspace_plan(workspace_id=requested)
+    if caller.roles:
+        return workspace_plan(workspace_id=next(iter(caller.roles)))
+    return Plan.FREE
