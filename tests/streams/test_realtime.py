@@ -10,7 +10,9 @@ from channels.layers import get_channel_layer
 
 from swarms.models import Run, RunEvent
 from swarms.realtime import (
+    RUN_GROUP,
     STATUS_FIELDS,
+    WORKSPACE_GROUP,
     event_message,
     publish_many,
     run_group,
@@ -72,6 +74,9 @@ LIFECYCLE = (
 
 def status_sends(sends: list[tuple[str, dict]], workspace_id: str) -> list[tuple]:
     assert {group for group, _ in sends[1:]} == {workspace_group(workspace_id)}
+    # Only what the groups declare: what their streams have handlers for (swarms/consumers.py).
+    assert sends[0][1]["type"] in RUN_GROUP.message_types
+    assert {m["type"] for _, m in sends[1:]} <= WORKSPACE_GROUP.message_types
     return [
         (m["run"]["status"], m["run"]["progress"], m["run"]["cost_usd"], m["run"]["agents_active"])
         for _, m in sends[1:]
