@@ -14,7 +14,8 @@ from accounts.services import workspace_create
 from sverm.api.idempotency import live_records
 from swarms.models import IdempotencyRecord, IdempotencyStatus, Run
 from tests.conftest import assert_problem, assert_v1_error
-from tests.runs.conftest import _restore_default_prices, make_swarm
+from tests.factories import make_swarm
+from tests.runs.conftest import _restore_default_prices
 
 TASK = "Investigate Norwegian hydrogen economy"
 V1_BODY = {"template": "research-swarm-v1", "task": TASK, "max_budget_usd": 2.5}

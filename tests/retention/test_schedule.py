@@ -21,7 +21,8 @@ from swarms.services.retention import (
     periodic_maintenance,
 )
 from swarms.tasks import prune_retention_task
-from tests.retention.conftest import delivery, event_types, finished_run, make_swarm
+from tests.factories import make_swarm
+from tests.retention.conftest import delivery, event_types, finished_run
 
 DAY = timedelta(days=1)
 

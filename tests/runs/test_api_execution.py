@@ -8,11 +8,11 @@ import pytest
 from billing.models import UsageRecord
 from swarms.models import Run
 from swarms.selectors import money
+from tests.factories import make_swarm
 from tests.runs.conftest import (
     decimal_json,
     events_of,
     ledger_total,
-    make_swarm,
     seqs,
     wait_terminal,
 )

@@ -11,6 +11,7 @@ from billing.models import MonthlyUsage, UsageRecord
 from swarms.engine import RunResult, Step, Usage
 from swarms.models import Run, RunEvent, RunStatus, RunStep
 from swarms.services import runs as services
+from tests.factories import make_run
 
 pytestmark = [
     pytest.mark.django_db,
@@ -40,15 +41,6 @@ BATCHES = [
 ]  # fmt: skip
 
 
-def running_run(workspace) -> Run:
-    return Run.objects.create(
-        workspace=workspace, swarm_type="custom", task="t",
-        definition={"topology": "sequential", "agents": []},
-        max_budget_usd=Decimal(1), estimated_cost_usd=Decimal("0.1"),
-        status=RunStatus.RUNNING, attempt=1,
-    )  # fmt: skip
-
-
 def state(run: Run) -> dict:
     run.refresh_from_db()
     return {
@@ -70,7 +62,7 @@ def rollup(workspace) -> tuple:
 
 
 def test_both_paths_leave_the_same_rows(workspace):
-    one, other = running_run(workspace), running_run(workspace)
+    one, other = make_run(workspace), make_run(workspace)
     for steps, events in BATCHES:
         services._record_in_one_statement(one, 1, steps, events)
     after_one = rollup(workspace)
@@ -90,7 +82,7 @@ def test_both_paths_leave_the_same_rows(workspace):
 
 
 def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
-    run = running_run(workspace)
+    run = make_run(workspace)
     services._record_in_one_statement(run, 1, *BATCHES[0])
     before = state(run)
     Run.objects.filter(pk=run.pk).update(attempt=2)
@@ -102,7 +94,7 @@ def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
 
 
 def test_finishing_in_one_statement_ends_the_run_as_the_orm_path_does(workspace):
-    one, other = running_run(workspace), running_run(workspace)
+    one, other = make_run(workspace), make_run(workspace)
     for run in (one, other):
         services._record(run, 1, *BATCHES[0])
     result = RunResult("failed", "partial text", "budget_exceeded", "Out of money.", (),
@@ -121,7 +113,7 @@ def test_finishing_in_one_statement_ends_the_run_as_the_orm_path_does(workspace)
     # Once ended, or by an attempt that lost the run, nothing more.
     assert not services.run_finish(run_id=one.pk, result=result, lease=1, terminal=terminal,
                                    run=one)  # fmt: skip
-    lost = running_run(workspace)
+    lost = make_run(workspace)
     Run.objects.filter(pk=lost.pk).update(attempt=2)
     assert not services.run_finish(run_id=lost.pk, result=result, lease=1, terminal=terminal,
                                     run=lost)  # fmt: skip

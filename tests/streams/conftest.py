@@ -9,7 +9,6 @@ import functools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,10 +18,10 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.models import User, Workspace
+from accounts.models import User
 from sverm.asgi import application
 from swarms.models import Run, RunEvent
-from swarms.services.runs import run_event_add
+from tests.factories import add_event, add_events, make_run
 
 # Long enough for a cold first query, short enough that a missing message fails fast.
 TIMEOUT = 5
@@ -130,28 +129,6 @@ async def refusal(path: str, timeout: float = TIMEOUT, **kwargs) -> int | None:
     async with open_stream(path, timeout=timeout, **kwargs) as stream:
         assert stream.accepted, "refused before accept; expected an application close code"
         return await stream.close_code(timeout)
-
-
-def make_run(workspace: Workspace, status: str = "running", **extra) -> Run:
-    return Run.objects.create(
-        workspace=workspace,
-        swarm_type="custom",
-        definition={"topology": "sequential", "agents": []},
-        task=extra.pop("task", "Stream me"),
-        max_budget_usd=Decimal("5"),
-        estimated_cost_usd=Decimal("0.01"),
-        status=status,
-        **extra,
-    )
-
-
-def add_event(run: Run, type: str = "agent.message", agent_id: str = "", **data) -> RunEvent:
-    """Store (and, on commit, publish) the run's next event."""
-    return run_event_add(run_id=run.pk, type=type, agent_id=agent_id, data=data)
-
-
-def add_events(run: Run, types: list[str]) -> list[RunEvent]:
-    return [add_event(run, type, agent_id=f"a{n}", n=n) for n, type in enumerate(types, 1)]
 
 
 def store_silently(run: Run, count: int) -> list[RunEvent]:

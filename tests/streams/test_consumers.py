@@ -20,21 +20,19 @@ from sverm.api.money import money_json
 from swarms import consumers
 from swarms.models import Run, RunEvent
 from swarms.realtime import event_message, publish, publish_many, run_group
-from swarms.services.runs import run_cancel, run_create
-from templates_app.models import SwarmTemplate
+from swarms.services.runs import run_cancel
+from tests.factories import add_events, create_run, make_run
 from tests.runs.conftest import executing  # noqa: F401  (the thread executor, for real runs)
 from tests.streams.conftest import (
     MESSAGE_KEYS,
     STATUS_KEYS,
     aadd_event,
     aadd_events,
-    add_events,
     amake_run,
     astore_silently,
     bearer,
     in_own_thread,
     jwt_for,
-    make_run,
     open_stream,
     refusal,
     seqs,
@@ -644,14 +642,6 @@ async def test_the_workspace_stream_reports_failed_and_cancelled(workspace, jwt,
 # ---------------------------------------------------------------------------------------------
 # A real run on the thread executor, followed to the end
 # ---------------------------------------------------------------------------------------------
-def start_research_run(workspace, user, task: str = "Norwegian hydrogen economy") -> Run:
-    definition = SwarmTemplate.objects.get(pk="research-swarm-v1").definition
-    return run_create(
-        workspace_id=workspace.pk, definition=definition, task=task, max_budget_usd=None,
-        created_by=user, template_id="research-swarm-v1",
-    )  # fmt: skip
-
-
 @pytest.mark.usefixtures("executing")
 async def test_a_real_run_streams_seq_1_to_n_then_closes_1000(
     settings, workspace, user, jwt, key_of
@@ -659,7 +649,7 @@ async def test_a_real_run_streams_seq_1_to_n_then_closes_1000(
     settings.SVERM_SIMULATED_LATENCY = 0.05
     raw = await database_sync_to_async(key_of)(workspace)
     async with open_stream(ws_path(workspace.pk), token=jwt) as board:
-        run = await database_sync_to_async(start_research_run)(workspace, user)
+        run = await database_sync_to_async(create_run)(workspace, created_by=user)
         async with (
             open_stream(run_path(run, after=0), token=jwt) as api,
             open_stream(run_path(run, "v1"), headers=bearer(raw)) as v1,
@@ -697,7 +687,7 @@ async def test_a_real_run_cancelled_mid_stream_ends_with_run_cancelled(
     settings, workspace, user, jwt
 ):
     settings.SVERM_SIMULATED_LATENCY = 0.2
-    run = await database_sync_to_async(start_research_run)(workspace, user)
+    run = await database_sync_to_async(create_run)(workspace, created_by=user)
     async with open_stream(run_path(run), token=jwt) as stream:
         first = await stream.next_json()
         assert (first["seq"], first["type"]) == (1, "run.started")
