@@ -15,13 +15,15 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connections
+from django.db import connection, connections
+from django.db.backends.sqlite3.base import SQLiteCursorWrapper
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from sverm.asgi import application
 from swarms.models import Run, RunEvent
 from tests.factories import add_event, add_events, make_run
+from tests.runs.conftest import _waiting_on_locks
 
 # Long enough for a cold first query, short enough that a missing message fails fast.
 TIMEOUT = 5
@@ -37,6 +39,18 @@ STATUS_KEYS = {
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_waits_on_locks(monkeypatch):
+    """The tests write from threads of their own (`in_own_thread`) while consumers read: on the
+    suite's in-memory SQLite, a statement that meets another connection's table lock fails at
+    once, so it is retried here as a file database's busy timeout would (as `executing` does
+    for run threads, tests/runs/conftest.py)."""
+    if connection.vendor == "sqlite":
+        for name in ("execute", "executemany"):
+            method = getattr(SQLiteCursorWrapper, name)
+            monkeypatch.setattr(SQLiteCursorWrapper, name, _waiting_on_locks(method))
 
 
 def jwt_for(user: User) -> str:
