@@ -7,6 +7,7 @@ The consumers read the database from asgiref's worker thread, so these tests com
 
 import functools
 import json
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection, connections
 from django.db.backends.sqlite3.base import SQLiteCursorWrapper
@@ -27,8 +29,6 @@ from tests.runs.conftest import _waiting_on_locks
 
 # Long enough for a cold first query, short enough that a missing message fails fast.
 TIMEOUT = 5
-# How long "nothing more arrives" is watched for.
-QUIET = 0.3
 MESSAGE_KEYS = {"seq", "type", "run_id", "agent_id", "data", "ts"}
 STATUS_KEYS = {
     "type", "run_id", "swarm_id", "template_id", "status", "progress", "cost_usd",
@@ -103,17 +103,12 @@ class Stream:
             messages.append(json.loads(output["text"]))
         pytest.fail(f"no close after {limit} messages")
 
-    async def quiet(self, timeout: float = QUIET) -> bool:
-        """Nothing (no message, no close) arrives within `timeout`."""
-        return await self.communicator.receive_nothing(timeout=timeout, interval=0.01)
-
-    async def is_open(self) -> bool:
-        """Accepted and not closed: quiet, or sending something other than a close."""
-        if not self.accepted:
-            return False
-        if await self.quiet():
-            return True
-        return (await self.next_output())["type"] != "websocket.close"
+    async def assert_marker_next(self, group: str) -> None:
+        """A marker sent to the workspace stream's group is what it sends next: it is open and
+        sent nothing before the marker (instead of watching it stay quiet for a while)."""
+        marker = {"marker": secrets.token_hex(8)}
+        await get_channel_layer().group_send(group, {"type": "run.status", "run": marker})
+        assert await self.next_json() == marker
 
 
 @asynccontextmanager

@@ -19,7 +19,7 @@ from accounts.services import api_key_create, api_key_revoke, workspace_create
 from sverm.api.money import money_json
 from swarms import consumers
 from swarms.models import Run, RunEvent
-from swarms.realtime import event_message, publish, publish_many, run_group
+from swarms.realtime import event_message, publish, publish_many, run_group, workspace_group
 from swarms.services.runs import run_cancel
 from tests.factories import add_events, create_run, make_run
 from tests.runs.conftest import executing  # noqa: F401  (the thread executor, for real runs)
@@ -130,7 +130,10 @@ async def test_an_expired_tampered_or_refresh_jwt_is_closed_4401(user, finished,
         assert await refusal(path, token=token) == 4401, token
     # The same user with a fresh access token gets in: the refusals were about the tokens.
     async with open_stream(path, token=valid) as stream:
-        assert await stream.is_open()
+        if route.startswith("/api/workspaces/"):
+            await stream.assert_marker_next(workspace_group(workspace.pk))
+        else:
+            assert seqs([await stream.next_json()]) == [1]  # the replay
 
 
 async def test_a_deactivated_users_jwt_and_keys_are_closed_4401(user, finished, key_of):
@@ -368,9 +371,8 @@ async def test_replay_crosses_batch_boundaries(finished, jwt, monkeypatch):
 async def test_a_run_with_no_events_yet_says_nothing_until_one_is_stored(workspace, jwt):
     run = await amake_run(workspace, status="queued")
     async with open_stream(run_path(run), token=jwt) as stream:
-        assert await stream.quiet()
         await aadd_event(run, "run.started")
-        assert seqs([await stream.next_json()]) == [1]
+        assert seqs([await stream.next_json()]) == [1]  # its first frame: nothing before it
 
 
 async def test_live_events_follow_the_replay_in_order_and_the_terminal_one_closes_1000(
@@ -380,13 +382,11 @@ async def test_live_events_follow_the_replay_in_order_and_the_terminal_one_close
     await aadd_events(run, ["run.started", "agent.started"])
     async with open_stream(run_path(run), token=jwt) as stream:
         assert seqs(await stream.json_messages(2)) == [1, 2]
-        assert await stream.quiet()
         for kind in ("agent.message", "agent.message", "run.progress", "agent.completed"):
             await aadd_event(run, kind, agent_id="w1")
         live = await stream.json_messages(4)
         assert seqs(live) == [3, 4, 5, 6]
         assert live == (await astored(run))[2:6]
-        assert await stream.quiet()
         await aadd_event(run, "run.completed", cost_usd="0.01")
         last = await stream.next_json()
         assert (last["seq"], last["type"]) == (7, "run.completed")
@@ -425,11 +425,12 @@ async def test_events_already_sent_are_not_sent_again_when_published_live(worksp
         await database_sync_to_async(publish)(events[2])
         stale = {"type": "run.event", "event": event_message(events[1])}
         await layer.group_send(run_group(run.pk), stale)
-        assert await stream.quiet()
         await aadd_event(run, "agent.completed")
         assert seqs([await stream.next_json()]) == [4]
         await database_sync_to_async(publish)(events[2])
-        assert await stream.quiet()
+        await aadd_event(run, "run.completed", cost_usd="0")
+        messages, code = await stream.until_close()
+        assert (seqs(messages), code) == ([5], 1000)  # nothing of 3 again before it
 
 
 async def test_a_reconnect_with_after_gets_no_duplicate_of_what_it_had(workspace, jwt):
@@ -439,7 +440,9 @@ async def test_a_reconnect_with_after_gets_no_duplicate_of_what_it_had(workspace
         assert seqs([await stream.next_json()]) == [3]
         for event in events:
             await database_sync_to_async(publish)(event)
-        assert await stream.quiet()
+        await aadd_event(run, "run.completed", cost_usd="0")
+        messages, code = await stream.until_close()
+        assert (seqs(messages), code) == ([4], 1000)  # nothing re-sent before it
 
 
 async def test_a_gap_in_live_events_is_filled_from_the_database_in_order(workspace, jwt):
@@ -449,12 +452,10 @@ async def test_a_gap_in_live_events_is_filled_from_the_database_in_order(workspa
         assert seqs(await stream.json_messages(2)) == [1, 2]
         # 3 and 4 are stored, but their messages were lost; 5 is published.
         await astore_silently(run, 2)
-        assert await stream.quiet()
         await aadd_event(run, "agent.message")
         filled = await stream.json_messages(3)
         assert seqs(filled) == [3, 4, 5]
         assert filled == (await astored(run))[2:5]
-        assert await stream.quiet()
         # A gap that ends in the terminal event is filled, then the stream closes.
         await astore_silently(run, 1)
         await aadd_event(run, "run.completed")
@@ -479,7 +480,6 @@ async def test_a_batch_message_is_sent_in_order_without_duplicates_and_with_gaps
         filled = await stream.json_messages(4)
         assert seqs(filled) == [3, 4, 5, 6]
         assert filled == (await astored(run))[2:6]
-        assert await stream.quiet()
         # The same batch again, and an old-style single event (publishers before run.events):
         # only what is new is sent.
         await layer.group_send(run_group(run.pk), {"type": "run.events", "events": batch})
@@ -487,7 +487,6 @@ async def test_a_batch_message_is_sent_in_order_without_duplicates_and_with_gaps
         old_style = {"type": "run.event", "event": event_message(seventh)}
         await layer.group_send(run_group(run.pk), old_style)
         assert seqs([await stream.next_json()]) == [7]
-        assert await stream.quiet()
         # A published batch ending in the terminal event closes the stream after it.
         last = await astore_silently(run, 2)
         await database_sync_to_async(RunEvent.objects.filter(pk=last[1].pk).update)(
@@ -506,9 +505,8 @@ async def test_a_group_message_of_an_unknown_type_is_ignored(workspace, jwt):
     async with open_stream(run_path(run), token=jwt) as stream:
         for kind in ("websocket.close", "websocket.disconnect", "run.later", "run_event"):
             await layer.group_send(run_group(run.pk), {"type": kind, "code": 4000})
-        assert await stream.quiet()  # neither closed nor sent anything
         await aadd_event(run, "run.started")
-        assert seqs([await stream.next_json()]) == [1]
+        assert seqs([await stream.next_json()]) == [1]  # neither closed nor sent anything before
 
 
 async def test_a_gap_longer_than_a_replay_batch_is_filled_whole(workspace, jwt, monkeypatch):
@@ -530,7 +528,9 @@ async def test_a_reconnect_after_a_gap_then_live_sees_each_seq_once(workspace, j
         assert seqs(await stream.json_messages(2)) == [2, 3]
         await aadd_event(run, "agent.message")
         assert seqs([await stream.next_json()]) == [4]
-        assert await stream.quiet()
+        await aadd_event(run, "run.completed", cost_usd="0")
+        messages, code = await stream.until_close()
+        assert (seqs(messages), code) == ([5], 1000)
 
 
 @pytest.mark.parametrize("after", [7, 8])
@@ -558,9 +558,10 @@ async def test_the_workspace_stream_is_for_members_only(
     for credential in (jwt, raw_a, jwt_for(viewer)):
         async with open_stream(ws_path(workspace.pk), token=credential) as stream:
             assert stream.accepted
-            assert await stream.quiet()  # open, and nothing is active
+            await stream.assert_marker_next(workspace_group(workspace.pk))  # nothing is active
     async with open_stream(ws_path(other_workspace.pk), token=jwt_for(staff)) as stream:
-        assert stream.accepted and await stream.quiet()
+        assert stream.accepted
+        await stream.assert_marker_next(workspace_group(other_workspace.pk))
 
 
 async def test_the_workspace_stream_starts_with_a_snapshot_of_active_runs(
@@ -574,7 +575,7 @@ async def test_the_workspace_stream_starts_with_a_snapshot_of_active_runs(
     await new(other_workspace, status="running")
     async with open_stream(ws_path(workspace.pk), token=jwt) as stream:
         snapshot = await stream.json_messages(2)
-        assert await stream.quiet()
+        await stream.assert_marker_next(workspace_group(workspace.pk))  # no third active run
     assert [(m["run_id"], m["status"]) for m in snapshot] == [
         (queued.pk, "queued"),
         (running.pk, "running"),
@@ -595,7 +596,6 @@ async def test_the_workspace_stream_sends_run_status_on_status_events_only(
     elsewhere = await amake_run(other_workspace)
     async with open_stream(ws_path(workspace.pk), token=jwt) as stream:
         assert (await stream.next_json())["run_id"] == run.pk  # the snapshot
-        assert await stream.quiet()
 
         await aadd_event(run, "run.started")
         started = await stream.next_json()
@@ -607,7 +607,6 @@ async def test_the_workspace_stream_sends_run_status_on_status_events_only(
             await aadd_event(run, kind, agent_id="w1")
         await aadd_event(elsewhere, "run.started")
         await aadd_event(elsewhere, "run.completed", cost_usd="1")
-        assert await stream.quiet()
 
         await aadd_event(run, "run.progress", progress=0.5, cost_usd="0.012300", agents_active=2)
         progress = await stream.next_json()
@@ -622,7 +621,7 @@ async def test_the_workspace_stream_sends_run_status_on_status_events_only(
         assert (done["status"], done["progress"], done["cost_usd"], done["agents_active"]) == (
             "completed", 1.0, 0.02, 0,
         )  # fmt: skip
-        assert await stream.quiet()  # the workspace stream outlives its runs
+        await stream.assert_marker_next(workspace_group(workspace.pk))  # it outlives its runs
 
 
 @pytest.mark.parametrize(
