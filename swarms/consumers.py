@@ -16,9 +16,15 @@ up from the database at once; a stream that hears nothing live for RESYNC_SECOND
 group and sends what the database has that it has not (which also catches a dropped terminal
 event); and a stream whose channel layer fails waits the outage out instead of dying with the
 connection.
+
+Each consumer class declares the group kinds it joins (`joins`, swarms/realtime.py says which
+message types each carries) and its handler table (`handlers`: message type -> method); a class
+that would join a group whose messages it has no handler for is refused when it is defined, and
+joining a group kind it did not declare raises. How to add a stream: StreamConsumer's docstring.
 """
 
 import asyncio
+import inspect
 import json
 import logging
 import random
@@ -37,11 +43,12 @@ from swarms import selectors
 from swarms.fanout import fanout
 from swarms.realtime import (
     LAYER_ERRORS,
+    RUN_GROUP,
     TERMINAL_EVENT_TYPES,
+    WORKSPACE_GROUP,
+    StreamGroup,
     event_message,
-    run_group,
     status_message,
-    workspace_group,
 )
 
 CLOSE_BAD_REQUEST = 4400
@@ -55,9 +62,6 @@ AFTER = re.compile(r"[0-9]{1,10}")
 RESYNC_SECONDS = settings.SVERM_STREAM_RESYNC_SECONDS
 # Live messages a stream holds unsent before it drops (as a full channel-layer mailbox does).
 LIVE_CAPACITY = settings.CHANNEL_CAPACITY
-
-# What a group's message may ask of a stream (each stream has the handlers of its group's).
-LIVE_HANDLERS = {"run.events": "run_events", "run.event": "run_event", "run.status": "run_status"}
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +77,48 @@ def frames(message: dict, key: str) -> list[tuple[dict, str]]:
     return cached
 
 
+def handlers_check(cls: type) -> None:
+    """Refuse a stream class whose handler table misses a message type of the groups it joins,
+    or names a method it does not have (its messages would be dropped, with a warning, live)."""
+    name = cls.__name__
+    for group in cls.joins:
+        missing = sorted(group.message_types - cls.handlers.keys())
+        if missing:
+            raise TypeError(
+                f"{name} joins {group.prefix!r} groups but has no handler for their "
+                f"{', '.join(map(repr, missing))} messages: add them to {name}.handlers"
+            )
+    for message_type, method in cls.handlers.items():
+        if not inspect.iscoroutinefunction(getattr(cls, method, None)):
+            raise TypeError(
+                f"{name}.handlers sends {message_type!r} to {method!r}, which is not an "
+                f"async method of {name}"
+            )
+
+
 class StreamConsumer(AsyncJsonWebsocketConsumer):
     """What every stream shares: the refusal path (accept, then close with a 44xx code the
     client can read), joining its group's relay without failing when the channel layer is
     down, the task that sends live messages, and a background resync that heals lost group
-    membership and dropped messages."""
+    membership and dropped messages.
+
+    How to add a stream:
+    1. Declare its group kind in swarms/realtime.py (a `StreamGroup`: the name prefix and every
+       message type sent to it), with a group-name helper, and send to it from there.
+    2. Subclass StreamConsumer with `joins = (THAT_GROUP,)` and `handlers` mapping each of its
+       message types to an `async def handler(self, message)` of the class (which sends to the
+       client). A type left out, or a method missing, fails when the class is defined.
+    3. In `connect`: authenticate (`authenticated_caller`), check access with a selector and
+       `refuse` with a 44xx code if need be; then `await self.join(THAT_GROUP, key)` before
+       `accept()` and anything read from the database, and `self.start()` once it is sent.
+       Override `rejoined` (the channel layer was lost: send a snapshot again) or `resync` (a
+       quiet spell: catch up from the database) where messages can be lost.
+    4. Route it in swarms/routing.py.
+    """
+
+    # The group kinds this stream joins, and its handler for each of their message types.
+    joins: tuple[StreamGroup, ...] = ()
+    handlers: dict[str, str] = {}
 
     group: str | None = None
     joined = False  # in the group as far as we know (a restarted Redis forgets groups)
@@ -88,6 +129,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     wake: asyncio.Event  # set by the relay when it is back in the group: resync now
     live_task: asyncio.Task | None = None
     resync_task: asyncio.Task | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers_check(cls)
 
     async def __call__(self, scope, receive, send):
         """Channels' consumer loop for the client's messages only: live messages come from the
@@ -123,12 +168,12 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         while True:
             message = await self.live.get()
             self.heard_live = True
-            handler = getattr(self, LIVE_HANDLERS.get(message["type"], ""), None)
-            if handler is None:
+            method = self.handlers.get(message["type"])
+            if method is None:
                 logger.warning("stream %s: no handler for %r", self.group, message["type"])
                 continue
             try:
-                await handler(message)
+                await getattr(self, method)(message)
             except Exception:
                 # The stream goes on: the next event's gap fill or the resync sends what this
                 # one did not.
@@ -152,7 +197,18 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.close(code=code)
 
-    async def join(self) -> None:
+    async def join(self, group: StreamGroup, key: str) -> None:
+        """Join the group of kind `group` for `key` (a run's or workspace's id): only a kind the
+        class declared in `joins`, so its handlers cover every message the group carries."""
+        if group not in type(self).joins:
+            raise TypeError(
+                f"{type(self).__name__} may not join {group.prefix!r} groups: they are not in "
+                f"its `joins`, so nothing checked that its handlers take their messages"
+            )
+        self.group = group.name(key)
+        await self.subscribe()
+
+    async def subscribe(self) -> None:
         """Join (or re-join: it is idempotent) the stream's group; a channel layer that is down
         leaves the stream on the database until a later resync joins."""
         if self.channel_layer is None:
@@ -204,7 +260,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             self.wake.clear()
             self.heard_live = False
             try:
-                await self.join()
+                await self.subscribe()
                 await self.resync()
             except Exception:
                 logger.warning(
@@ -224,6 +280,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 class RunStreamConsumer(StreamConsumer):
     # "v1": the run must be in the call's one workspace; "api": anywhere the caller may see.
     flavour = "api"
+    joins = (RUN_GROUP,)
+    handlers = {"run.events": "run_events", "run.event": "run_event"}
 
     async def connect(self):
         self.last_seq = 0
@@ -250,8 +308,7 @@ class RunStreamConsumer(StreamConsumer):
         self.run_id = run.pk
         self.last_seq = int(after)
         # Join first, replay second: nothing published in between can be missed.
-        self.group = run_group(run.pk)
-        await self.join()
+        await self.join(RUN_GROUP, run.pk)
         await self.accept()
         async with self.lock:
             await self.replay(upto=None)
@@ -348,6 +405,8 @@ class WorkspaceStreamConsumer(StreamConsumer):
     """Status, progress and cost of every run in a workspace: a snapshot of the active runs on
     connect (and again after the channel layer was lost), then each change as it happens."""
 
+    joins = (WORKSPACE_GROUP,)
+    handlers = {"run.status": "run_status"}
     accepted = False
 
     async def connect(self):
@@ -362,8 +421,7 @@ class WorkspaceStreamConsumer(StreamConsumer):
         except Forbidden:
             return await self.refuse(CLOSE_FORBIDDEN)
         self.workspace_id = workspace_id
-        self.group = workspace_group(workspace_id)
-        await self.join()
+        await self.join(WORKSPACE_GROUP, workspace_id)
         await self.accept()
         self.accepted = True
         await self.send_snapshot()

@@ -8,6 +8,7 @@ import asyncio
 import copy
 import logging
 import threading
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -34,12 +35,31 @@ STATUS_EVENT_TYPES = {
 TERMINAL_EVENT_TYPES = {"run.completed", "run.failed", "run.cancelled"}
 
 
+@dataclass(frozen=True)
+class StreamGroup:
+    """One kind of channel-layer group: how a group of it is named, and every message type that
+    is sent to it (what a stream joining it must have a handler for, swarms/consumers.py)."""
+
+    prefix: str
+    message_types: frozenset[str]
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}.{key}"
+
+
+# One run's events: `run.events` batches from `publish_many`, and the single `run.event` that
+# publishers before it sent (a rolling deploy still has some).
+RUN_GROUP = StreamGroup("run", frozenset({"run.events", "run.event"}))
+# Where each run of a workspace stands: `run.status`.
+WORKSPACE_GROUP = StreamGroup("workspace", frozenset({"run.status"}))
+
+
 def run_group(run_id: str) -> str:
-    return f"run.{run_id}"
+    return RUN_GROUP.name(run_id)
 
 
 def workspace_group(workspace_id: str) -> str:
-    return f"workspace.{workspace_id}"
+    return WORKSPACE_GROUP.name(workspace_id)
 
 
 def event_message(event: RunEvent) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from billing.periods import current_month
 from swarms import services
 from swarms.models import Run
 from tests.billing.conftest import record, started, utc
-from tests.runs.conftest import make_run, make_swarm
+from tests.factories import create_run, make_swarm
 
 pytestmark = pytest.mark.usefixtures("not_executing")
 
@@ -41,10 +41,10 @@ def rollup_row(workspace, swarm_type: str, month=None) -> MonthlyUsage:
 @pytest.fixture
 def usage(workspace, other_workspace, user):
     """Runs and their calls, written the way the service writes them: a clean rollup."""
-    research = make_run(workspace, user=user)
+    research = create_run(workspace, created_by=user)
     swarm = make_swarm(workspace, user)
-    custom = make_run(workspace, swarm=swarm, user=user)
-    elsewhere = make_run(other_workspace)
+    custom = create_run(workspace, swarm=swarm, created_by=user)
+    elsewhere = create_run(other_workspace)
     record(workspace, "1.25", run_id=research.pk, tokens=(1000, 100))
     record(workspace, "0.50", run_id=research.pk, tokens=(500, 50))
     record(workspace, "0.0000001", run_id=custom.pk, swarm_id=swarm.pk, swarm_type="custom",
@@ -142,7 +142,7 @@ def test_months_are_utc_months(capsys, workspace):
 
 def test_runs_purged_with_their_swarm_still_count_from_the_ledger(capsys, workspace, user):
     swarm = make_swarm(workspace, user)
-    run = make_run(workspace, swarm=swarm, user=user)
+    run = create_run(workspace, swarm=swarm, created_by=user)
     record(workspace, "0.3", run_id=run.pk, swarm_id=swarm.pk, swarm_type="custom",
            at=timezone.now())  # fmt: skip
     services.swarm_soft_delete(swarm=swarm)

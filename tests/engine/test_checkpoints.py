@@ -12,6 +12,7 @@ from swarms.engine import ProviderError, ProviderRouter, Step, run_swarm
 from swarms.engine.budget import Budget
 from swarms.engine.runner import CancelToken
 from tests.engine.fakes import CallbackLog, RecordingProvider, make_definition, run_input
+from tests.waiting import wait_for_async
 
 pytestmark = pytest.mark.anyio
 
@@ -119,8 +120,7 @@ async def test_a_call_the_provider_refuses_is_released_and_one_cut_off_is_interr
     task = asyncio.create_task(
         execute(run_input(make_definition("sequential")), slow, cancel=token)
     )
-    while not slow.requests:
-        await asyncio.sleep(0.01)
+    await wait_for_async(lambda: slow.requests, "the first call")
     token.cancel()
     result, log = await task
     assert result.status == "cancelled"
@@ -147,8 +147,7 @@ async def test_a_time_limit_fails_the_run_with_its_reason_and_keeps_the_cost():
     task = asyncio.create_task(
         execute(run_input(make_definition("sequential")), slow, cancel=token)
     )
-    while len(slow.requests) < 2:
-        await asyncio.sleep(0.01)
+    await wait_for_async(lambda: len(slow.requests) >= 2, "the second call")
     token.fail("timeout", "The run exceeded its time limit of 1 s.")
     result, log = await task
     assert result.status == "failed" and result.error_code == "timeout"

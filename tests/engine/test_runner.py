@@ -10,6 +10,7 @@ import pytest
 from swarms.engine.providers import ProviderError, SimulatedProvider
 from swarms.engine.runner import CancelToken, cancel_when
 from swarms.engine.types import Price
+from tests.waiting import wait_for_async
 
 from .fakes import (
     MODEL,
@@ -152,12 +153,6 @@ def slow_workers(request) -> float:
     return 0.0 if request.agent_id == "manager" else 30.0
 
 
-async def wait_until(condition) -> None:
-    with anyio.fail_after(5):
-        while not condition():
-            await asyncio.sleep(0.005)
-
-
 async def test_cancel_aborts_calls_in_flight_and_keeps_partial_output():
     provider = RecordingProvider(latency=slow_workers)
     token = CancelToken()
@@ -165,7 +160,7 @@ async def test_cancel_aborts_calls_in_flight_and_keeps_partial_output():
     task = asyncio.create_task(
         run(run_input(team(workers=3, max_parallel=4)), provider, log=log, cancel=token)
     )
-    await wait_until(lambda: provider.in_flight == 3)
+    await wait_for_async(lambda: provider.in_flight == 3, "3 calls in flight")
     events_before_cancel = len(log.events)
     token.cancel()
     with anyio.fail_after(5):
@@ -191,7 +186,7 @@ async def test_cancel_from_another_thread():
     task = asyncio.create_task(
         run(run_input(team(workers=2, max_parallel=2)), provider, cancel=token)
     )
-    await wait_until(lambda: provider.in_flight == 2)
+    await wait_for_async(lambda: provider.in_flight == 2, "2 calls in flight")
     thread = threading.Thread(target=token.cancel)
     thread.start()
     with anyio.fail_after(5):
@@ -214,7 +209,7 @@ async def test_cancelled_before_start_makes_no_calls():
 async def test_cancelling_the_callers_task_propagates_and_aborts_calls():
     provider = RecordingProvider(latency=slow_workers)
     task = asyncio.create_task(run(run_input(team(workers=2, max_parallel=2)), provider))
-    await wait_until(lambda: provider.in_flight == 2)
+    await wait_for_async(lambda: provider.in_flight == 2, "2 calls in flight")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -16,7 +16,8 @@ from sverm.models import IdempotencyRecord, IdempotencyStatus
 from swarms import jobs
 from swarms.models import Run
 from tests.conftest import assert_problem, assert_v1_error
-from tests.runs.conftest import _restore_default_prices, make_swarm
+from tests.factories import make_swarm
+from tests.runs.conftest import _restore_default_prices
 
 TASK = "Investigate Norwegian hydrogen economy"
 V1_BODY = {"template": "research-swarm-v1", "task": TASK, "max_budget_usd": 2.5}

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from django.db import connection
 
@@ -26,6 +25,7 @@ from tests.processes import (
     start_uvicorn_server,
     stop,
     stop_group,
+    wait_until_serving,
 )
 from tests.test_compose import REQUIRED_ENV, as_argv, environment_of, load_compose
 
@@ -88,17 +88,7 @@ def server(stack_env, tmp_path):
         "daphne", "-b", "127.0.0.1", "-p", str(port), "sverm.asgi:application",
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            pytest.fail("Daphne did not start:\n" + (tmp_path / "daphne.log").read_text())
-        time.sleep(0.2)
+    wait_until_serving(process, base, tmp_path / "daphne.log")
     yield base
     stop(process)
 

@@ -132,7 +132,7 @@ def test_8_clients_posting_12_runs_each_while_runs_execute_never_get_500(
         with httpx.Client(base_url=stack.base, timeout=120) as http:
             for _ in range(12):
                 responses.append(http.post("/v1/swarms", json=START, headers=headers))
-                time.sleep(0.3)
+                time.sleep(0.3)  # a client's pace: the test is about posts spread over seconds
 
     with ConnectionSampler(stack) as sampler:
         threads = [threading.Thread(target=client) for _ in range(8)]

@@ -22,7 +22,7 @@ from sverm.models import IdempotencyRecord, IdempotencyStatus
 from sverm.money import money
 from swarms.models import Run
 from tests.integration.conftest import spawn
-from tests.integration.test_runs import TERMINAL, wait_for
+from tests.integration.test_runs import TERMINAL, wait_for_status
 from tests.processes import stop
 from tests.webhooks.conftest import receiver, verify  # noqa: F401  (the receiver fixture)
 
@@ -160,7 +160,7 @@ def wait_deliveries(http, run_id, headers, count, timeout=30.0) -> list[dict]:
 
 
 def assert_ran_once(http, run_id, headers) -> None:
-    done = wait_for(http, f"/api/runs/{run_id}", headers, TERMINAL)
+    done = wait_for_status(http, f"/api/runs/{run_id}", headers, TERMINAL)
     assert done["status"] == "completed", done
     events = http.get(f"/api/runs/{run_id}/events?limit=100", headers=headers).json()["data"]
     assert [event["type"] for event in events].count("run.started") == 1
@@ -241,7 +241,7 @@ def test_a_webhook_receiver_failing_twice_gets_the_same_signed_message_until_it_
         )
         assert created.status_code == 201, created.text
         run_id = created.json()["swarm_id"]
-        done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL)
+        done = wait_for_status(http, f"/v1/swarms/{run_id}", headers, TERMINAL)
         assert done["status"] == "completed", done
 
         requests = receiver.wait_for(3, timeout=30)
@@ -325,7 +325,7 @@ def test_webhook_urls_leading_to_loopback_are_refused_at_creation_and_at_send_ti
             created = http.post("/v1/swarms", json={**V1_BODY, "webhook_url": url}, headers=headers)
             assert created.status_code == 201, created.text  # public when created
             run_id = created.json()["swarm_id"]
-            done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL)
+            done = wait_for_status(http, f"/v1/swarms/{run_id}", headers, TERMINAL)
             assert done["status"] == "completed", done
             (delivery,) = wait_deliveries(http, run_id, headers, 1)
     finally:

@@ -18,7 +18,7 @@ from billing.models import UsageRecord
 from sverm.money import money
 from swarms.models import Run, RunStep
 from tests.integration.conftest import spawn
-from tests.integration.test_runs import TERMINAL, api_key, wait_for
+from tests.integration.test_runs import TERMINAL, api_key, wait_for_status
 from tests.processes import stop
 
 pytestmark = pytest.mark.integration
@@ -115,7 +115,7 @@ def test_a_worker_sigkilled_mid_run_is_replaced_and_the_run_resumes_charging_eac
             doomed.wait(timeout=10)
             assert Run.objects.get(pk=run_id).status == "running"  # left behind, mid-run
             survivor = start_worker(recovery_env, tmp_path, "survivor")
-            done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
+            done = wait_for_status(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
             assert done["status"] == "completed", done
             run = assert_one_clean_run(http, run_id, headers)
             assert run.attempt == 2
@@ -144,7 +144,7 @@ def test_postgresql_dropping_the_workers_connections_mid_run_is_survived(
                         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     )
                     assert cursor.fetchall(), "no connection was there to drop"
-            done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
+            done = wait_for_status(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
             assert done["status"] == "completed", done
             assert_one_clean_run(http, run_id, headers)
     finally:

@@ -13,10 +13,10 @@ from django.db import connection, connections
 
 from billing.models import MonthlyUsage, UsageRecord
 from swarms.engine import Step, Usage
-from swarms.models import Run, RunStatus
 from swarms.services import runs as run_services
 from swarms.services.recorders import OrmRecorder, StatementRecorder
 from templates_app.models import SwarmTemplate
+from tests.factories import make_run
 from tests.integration.conftest import unavailable
 from tests.runs.conftest import _restore_default_prices
 
@@ -33,14 +33,6 @@ def on_postgres(transactional_db, settings, monkeypatch):
     _restore_default_prices()
     # The created run is not executed: only its creation's locks matter here.
     monkeypatch.setattr("swarms.jobs.enqueue", lambda name, *args, countdown=0: None)
-
-
-def running_run(workspace) -> Run:
-    return Run.objects.create(
-        workspace=workspace, swarm_type="research-swarm-v1", task="t", definition={},
-        max_budget_usd=Decimal(1), estimated_cost_usd=Decimal("0.1"),
-        status=RunStatus.RUNNING, attempt=1,
-    )  # fmt: skip
 
 
 def call(status: str) -> Step:
@@ -92,7 +84,7 @@ def test_a_settling_call_does_not_wait_for_a_creation_holding_the_quota_lock(
     on_postgres, workspace, user, monkeypatch, recorder
 ):
     record = RECORDERS[recorder].record
-    run = running_run(workspace)
+    run = make_run(workspace, swarm_type="research-swarm-v1")  # the creation's rollup row
     record(run=run, lease=1, steps=[call("reserved")], events=[])
     holding, go_on = threading.Event(), threading.Event()
     real_usage_run_started = run_services.usage_run_started

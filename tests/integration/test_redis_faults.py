@@ -20,9 +20,10 @@ import pytest
 
 from tests.integration.conftest import ROOT
 from tests.integration.test_faults import RECOVERY
-from tests.integration.test_runs import TERMINAL, wait_for
+from tests.integration.test_runs import TERMINAL, wait_for_status
 from tests.processes import free_port
 from tests.test_compose import as_argv, load_compose
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.integration
 FAST_RECOVERY = {**RECOVERY, "SVERM_SIMULATED_LATENCY": "1.0"}
 
 
-def create_run(http, headers, task: str, **extra) -> str:
+def post_run(http, headers, task: str, **extra) -> str:
     response = http.post(
         "/v1/swarms",
         json={"template": "research-swarm-v1", "task": task, "max_budget_usd": 2.50, **extra},
@@ -60,7 +61,7 @@ def test_the_worker_survives_a_redis_restart_with_runs_in_flight(
     worker = stack.processes["worker"]
     assert "--pool=threads" in stack.commands["worker"]  # the pool whose restart killed it
     with httpx.Client(base_url=stack.base, timeout=30) as http:
-        in_flight = [create_run(http, headers, f"Before the restart {n}") for n in range(3)]
+        in_flight = [post_run(http, headers, f"Before the restart {n}") for n in range(3)]
         for run_id in in_flight:
             wait_running(http, headers, run_id)
         assert all(
@@ -69,16 +70,21 @@ def test_the_worker_survives_a_redis_restart_with_runs_in_flight(
         )
 
         redis_server.kill()
-        time.sleep(1.5)
+        time.sleep(1.5)  # the outage: the test is about a restart after Redis was gone this long
         redis_server.start()
-        time.sleep(3)  # the worker reconnects (or, before the fix, has died)
+        # The worker's consumer says "Connected to" again once it reconnected (before the fix,
+        # the worker died instead).
+        wait_for(
+            lambda: worker.poll() is not None or stack.log("worker").count("Connected to") > 1,
+            "the worker's reconnect (or exit)", timeout=60, interval=0.2,
+        )  # fmt: skip
         worker_log = stack.log("worker")
         assert worker.poll() is None, "the worker exited:\n" + worker_log[-3000:]
         assert "Connection to broker lost" in worker_log  # the restart was seen
 
-        after = [create_run(http, headers, f"After the restart {n}") for n in range(3)]
+        after = [post_run(http, headers, f"After the restart {n}") for n in range(3)]
         for run_id in after + in_flight:
-            done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
+            done = wait_for_status(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
             assert done["status"] == "completed", done
     # Compose's health check of the worker passes too (its control channel reconnected).
     healthcheck = as_argv(load_compose()["services"]["worker"]["healthcheck"]["test"])
@@ -121,13 +127,14 @@ def test_with_redis_down_runs_are_read_and_created_and_executed_once_it_is_back(
     headers = stack.api_key()
     with httpx.Client(base_url=stack.base, timeout=30) as http:
         # A finished run with a webhook, to redeliver during the outage.
-        hooked = create_run(
+        hooked = post_run(
             http, headers, "With a webhook", webhook_url=f"http://127.0.0.1:{free_port()}/hook"
         )
-        assert wait_for(http, f"/v1/swarms/{hooked}", headers, TERMINAL)["status"] == "completed"
+        done = wait_for_status(http, f"/v1/swarms/{hooked}", headers, TERMINAL)
+        assert done["status"] == "completed", done
         stack.stop("worker")
         # No worker now: this run's task waits in Redis, and the restart below forgets it.
-        before = create_run(http, headers, "Queued before the outage")
+        before = post_run(http, headers, "Queued before the outage")
         redis_server.kill()
 
         remaining = []
@@ -139,7 +146,7 @@ def test_with_redis_down_runs_are_read_and_created_and_executed_once_it_is_back(
         assert remaining == list(range(remaining[0], remaining[0] - len(remaining), -1))
         # A run can still be created: its row is committed, and its task (the broker being
         # down) is sent again once a worker can take it.
-        during = create_run(http, headers, "Created during the outage")
+        during = post_run(http, headers, "Created during the outage")
         assert http.get(f"/v1/swarms/{during}", headers=headers).json()["status"] == "queued"
         # A manual webhook redelivery cannot be queued: 503, try again later, nothing recorded.
         redeliver = http.post(f"/api/runs/{hooked}/webhook-deliveries", headers=headers)
@@ -152,7 +159,7 @@ def test_with_redis_down_runs_are_read_and_created_and_executed_once_it_is_back(
         redis_server.start()
         stack.start("worker")
         for run_id in (before, during):
-            done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
+            done = wait_for_status(http, f"/v1/swarms/{run_id}", headers, TERMINAL, timeout=90)
             assert done["status"] == "completed", done
         assert http.get("/readyz").status_code == 200
     logged = stack.log("web")

@@ -25,7 +25,7 @@ def api_key(stack_env) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def wait_for(http, url, headers, statuses, timeout=60.0) -> dict:
+def wait_for_status(http, url, headers, statuses, timeout=60.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         body = http.get(url, headers=headers).json()
@@ -53,14 +53,15 @@ def test_a_celery_worker_runs_a_swarm_to_completion_and_cancels_another(
             json={"template": "research-swarm-v1", "task": "Something to abandon"},
             headers=headers,
         ).json()["swarm_id"]
-        running = wait_for(http, f"/v1/swarms/{doomed}", headers, {"running", *TERMINAL})
+        running = wait_for_status(http, f"/v1/swarms/{doomed}", headers, {"running", *TERMINAL})
         assert running["status"] == "running", running
         cancelled = http.delete(f"/v1/swarms/{doomed}", headers=headers)
         assert cancelled.status_code == 200, cancelled.text
         assert cancelled.json()["status"] in {"running", "cancelled"}  # as it stands: no wait
-        assert wait_for(http, f"/v1/swarms/{doomed}", headers, TERMINAL)["status"] == "cancelled"
+        stopped = wait_for_status(http, f"/v1/swarms/{doomed}", headers, TERMINAL)
+        assert stopped["status"] == "cancelled"
 
-        done = wait_for(http, f"/v1/swarms/{run_id}", headers, TERMINAL)
+        done = wait_for_status(http, f"/v1/swarms/{run_id}", headers, TERMINAL)
         assert done["status"] == "completed", done
         assert done["progress"] == 1.0 and done["simulated"] is True
         result = http.get(f"/v1/swarms/{run_id}/result", headers=headers).json()

@@ -43,6 +43,7 @@ from tests.processes import (
     wait_for_line,
     wait_until_serving,
 )
+from tests.waiting import wait_for_async
 
 pytestmark = pytest.mark.integration
 
@@ -181,6 +182,15 @@ async def start_run(http: httpx.AsyncClient, stack: Stack, yaml: str) -> str:
     return started.json()["swarm_id"]
 
 
+async def stored_at_least(http: httpx.AsyncClient, stack: Stack, run_id: str, count: int):
+    """Wait until the run has stored `count` events."""
+
+    async def enough() -> bool:
+        return len(await stored_events(http, stack, run_id)) >= count
+
+    await wait_for_async(enough, f"run {run_id}'s first {count} events", interval=0.1)
+
+
 async def stored_events(http: httpx.AsyncClient, stack: Stack, run_id: str) -> list[dict]:
     events, params = [], {"limit": 100}
     while True:
@@ -265,13 +275,12 @@ async def tiny_mailbox_scenario(
             )
             for event in connected
         ]
-        await asyncio.sleep(0.5)
+        await stored_at_least(http, executor, run_id, 10)
         late = [
             asyncio.create_task(watch_to_the_end(streamer, run_id, after=after, delay=0.01))
             for after in (0, 3, 10)
         ]
-        while len(await stored_events(http, executor, run_id)) < 20:
-            await asyncio.sleep(0.1)
+        await stored_at_least(http, executor, run_id, 20)
         await asyncio.gather(*(event.wait() for event in connected))  # live before the stall
         # The streaming process stops reading its mailbox of one while the run goes on: the
         # next publishes find it full, and the channel layer drops them (it logs each drop).
@@ -365,11 +374,12 @@ async def redis_restart_scenario(stack: Stack, redis_server: RedisServer) -> dic
 
         # Restart Redis once the run is well under way and the streams are live; while it is
         # down the run goes on storing events nobody can publish, and clients keep coming.
-        while len(await stored_events(http, stack, run_id)) < 20:
-            await asyncio.sleep(0.1)
+        await stored_at_least(http, stack, run_id, 20)
         before_restart = len(await stored_events(http, stack, run_id))
         await asyncio.to_thread(redis_server.kill)
         opened_before_outage = traffic.opened
+        # Down for a second at least (the test is about an outage that long), and until
+        # clients have tried to connect during it.
         await asyncio.gather(asyncio.sleep(1.0), traffic.wait_for(opened_before_outage + 3))
         opened_during_outage = traffic.opened - opened_before_outage
         await asyncio.to_thread(redis_server.start)
@@ -462,10 +472,9 @@ async def quiet_restart_scenario(stack: Stack, redis_server: RedisServer) -> dic
             for _ in range(3)
         ]
         board = asyncio.create_task(watch_workspace(stack, done))
-        while len(await stored_events(http, stack, run_id)) < 20:
-            await asyncio.sleep(0.1)
+        await stored_at_least(http, stack, run_id, 20)
         await asyncio.to_thread(redis_server.kill)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # the outage: the test is about a restart that takes this long
         await asyncio.to_thread(redis_server.start)
         back = time.monotonic()
         watches = await asyncio.gather(*stayers)

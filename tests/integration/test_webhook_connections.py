@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.test_delivery_faults import wait_deliveries
-from tests.integration.test_runs import TERMINAL, wait_for
+from tests.integration.test_runs import TERMINAL, wait_for_status
 from tests.webhooks.conftest import receiver  # noqa: F401  (the receiver fixture)
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def test_a_run_executes_while_a_webhook_post_waits_on_its_receiver(
 
             second = http.post("/v1/swarms", json=RUN, headers=headers)
             assert second.status_code == 201, second.text
-            done = wait_for(
+            done = wait_for_status(
                 http, f"/v1/swarms/{second.json()['swarm_id']}", headers, TERMINAL,
                 timeout=HOLD_SECONDS - 5,
             )  # fmt: skip

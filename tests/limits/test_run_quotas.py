@@ -16,8 +16,9 @@ from swarms import services
 from swarms.models import Run, RunStatus
 from templates_app.models import SwarmTemplate
 from tests.conftest import assert_problem, assert_v1_error
+from tests.factories import make_swarm
 from tests.limits.conftest import has_limit_headers
-from tests.runs.conftest import _restore_default_prices, make_swarm
+from tests.runs.conftest import _restore_default_prices
 
 pytestmark = pytest.mark.usefixtures("rate_limits_on")
 

@@ -9,15 +9,13 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.processes import embedded_server_env, free_port, manage, stop
+from tests.processes import embedded_server_env, free_port, manage, stop, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -92,17 +90,7 @@ def embedded_server(embedded_env, tmp_path) -> Iterator[EmbeddedServer]:
         password=password,
         log=log_path,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            pytest.fail("Daphne did not start:\n" + server.log_tail())
-        time.sleep(0.2)
+    wait_until_serving(process, server.base_url, log_path)
     try:
         yield server
     finally:

@@ -10,10 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from swarms import services
 from swarms.models import Run
-from templates_app.services import builtin_sources, definition_parse
 from tests.conftest import PASSWORD
+from tests.factories import create_run
 
 pytestmark = pytest.mark.django_db
 
@@ -23,15 +22,7 @@ HOSTILE_TASK = 'Survey <img src=x onerror="alert(1)"> & </script><script>alert(2
 @pytest.fixture
 def run(workspace, user) -> Run:
     """A queued research run (`db` tests never dispatch it) whose task is hostile HTML."""
-    definition, _yaml = definition_parse(source=builtin_sources()["research-swarm-v1"])
-    return services.run_create(
-        workspace_id=workspace.pk,
-        definition=definition,
-        task=HOSTILE_TASK,
-        max_budget_usd=None,
-        created_by=user,
-        template_id="research-swarm-v1",
-    )
+    return create_run(workspace, created_by=user, task=HOSTILE_TASK)
 
 
 @pytest.fixture

@@ -10,19 +10,13 @@ from django.db.models import Sum
 from accounts.models import Workspace
 from billing.models import MonthlyUsage, UsageRecord
 from billing.services import usage_record_add
-from swarms import services
 from swarms.models import Run, RunEvent, RunStatus, Swarm, WebhookDelivery
+from tests.factories import make_run
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 OUTPUT = "## Findings\n\nHydrogen in Norway is mostly grey today."
 _messages = itertools.count(1)
-
-
-def make_swarm(workspace: Workspace, user, tier: str = "standard", name: str = "Team") -> Swarm:
-    return services.swarm_create(
-        workspace=workspace, name=name, created_by=user, retention_tier=tier
-    )
 
 
 def finished_run(
@@ -39,17 +33,14 @@ def finished_run(
     carries the output when completed), and one ledger row of `cost` (through the service, so
     the monthly rollup counts it too)."""
     completed_at = NOW - ago
-    run = Run.objects.create(
-        workspace=workspace,
+    run = make_run(
+        workspace,
         swarm=swarm,
         version=swarm.default_version if swarm else None,
         template_id="" if swarm else "research-swarm-v1",
         swarm_type="custom" if swarm else "research-swarm-v1",
-        definition={"topology": "sequential", "agents": []},
-        task="Investigate Norwegian hydrogen",
         status=status,
         progress=1.0 if status == RunStatus.COMPLETED else 0.5,
-        max_budget_usd=Decimal("5"),
         estimated_cost_usd=Decimal("0.05"),
         current_cost_usd=Decimal(cost),
         output=output,
@@ -82,10 +73,9 @@ def finished_run(
 
 def active_run(workspace: Workspace, status: str, *, ago: timedelta) -> Run:
     """A queued or running run created `ago` before NOW, with output and events so far."""
-    run = Run.objects.create(
-        workspace=workspace, swarm_type="custom", definition={"topology": "sequential"},
-        task="Still going", status=status, max_budget_usd=Decimal("5"),
-        estimated_cost_usd=Decimal("0.05"), output="partial", created_at=NOW - ago,
+    run = make_run(
+        workspace, task="Still going", status=status, estimated_cost_usd=Decimal("0.05"),
+        output="partial", created_at=NOW - ago,
         started_at=None if status == RunStatus.QUEUED else NOW - ago,
     )  # fmt: skip
     for seq in (1, 2):

@@ -14,7 +14,8 @@ from accounts.models import User
 from swarms.models import Swarm
 from swarms.services.retention import runs_prune_expired, swarms_purge_trash
 from tests.conftest import PASSWORD, assert_v1_error
-from tests.retention.conftest import NOW, delivery, finished_run, make_swarm
+from tests.factories import make_swarm
+from tests.retention.conftest import NOW, delivery, finished_run
 from tests.runs.conftest import decimal_json
 
 pytestmark = pytest.mark.django_db

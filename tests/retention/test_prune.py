@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from swarms.models import Run, RunEvent, RunStatus, WebhookDelivery
 from swarms.services.retention import PruneReport, runs_prune_expired
+from tests.factories import make_swarm
 from tests.retention.conftest import (
     NOW,
     SECOND,
@@ -18,7 +19,6 @@ from tests.retention.conftest import (
     delivery,
     event_types,
     finished_run,
-    make_swarm,
 )
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def test_each_tier_prunes_runs_just_outside_its_window_and_keeps_those_just_insi
     workspace, user, tier, days
 ):
     # tier None: a /v1 run (no swarm) is in the standard tier.
-    swarm = make_swarm(workspace, user, tier) if tier else None
+    swarm = make_swarm(workspace, user, retention_tier=tier) if tier else None
     window = timedelta(days=days)
     inside = finished_run(workspace, swarm=swarm, ago=window - SECOND)
     at_the_edge = finished_run(workspace, swarm=swarm, ago=window)  # not older than the window
@@ -61,7 +61,9 @@ def test_every_terminal_status_is_pruned_and_the_run_row_is_kept(workspace):
 def test_operator_windows_from_settings_replace_the_defaults(workspace, user, settings):
     settings.SVERM_RETENTION_DAYS = {"ephemeral": 1, "standard": 2, "extended": 3}
     runs = {
-        tier: finished_run(workspace, swarm=make_swarm(workspace, user, tier), ago=DAY * 1.5)
+        tier: finished_run(
+            workspace, swarm=make_swarm(workspace, user, retention_tier=tier), ago=DAY * 1.5
+        )
         for tier in ("ephemeral", "standard", "extended")
     }
     v1_run = finished_run(workspace, ago=DAY * 2.5)
@@ -73,7 +75,7 @@ def test_operator_windows_from_settings_replace_the_defaults(workspace, user, se
 
 
 def test_the_tier_is_read_at_each_pass(workspace, user):
-    swarm = make_swarm(workspace, user, "extended")
+    swarm = make_swarm(workspace, user, retention_tier="extended")
     run = finished_run(workspace, swarm=swarm, ago=10 * DAY)
     assert runs_prune_expired(now=NOW).runs == 0
     swarm.retention_tier = "ephemeral"
@@ -95,7 +97,7 @@ def test_queued_and_running_runs_are_never_touched(workspace, status):
 
 
 def test_billing_rows_are_untouched_by_pruning(workspace, user):
-    swarm = make_swarm(workspace, user, "ephemeral")
+    swarm = make_swarm(workspace, user, retention_tier="ephemeral")
     for ago in (1, 10, 40, 400):
         finished_run(workspace, swarm=swarm, ago=ago * DAY, cost="0.3333333333")
         finished_run(workspace, ago=ago * DAY, cost="0.0000000007")
@@ -124,7 +126,7 @@ def test_a_run_without_output_or_events_left_is_not_visited(workspace):
 
 
 def test_a_dry_run_counts_what_a_real_pass_then_does_and_changes_nothing(workspace, user):
-    swarm = make_swarm(workspace, user, "ephemeral")
+    swarm = make_swarm(workspace, user, retention_tier="ephemeral")
     expired = [finished_run(workspace, swarm=swarm, ago=8 * DAY) for _ in range(3)]
     kept = finished_run(workspace, swarm=swarm, ago=6 * DAY)
     delivery(expired[0])

@@ -10,6 +10,7 @@ from billing.models import UsageRecord
 from swarms.models import Run, RunEvent, RunStatus, Swarm, SwarmVersion, WebhookDelivery
 from swarms.services import swarm_soft_delete, swarm_version_create
 from swarms.services.retention import PurgeReport, runs_prune_expired, swarms_purge_trash
+from tests.factories import make_swarm
 from tests.retention.conftest import (
     NOW,
     SECOND,
@@ -17,7 +18,6 @@ from tests.retention.conftest import (
     billing_snapshot,
     delivery,
     finished_run,
-    make_swarm,
 )
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,7 @@ DAY = timedelta(days=1)
 
 def trashed(workspace, user, *, ago: timedelta, name: str = "Old", runs: int = 2) -> Swarm:
     """A swarm with two versions and `runs` finished runs, soft-deleted `ago` before NOW."""
-    swarm = make_swarm(workspace, user, "extended", name=name)
+    swarm = make_swarm(workspace, user, retention_tier="extended", name=name)
     swarm_version_create(swarm=swarm, created_by=user, instructions="v2")
     for _ in range(runs):
         delivery(finished_run(workspace, swarm=swarm, ago=ago + DAY))
@@ -84,7 +84,7 @@ def test_a_bad_trash_setting_is_improperly_configured(db, settings, days):
 def test_billing_rows_survive_prune_and_purge(workspace, user):
     """The usage ledger and the monthly rollup are exactly as before both passes."""
     trashed(workspace, user, ago=40 * DAY, runs=3)
-    swarm = make_swarm(workspace, user, "ephemeral")
+    swarm = make_swarm(workspace, user, retention_tier="ephemeral")
     for ago in (3, 9, 90):
         finished_run(workspace, swarm=swarm, ago=ago * DAY, cost="1.2345678901")
         finished_run(workspace, ago=ago * DAY, cost="0.0000000001")

@@ -18,7 +18,8 @@ from sverm.periodic import MARK_PREFIX, PERIODIC_TASKS, EmbeddedSchedule
 from swarms.models import Run, RunEvent, Swarm
 from swarms.services import swarm_soft_delete
 from swarms.tasks import prune_retention_task
-from tests.retention.conftest import delivery, event_types, finished_run, make_swarm
+from tests.factories import make_swarm
+from tests.retention.conftest import delivery, event_types, finished_run
 
 DAY = timedelta(days=1)
 

@@ -17,11 +17,9 @@ import pytest
 from django.db import connection
 from django.db.backends.sqlite3.base import SQLiteCursorWrapper
 
-from accounts.models import Workspace
 from billing.models import ModelPrice, UsageRecord
 from swarms import services
-from swarms.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus, Swarm
-from swarms.services.lifecycle import run_event_add
+from swarms.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
 from templates_app.models import SwarmTemplate
 from templates_app.services import templates_sync_builtins
 
@@ -203,44 +201,6 @@ def not_executing(db, settings):
     settings.SVERM_EXECUTOR = "thread"
     settings.LLM_PROVIDERS = {}
     return settings
-
-
-def make_swarm(workspace: Workspace, user, name: str = "Team", **kwargs) -> Swarm:
-    return services.swarm_create(workspace=workspace, name=name, created_by=user, **kwargs)
-
-
-def make_run(
-    workspace: Workspace,
-    *,
-    swarm: Swarm | None = None,
-    user=None,
-    task: str = "Investigate Norwegian hydrogen economy",
-    budget: Decimal | None = None,
-    status: str | None = None,
-) -> Run:
-    """A run created through the service (estimate, rollup); optionally forced to a status."""
-    if swarm is None:
-        definition = SwarmTemplate.objects.get(pk="research-swarm-v1").definition
-        run = services.run_create(
-            workspace_id=workspace.pk, definition=definition, task=task,
-            max_budget_usd=budget, created_by=user, template_id="research-swarm-v1",
-        )  # fmt: skip
-    else:
-        run = services.run_create(
-            workspace_id=workspace.pk, definition=swarm.default_version.definition, task=task,
-            max_budget_usd=budget, created_by=user, swarm=swarm, version=swarm.default_version,
-        )  # fmt: skip
-    if status is not None:
-        Run.objects.filter(pk=run.pk).update(status=status)
-        run.refresh_from_db()
-    return run
-
-
-def add_events(run: Run, count: int) -> None:
-    for number in range(count):
-        run_event_add(
-            run_id=run.pk, type="agent.message", agent_id=f"agent-{number}", data={"n": number}
-        )
 
 
 def seqs(items: Iterable[dict]) -> list[int]:

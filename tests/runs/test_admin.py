@@ -10,7 +10,8 @@ from django.urls import reverse
 from accounts.models import User
 from swarms.models import Run, RunStatus
 from tests.conftest import PASSWORD
-from tests.runs.conftest import add_events, event_types, make_run
+from tests.factories import add_events, create_run
+from tests.runs.conftest import event_types
 
 pytestmark = pytest.mark.usefixtures("not_executing")
 
@@ -27,9 +28,9 @@ def staff(db) -> Client:
 
 @pytest.fixture
 def runs(workspace, other_workspace):
-    queued = make_run(workspace, task="Queued one")
-    done = make_run(workspace, task="Finished one", status=RunStatus.COMPLETED)
-    failed = make_run(other_workspace, task="Failed elsewhere", status=RunStatus.FAILED)
+    queued = create_run(workspace, task="Queued one")
+    done = create_run(workspace, task="Finished one", status=RunStatus.COMPLETED)
+    failed = create_run(other_workspace, task="Failed elsewhere", status=RunStatus.FAILED)
     return queued, done, failed
 
 
@@ -72,7 +73,7 @@ def test_the_changelist_finds_a_run_by_id_and_by_task(staff, runs):
 
 def test_the_change_page_is_read_only_with_the_events_inline(staff, runs):
     queued, _, _ = runs
-    add_events(queued, 3)
+    add_events(queued, ["agent.message"] * 3)
     response = staff.get(reverse("admin:swarms_run_change", args=[quote(queued.pk)]))
     assert response.status_code == 200
     html = response.content.decode()

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from swarms.engine import RunResult
-from swarms.models import Run, RunEvent, RunStatus
+from swarms.models import Run, RunEvent
 from swarms.services.lifecycle import LeaseLost, run_finish, run_record
+from tests.factories import make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -32,15 +33,6 @@ EVENTS = st.one_of(
 )
 
 
-def running_run(workspace, *, active: int = 0, last_seq: int = 0) -> Run:
-    return Run.objects.create(
-        workspace=workspace, swarm_type="custom", task="t",
-        definition={"topology": "sequential", "agents": []},
-        max_budget_usd=Decimal(1), estimated_cost_usd=Decimal("0.1"),
-        status=RunStatus.RUNNING, attempt=1, agents_active=active, last_seq=last_seq,
-    )  # fmt: skip
-
-
 def one_by_one(active: int, events) -> int:
     for type, _agent, data in events:
         if type == "run.progress":
@@ -56,7 +48,7 @@ def one_by_one(active: int, events) -> int:
 @given(start=st.integers(0, 5), last_seq=st.integers(0, 30), events=st.lists(EVENTS, max_size=12))
 def test_a_batch_folds_into_the_row_as_its_events_one_by_one(workspace, start, last_seq, events):
     with transaction.atomic():
-        run = running_run(workspace, active=start, last_seq=last_seq)
+        run = make_run(workspace, agents_active=start, last_seq=last_seq)
         rows = run_record(run=run, lease=1, steps=[], events=events)
         run.refresh_from_db()
         assert [row.seq for row in rows] == list(range(last_seq + 1, last_seq + len(events) + 1))
@@ -70,7 +62,7 @@ def test_a_batch_folds_into_the_row_as_its_events_one_by_one(workspace, start, l
 
 
 def test_an_attempt_that_lost_its_lease_appends_nothing(workspace):
-    run = running_run(workspace, last_seq=4)
+    run = make_run(workspace, last_seq=4)
     Run.objects.filter(pk=run.pk).update(attempt=2)
     with pytest.raises(LeaseLost):
         run_record(run=run, lease=1, steps=[], events=[("agent.started", "a", {})])
@@ -80,7 +72,7 @@ def test_an_attempt_that_lost_its_lease_appends_nothing(workspace):
 
 
 def test_finishing_writes_the_terminal_event_and_status_once(workspace):
-    run = running_run(workspace, active=3, last_seq=7)
+    run = make_run(workspace, agents_active=3, last_seq=7)
     result = RunResult("completed", "done", None, None, (), Decimal("0.02"))
     terminal = ("run.completed", {"cost_usd": "0.02"})
     assert run_finish(run_id=run.pk, result=result, lease=1, terminal=terminal)

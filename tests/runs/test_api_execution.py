@@ -8,11 +8,11 @@ import pytest
 from billing.models import UsageRecord
 from sverm.money import money
 from swarms.models import Run
+from tests.factories import make_swarm
 from tests.runs.conftest import (
     decimal_json,
     events_of,
     ledger_total,
-    make_swarm,
     seqs,
     wait_terminal,
 )

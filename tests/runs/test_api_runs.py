@@ -13,12 +13,10 @@ from billing.models import MonthlyUsage
 from swarms import services
 from swarms.models import Run, RunStatus
 from tests.conftest import assert_problem
+from tests.factories import add_events, create_run, make_swarm
 from tests.runs.conftest import (
-    add_events,
     decimal_json,
     is_json_number,
-    make_run,
-    make_swarm,
     seqs,
 )
 
@@ -239,10 +237,10 @@ def fleet(workspace, other_workspace, user, swarm):
     ]
     runs = {}
     for day, (name, owner, status) in enumerate(plan):
-        run = make_run(workspace, swarm=owner, user=user, task=name, status=status)
+        run = create_run(workspace, swarm=owner, created_by=user, task=name, status=status)
         Run.objects.filter(pk=run.pk).update(created_at=base + timedelta(days=day))
         runs[name] = run.pk
-    runs["theirs"] = make_run(other_workspace, task="theirs", status=RunStatus.COMPLETED).pk
+    runs["theirs"] = create_run(other_workspace, task="theirs", status=RunStatus.COMPLETED).pk
     runs["beta"] = beta.pk
     runs["base"] = base
     return runs
@@ -340,7 +338,7 @@ def test_an_api_key_lists_only_its_workspace(key_client, workspace, fleet):
 # GET /api/runs/{id} and /result
 # ---------------------------------------------------------------------------------------------
 def test_one_run_and_its_result(api_client, workspace, swarm, user):
-    run = make_run(workspace, swarm=swarm, user=user)
+    run = create_run(workspace, swarm=swarm, created_by=user)
     response = api_client.get(f"/api/runs/{run.pk}")
     assert response.status_code == 200, response.content
     body = decimal_json(response)
@@ -362,7 +360,7 @@ def test_one_run_and_its_result(api_client, workspace, swarm, user):
 
 
 def test_another_workspaces_run_is_404(api_client, other_workspace):
-    run = make_run(other_workspace)
+    run = create_run(other_workspace)
     for suffix in ("", "/result", "/events"):
         assert_problem(api_client.get(f"/api/runs/{run.pk}{suffix}"), 404, "not_found")
     assert_problem(api_client.get("/api/runs/run_nope"), 404, "not_found")
@@ -374,8 +372,8 @@ def test_another_workspaces_run_is_404(api_client, other_workspace):
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def seven(workspace):
-    run = make_run(workspace)
-    add_events(run, 7)
+    run = create_run(workspace)
+    add_events(run, ["agent.message"] * 7)
     return run
 
 

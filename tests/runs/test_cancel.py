@@ -14,17 +14,18 @@ from sverm.money import money
 from swarms import executor
 from swarms.models import Run, RunStatus
 from tests.conftest import assert_problem, assert_v1_error
+from tests.factories import create_run, make_run
 from tests.runs.conftest import (
     decimal_json,
     event_types,
     events_of,
     ledger,
     ledger_total,
-    make_run,
     wait_for_event,
     wait_terminal,
     wait_until,
 )
+from tests.waiting import wait_for
 
 TASK = "Investigate Norwegian hydrogen economy"
 
@@ -47,7 +48,7 @@ def start(client, **extra) -> str:
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.usefixtures("not_executing")
 def test_a_queued_run_is_cancelled_at_once_through_the_api(api_client, workspace):
-    run = make_run(workspace)
+    run = create_run(workspace)
     response = api_client.post(f"/api/runs/{run.pk}/cancel")
     assert response.status_code == 200, response.content
     body = response.json()
@@ -67,7 +68,7 @@ def test_a_queued_run_is_cancelled_at_once_through_the_api(api_client, workspace
 
 @pytest.mark.usefixtures("not_executing")
 def test_a_viewer_cannot_cancel_through_the_api(client_for, member_of, workspace):
-    run = make_run(workspace)
+    run = create_run(workspace)
     viewer = client_for(member_of(workspace, Role.VIEWER))
     assert_problem(viewer.post(f"/api/runs/{run.pk}/cancel"), 403, "forbidden")
     run.refresh_from_db()
@@ -78,7 +79,7 @@ def test_a_viewer_cannot_cancel_through_the_api(client_for, member_of, workspace
 @pytest.mark.usefixtures("not_executing")
 @pytest.mark.parametrize("status", [RunStatus.COMPLETED, RunStatus.FAILED])
 def test_a_finished_run_cannot_be_cancelled_through_the_api(api_client, workspace, status):
-    run = make_run(workspace, status=status)
+    run = create_run(workspace, status=status)
     problem = assert_problem(api_client.post(f"/api/runs/{run.pk}/cancel"), 409, "conflict")
     assert status in problem["detail"]
     run.refresh_from_db()
@@ -87,7 +88,7 @@ def test_a_finished_run_cannot_be_cancelled_through_the_api(api_client, workspac
 
 @pytest.mark.usefixtures("not_executing")
 def test_cancelling_another_workspaces_run_is_404(api_client, other_workspace):
-    run = make_run(other_workspace)
+    run = create_run(other_workspace)
     assert_problem(api_client.post(f"/api/runs/{run.pk}/cancel"), 404, "not_found")
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
@@ -125,8 +126,9 @@ def test_a_running_run_is_cancelled_mid_flight(executing, operator):
     assert events[-1].type == "run.cancelled"
     assert event_types(run_id).count("run.cancelled") == 1
     assert "run.completed" not in event_types(run_id)
-    # Nothing more is written once it is cancelled: no late event, no late charge.
-    time.sleep(0.7)
+    # Nothing more is written once it is cancelled: no late event, no late charge. Looked at
+    # once the attempt has returned (it drops its cancel token last, after every write).
+    wait_for(lambda: run_id not in executor._local_tokens, "the cancelled attempt's return")
     assert len(events_of(run_id)) == len(events)
     assert ledger_total(run_id) == run.current_cost_usd
     run.refresh_from_db()

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from swarms import executor
 from swarms.models import Run, RunStatus
-from tests.runs.conftest import ledger, make_run, wait_for_event
+from tests.factories import create_run
+from tests.runs.conftest import ledger, wait_for_event
 
 RUNS = 8
 LANES = 2
@@ -43,7 +44,7 @@ def test_many_runs_share_a_few_database_lanes_and_close_them_when_done(
     host, executing, workspace, monkeypatch
 ):
     executing.SVERM_SIMULATED_LATENCY = 0.05
-    run_ids = [make_run(workspace).pk for _ in range(RUNS)]
+    run_ids = [create_run(workspace).pk for _ in range(RUNS)]
     threads = statements_by_thread(monkeypatch)
     with ThreadPoolExecutor(max_workers=RUNS) as callers:  # as Celery's worker threads would
         list(callers.map(lambda run_id: host.execute(run_id, False), run_ids))
@@ -68,7 +69,7 @@ def test_a_busy_lane_keeps_its_connection_between_runs_and_closes_it_once_idle(
     host, executing, workspace
 ):
     executing.SVERM_EXECUTOR_DB_IDLE_SECONDS = 0.5
-    first, second = make_run(workspace), make_run(workspace)
+    first, second = create_run(workspace), create_run(workspace)
     host.execute(first.pk, False)
     lane = host.lanes[0]  # the least busy: the first, with every lane idle
     kept = lane.executor.submit(lambda: connection.connection).result()
@@ -90,7 +91,7 @@ def closed() -> bool:
 
 def test_a_cancel_requested_by_another_process_stops_the_run(host, executing, workspace):
     executing.SVERM_SIMULATED_LATENCY = 0.3
-    run = make_run(workspace)
+    run = create_run(workspace)
     caller = threading.Thread(target=host.execute, args=(run.pk, False))
     caller.start()
     wait_for_event(run.pk, "agent.started")

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.runs.conftest import add_events, make_run, make_swarm
+from tests.factories import add_events, create_run, make_swarm
 
 pytestmark = pytest.mark.usefixtures("not_executing")
 
@@ -24,10 +24,10 @@ def swarm(workspace, user):
 def test_the_run_list_costs_the_same_for_one_run_and_twenty(
     api_client, workspace, user, swarm, django_assert_max_num_queries
 ):
-    make_run(workspace, swarm=swarm, user=user)
+    create_run(workspace, swarm=swarm, created_by=user)
     one = count_queries(api_client, "/api/runs")
     for _ in range(19):
-        make_run(workspace, swarm=swarm, user=user)
+        create_run(workspace, swarm=swarm, created_by=user)
     # user, memberships, count, page
     with django_assert_max_num_queries(4):
         response = api_client.get("/api/runs")
@@ -42,11 +42,11 @@ def test_the_v1_list_costs_a_fixed_number_of_queries(
     key_client, workspace, user, swarm, django_assert_max_num_queries
 ):
     client, _, _ = key_client(workspace)
-    make_run(workspace, swarm=swarm, user=user)
+    create_run(workspace, swarm=swarm, created_by=user)
     client.get("/v1/swarms")  # the key's first use also records last_used_at
     one = count_queries(client, "/v1/swarms")
     for _ in range(19):
-        make_run(workspace, swarm=swarm, user=user)
+        create_run(workspace, swarm=swarm, created_by=user)
     assert count_queries(client, "/v1/swarms") == one
     # the key, count, page
     with django_assert_max_num_queries(3):
@@ -56,10 +56,10 @@ def test_the_v1_list_costs_a_fixed_number_of_queries(
 def test_the_event_list_costs_a_fixed_number_of_queries(
     api_client, workspace, user, swarm, django_assert_max_num_queries
 ):
-    run = make_run(workspace, swarm=swarm, user=user)
-    add_events(run, 1)
+    run = create_run(workspace, swarm=swarm, created_by=user)
+    add_events(run, ["agent.message"])
     one = count_queries(api_client, f"/api/runs/{run.pk}/events")
-    add_events(run, 39)
+    add_events(run, ["agent.message"] * 39)
     assert count_queries(api_client, f"/api/runs/{run.pk}/events") == one
     # user, memberships, the run's scope check, count, page
     with django_assert_max_num_queries(5):

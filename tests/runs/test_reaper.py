@@ -22,6 +22,7 @@ from swarms.services.lifecycle import (
     run_step_record,
     runs_reap_stale,
 )
+from tests.factories import make_run
 from tests.runs.conftest import event_types
 
 pytestmark = pytest.mark.django_db
@@ -33,24 +34,6 @@ STALE_AFTER_SECONDS = 60
 def _recovery_settings(settings):
     settings.SVERM_STALE_AFTER_SECONDS = STALE_AFTER_SECONDS
     settings.SVERM_RUN_MAX_ATTEMPTS = 3
-
-
-def make_run(
-    workspace, *, status=RunStatus.RUNNING, heartbeat_ago=None, started_ago=None, attempt=None
-):
-    now = timezone.now()
-    return Run.objects.create(
-        workspace=workspace,
-        swarm_type="custom",
-        definition={"topology": "sequential", "agents": []},
-        task="t",
-        max_budget_usd=Decimal("1"),
-        estimated_cost_usd=Decimal("0.1"),
-        status=status,
-        started_at=None if started_ago is None else now - timedelta(seconds=started_ago),
-        heartbeat_at=None if heartbeat_ago is None else now - timedelta(seconds=heartbeat_ago),
-        attempt=attempt if attempt is not None else (0 if status == RunStatus.QUEUED else 1),
-    )
 
 
 def test_a_silent_run_with_attempts_left_is_resumed_not_failed(

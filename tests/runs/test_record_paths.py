@@ -12,6 +12,7 @@ from swarms.engine import RunResult, Step, Usage
 from swarms.models import Run, RunEvent, RunStatus, RunStep
 from swarms.services.lifecycle import run_finish
 from swarms.services.recorders import OrmRecorder, StatementRecorder
+from tests.factories import make_run
 
 pytestmark = [
     pytest.mark.django_db,
@@ -39,15 +40,6 @@ BATCHES = [
     ([step("w-1", "settled", cost="0.0034"), step("w-3", "reserved")], []),  # a retried settle
     ([step("w-3", "interrupted")], [("agent.completed", "worker", {})]),
 ]  # fmt: skip
-
-
-def running_run(workspace) -> Run:
-    return Run.objects.create(
-        workspace=workspace, swarm_type="custom", task="t",
-        definition={"topology": "sequential", "agents": []},
-        max_budget_usd=Decimal(1), estimated_cost_usd=Decimal("0.1"),
-        status=RunStatus.RUNNING, attempt=1,
-    )  # fmt: skip
 
 
 def state(run: Run) -> dict:
@@ -78,7 +70,7 @@ def record(recorder, run: Run, steps: list[Step], events: list) -> list[RunEvent
 
 
 def test_both_paths_leave_the_same_rows(workspace):
-    one, other = running_run(workspace), running_run(workspace)
+    one, other = make_run(workspace), make_run(workspace)
     for steps, events in BATCHES:
         record(STATEMENT, one, steps, events)
     after_one = rollup(workspace)
@@ -98,7 +90,7 @@ def test_both_paths_leave_the_same_rows(workspace):
 
 
 def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
-    run = running_run(workspace)
+    run = make_run(workspace)
     record(STATEMENT, run, *BATCHES[0])
     before = state(run)
     Run.objects.filter(pk=run.pk).update(attempt=2)
@@ -109,7 +101,7 @@ def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
 
 
 def test_finishing_in_one_statement_ends_the_run_as_the_orm_path_does(workspace):
-    one, other = running_run(workspace), running_run(workspace)
+    one, other = make_run(workspace), make_run(workspace)
     for run in (one, other):
         record(ORM, run, *BATCHES[0])
     result = RunResult("failed", "partial text", "budget_exceeded", "Out of money.", (),
@@ -127,7 +119,7 @@ def test_finishing_in_one_statement_ends_the_run_as_the_orm_path_does(workspace)
     assert state(one)["events"] == state(other)["events"]
     # Once ended, or by an attempt that lost the run, nothing more.
     assert not run_finish(run_id=one.pk, result=result, lease=1, terminal=terminal, run=one)
-    lost = running_run(workspace)
+    lost = make_run(workspace)
     Run.objects.filter(pk=lost.pk).update(attempt=2)
     assert not run_finish(run_id=lost.pk, result=result, lease=1, terminal=terminal, run=lost)
     assert Run.objects.get(pk=lost.pk).status == RunStatus.RUNNING

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from swarms.models import Run, RunStatus
 from swarms.services.dispatch import runs_redispatch_queued
-from tests.runs.test_reaper import STALE_AFTER_SECONDS, make_run
+from tests.factories import make_run
+from tests.runs.test_reaper import STALE_AFTER_SECONDS
 
 pytestmark = pytest.mark.django_db
 

@@ -3,34 +3,23 @@ settled are replayed from their checkpoints (never paid for twice), its late wri
 and the stream reads as one run: every seq once, one start, one end."""
 
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 from django.utils import timezone
 
 from swarms.models import Run, RunStatus, RunStep
 from swarms.services.lifecycle import runs_reap_stale
+from tests.factories import create_run
 from tests.runs.conftest import (
-    DEADLINE_SECONDS,
     TERMINAL,
     events_of,
     ledger,
     ledger_total,
-    make_run,
     wait_for_event,
 )
-
-
-def wait_for(check, what: str, timeout: float = DEADLINE_SECONDS):
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout} s")
-        time.sleep(0.02)
-    return value
+from tests.waiting import wait_for
 
 
 def attempt_threads(run: Run) -> list[threading.Thread]:
@@ -42,7 +31,7 @@ def test_a_run_taken_over_midway_replays_what_was_settled_and_charges_each_call_
 ):
     executing.SVERM_SIMULATED_LATENCY = 0.25
     executing.SVERM_STALE_AFTER_SECONDS = 60
-    run = make_run(workspace, budget=Decimal("2.00"))
+    run = create_run(workspace, budget=Decimal("2.00"))
     wait_for_event(run.pk, "agent.completed")  # the manager's plan is settled
     # The first attempt's worker goes silent (as if SIGKILLed or partitioned): the reaper hands
     # the run to a second attempt while the first is still alive, a zombie whose writes must lose.
@@ -84,7 +73,7 @@ def test_a_run_taken_over_midway_replays_what_was_settled_and_charges_each_call_
 def test_a_run_past_its_time_limit_fails_with_timeout_keeping_its_cost(executing, workspace):
     executing.SVERM_SIMULATED_LATENCY = 0.3
     executing.SVERM_RUN_TIMEOUT_SECONDS = 0.5
-    run = make_run(workspace)
+    run = create_run(workspace)
     wait_for(lambda: Run.objects.get(pk=run.pk).status in TERMINAL, "the run's end")
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.error_code == "timeout"

@@ -17,6 +17,7 @@ from swarms.providers import price_map
 from templates_app.models import SwarmTemplate
 from templates_app.services import template_create
 from tests.conftest import assert_v1_error, jwt_client
+from tests.factories import create_run
 from tests.runs.conftest import (
     INLINE_YAML,
     V1_CREATED_KEYS,
@@ -25,7 +26,6 @@ from tests.runs.conftest import (
     decimal_json,
     event_types,
     is_json_number,
-    make_run,
 )
 
 pytestmark = pytest.mark.usefixtures("not_executing")
@@ -330,7 +330,7 @@ def test_delete_cancels_a_queued_run_at_once(operator, workspace):
 
 @pytest.mark.parametrize("status", [RunStatus.COMPLETED, RunStatus.FAILED])
 def test_delete_of_a_finished_run_is_409(operator, workspace, status):
-    run = make_run(workspace, status=status)
+    run = create_run(workspace, status=status)
     error = assert_v1_error(operator.delete(f"/v1/swarms/{run.pk}"), 409, "conflict")
     assert status in error["message"]
     run.refresh_from_db()
@@ -348,8 +348,8 @@ def test_unknown_run_ids_are_404(operator):
 # The list
 # ---------------------------------------------------------------------------------------------
 def test_list_is_newest_first_with_offset_pagination(operator, workspace, other_workspace):
-    runs = [make_run(workspace, task=f"Task {n}") for n in range(3)]
-    make_run(other_workspace, task="Not ours")
+    runs = [create_run(workspace, task=f"Task {n}") for n in range(3)]
+    create_run(other_workspace, task="Not ours")
     response = operator.get("/v1/swarms")
     assert response.status_code == 200, response.content
     body = decimal_json(response)
@@ -379,7 +379,7 @@ def test_list_refuses_bad_limit_and_offset(operator, query):
 # Tenancy and roles
 # ---------------------------------------------------------------------------------------------
 def test_a_run_of_another_workspace_is_404_everywhere(operator, other_workspace):
-    theirs = make_run(other_workspace)
+    theirs = create_run(other_workspace)
     for url in (f"/v1/swarms/{theirs.pk}", f"/v1/swarms/{theirs.pk}/result"):
         assert_v1_error(operator.get(url), 404, "not_found")
     assert_v1_error(operator.delete(f"/v1/swarms/{theirs.pk}"), 404, "not_found")
@@ -389,7 +389,7 @@ def test_a_run_of_another_workspace_is_404_everywhere(operator, other_workspace)
 
 def test_a_viewer_key_reads_but_cannot_start_or_cancel(key_client, workspace):
     viewer, _, _ = key_client(workspace, Role.VIEWER)
-    run = make_run(workspace)
+    run = create_run(workspace)
     error = assert_v1_error(post(viewer, template="research-swarm-v1", task=TASK), 403,
                             "forbidden")  # fmt: skip
     assert "operator" in error["message"]
@@ -403,7 +403,7 @@ def test_a_viewer_key_reads_but_cannot_start_or_cancel(key_client, workspace):
 
 
 def test_no_credentials_is_401(anon_client, workspace):
-    run = make_run(workspace)
+    run = create_run(workspace)
     assert_v1_error(anon_client.post("/v1/swarms", {"template": "research-swarm-v1",
                                                     "task": TASK}, format="json"),
                     401, "unauthorized")  # fmt: skip

@@ -7,27 +7,28 @@ The consumers read the database from asgiref's worker thread, so these tests com
 
 import functools
 import json
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.db import connections
+from django.db import connection, connections
+from django.db.backends.sqlite3.base import SQLiteCursorWrapper
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.models import User, Workspace
+from accounts.models import User
 from sverm.asgi import application
 from swarms.models import Run, RunEvent
-from swarms.services.lifecycle import run_event_add
+from tests.factories import add_event, add_events, make_run
+from tests.runs.conftest import _waiting_on_locks
 
 # Long enough for a cold first query, short enough that a missing message fails fast.
 TIMEOUT = 5
-# How long "nothing more arrives" is watched for.
-QUIET = 0.3
 MESSAGE_KEYS = {"seq", "type", "run_id", "agent_id", "data", "ts"}
 STATUS_KEYS = {
     "type", "run_id", "swarm_id", "template_id", "status", "progress", "cost_usd",
@@ -38,6 +39,18 @@ STATUS_KEYS = {
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_waits_on_locks(monkeypatch):
+    """The tests write from threads of their own (`in_own_thread`) while consumers read: on the
+    suite's in-memory SQLite, a statement that meets another connection's table lock fails at
+    once, so it is retried here as a file database's busy timeout would (as `executing` does
+    for run threads, tests/runs/conftest.py)."""
+    if connection.vendor == "sqlite":
+        for name in ("execute", "executemany"):
+            method = getattr(SQLiteCursorWrapper, name)
+            monkeypatch.setattr(SQLiteCursorWrapper, name, _waiting_on_locks(method))
 
 
 def jwt_for(user: User) -> str:
@@ -90,17 +103,12 @@ class Stream:
             messages.append(json.loads(output["text"]))
         pytest.fail(f"no close after {limit} messages")
 
-    async def quiet(self, timeout: float = QUIET) -> bool:
-        """Nothing (no message, no close) arrives within `timeout`."""
-        return await self.communicator.receive_nothing(timeout=timeout, interval=0.01)
-
-    async def is_open(self) -> bool:
-        """Accepted and not closed: quiet, or sending something other than a close."""
-        if not self.accepted:
-            return False
-        if await self.quiet():
-            return True
-        return (await self.next_output())["type"] != "websocket.close"
+    async def assert_marker_next(self, group: str) -> None:
+        """A marker sent to the workspace stream's group is what it sends next: it is open and
+        sent nothing before the marker (instead of watching it stay quiet for a while)."""
+        marker = {"marker": secrets.token_hex(8)}
+        await get_channel_layer().group_send(group, {"type": "run.status", "run": marker})
+        assert await self.next_json() == marker
 
 
 @asynccontextmanager
@@ -130,28 +138,6 @@ async def refusal(path: str, timeout: float = TIMEOUT, **kwargs) -> int | None:
     async with open_stream(path, timeout=timeout, **kwargs) as stream:
         assert stream.accepted, "refused before accept; expected an application close code"
         return await stream.close_code(timeout)
-
-
-def make_run(workspace: Workspace, status: str = "running", **extra) -> Run:
-    return Run.objects.create(
-        workspace=workspace,
-        swarm_type="custom",
-        definition={"topology": "sequential", "agents": []},
-        task=extra.pop("task", "Stream me"),
-        max_budget_usd=Decimal("5"),
-        estimated_cost_usd=Decimal("0.01"),
-        status=status,
-        **extra,
-    )
-
-
-def add_event(run: Run, type: str = "agent.message", agent_id: str = "", **data) -> RunEvent:
-    """Store (and, on commit, publish) the run's next event."""
-    return run_event_add(run_id=run.pk, type=type, agent_id=agent_id, data=data)
-
-
-def add_events(run: Run, types: list[str]) -> list[RunEvent]:
-    return [add_event(run, type, agent_id=f"a{n}", n=n) for n, type in enumerate(types, 1)]
 
 
 def store_silently(run: Run, count: int) -> list[RunEvent]:

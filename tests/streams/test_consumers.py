@@ -19,22 +19,20 @@ from accounts.services import api_key_create, api_key_revoke, workspace_create
 from sverm.money import money_json
 from swarms import consumers
 from swarms.models import Run, RunEvent
-from swarms.realtime import event_message, publish, publish_many, run_group
-from swarms.services.runs import run_cancel, run_create
-from templates_app.models import SwarmTemplate
+from swarms.realtime import event_message, publish, publish_many, run_group, workspace_group
+from swarms.services.runs import run_cancel
+from tests.factories import add_events, create_run, make_run
 from tests.runs.conftest import executing  # noqa: F401  (the thread executor, for real runs)
 from tests.streams.conftest import (
     MESSAGE_KEYS,
     STATUS_KEYS,
     aadd_event,
     aadd_events,
-    add_events,
     amake_run,
     astore_silently,
     bearer,
     in_own_thread,
     jwt_for,
-    make_run,
     open_stream,
     refusal,
     seqs,
@@ -132,7 +130,10 @@ async def test_an_expired_tampered_or_refresh_jwt_is_closed_4401(user, finished,
         assert await refusal(path, token=token) == 4401, token
     # The same user with a fresh access token gets in: the refusals were about the tokens.
     async with open_stream(path, token=valid) as stream:
-        assert await stream.is_open()
+        if route.startswith("/api/workspaces/"):
+            await stream.assert_marker_next(workspace_group(workspace.pk))
+        else:
+            assert seqs([await stream.next_json()]) == [1]  # the replay
 
 
 async def test_a_deactivated_users_jwt_and_keys_are_closed_4401(user, finished, key_of):
@@ -370,9 +371,8 @@ async def test_replay_crosses_batch_boundaries(finished, jwt, monkeypatch):
 async def test_a_run_with_no_events_yet_says_nothing_until_one_is_stored(workspace, jwt):
     run = await amake_run(workspace, status="queued")
     async with open_stream(run_path(run), token=jwt) as stream:
-        assert await stream.quiet()
         await aadd_event(run, "run.started")
-        assert seqs([await stream.next_json()]) == [1]
+        assert seqs([await stream.next_json()]) == [1]  # its first frame: nothing before it
 
 
 async def test_live_events_follow_the_replay_in_order_and_the_terminal_one_closes_1000(
@@ -382,13 +382,11 @@ async def test_live_events_follow_the_replay_in_order_and_the_terminal_one_close
     await aadd_events(run, ["run.started", "agent.started"])
     async with open_stream(run_path(run), token=jwt) as stream:
         assert seqs(await stream.json_messages(2)) == [1, 2]
-        assert await stream.quiet()
         for kind in ("agent.message", "agent.message", "run.progress", "agent.completed"):
             await aadd_event(run, kind, agent_id="w1")
         live = await stream.json_messages(4)
         assert seqs(live) == [3, 4, 5, 6]
         assert live == (await astored(run))[2:6]
-        assert await stream.quiet()
         await aadd_event(run, "run.completed", cost_usd="0.01")
         last = await stream.next_json()
         assert (last["seq"], last["type"]) == (7, "run.completed")
@@ -427,11 +425,12 @@ async def test_events_already_sent_are_not_sent_again_when_published_live(worksp
         await database_sync_to_async(publish)(events[2])
         stale = {"type": "run.event", "event": event_message(events[1])}
         await layer.group_send(run_group(run.pk), stale)
-        assert await stream.quiet()
         await aadd_event(run, "agent.completed")
         assert seqs([await stream.next_json()]) == [4]
         await database_sync_to_async(publish)(events[2])
-        assert await stream.quiet()
+        await aadd_event(run, "run.completed", cost_usd="0")
+        messages, code = await stream.until_close()
+        assert (seqs(messages), code) == ([5], 1000)  # nothing of 3 again before it
 
 
 async def test_a_reconnect_with_after_gets_no_duplicate_of_what_it_had(workspace, jwt):
@@ -441,7 +440,9 @@ async def test_a_reconnect_with_after_gets_no_duplicate_of_what_it_had(workspace
         assert seqs([await stream.next_json()]) == [3]
         for event in events:
             await database_sync_to_async(publish)(event)
-        assert await stream.quiet()
+        await aadd_event(run, "run.completed", cost_usd="0")
+        messages, code = await stream.until_close()
+        assert (seqs(messages), code) == ([4], 1000)  # nothing re-sent before it
 
 
 async def test_a_gap_in_live_events_is_filled_from_the_database_in_order(workspace, jwt):
@@ -451,12 +452,10 @@ async def test_a_gap_in_live_events_is_filled_from_the_database_in_order(workspa
         assert seqs(await stream.json_messages(2)) == [1, 2]
         # 3 and 4 are stored, but their messages were lost; 5 is published.
         await astore_silently(run, 2)
-        assert await stream.quiet()
         await aadd_event(run, "agent.message")
         filled = await stream.json_messages(3)
         assert seqs(filled) == [3, 4, 5]
         assert filled == (await astored(run))[2:5]
-        assert await stream.quiet()
         # A gap that ends in the terminal event is filled, then the stream closes.
         await astore_silently(run, 1)
         await aadd_event(run, "run.completed")
@@ -481,7 +480,6 @@ async def test_a_batch_message_is_sent_in_order_without_duplicates_and_with_gaps
         filled = await stream.json_messages(4)
         assert seqs(filled) == [3, 4, 5, 6]
         assert filled == (await astored(run))[2:6]
-        assert await stream.quiet()
         # The same batch again, and an old-style single event (publishers before run.events):
         # only what is new is sent.
         await layer.group_send(run_group(run.pk), {"type": "run.events", "events": batch})
@@ -489,7 +487,6 @@ async def test_a_batch_message_is_sent_in_order_without_duplicates_and_with_gaps
         old_style = {"type": "run.event", "event": event_message(seventh)}
         await layer.group_send(run_group(run.pk), old_style)
         assert seqs([await stream.next_json()]) == [7]
-        assert await stream.quiet()
         # A published batch ending in the terminal event closes the stream after it.
         last = await astore_silently(run, 2)
         await database_sync_to_async(RunEvent.objects.filter(pk=last[1].pk).update)(
@@ -508,9 +505,8 @@ async def test_a_group_message_of_an_unknown_type_is_ignored(workspace, jwt):
     async with open_stream(run_path(run), token=jwt) as stream:
         for kind in ("websocket.close", "websocket.disconnect", "run.later", "run_event"):
             await layer.group_send(run_group(run.pk), {"type": kind, "code": 4000})
-        assert await stream.quiet()  # neither closed nor sent anything
         await aadd_event(run, "run.started")
-        assert seqs([await stream.next_json()]) == [1]
+        assert seqs([await stream.next_json()]) == [1]  # neither closed nor sent anything before
 
 
 async def test_a_gap_longer_than_a_replay_batch_is_filled_whole(workspace, jwt, monkeypatch):
@@ -532,7 +528,9 @@ async def test_a_reconnect_after_a_gap_then_live_sees_each_seq_once(workspace, j
         assert seqs(await stream.json_messages(2)) == [2, 3]
         await aadd_event(run, "agent.message")
         assert seqs([await stream.next_json()]) == [4]
-        assert await stream.quiet()
+        await aadd_event(run, "run.completed", cost_usd="0")
+        messages, code = await stream.until_close()
+        assert (seqs(messages), code) == ([5], 1000)
 
 
 @pytest.mark.parametrize("after", [7, 8])
@@ -560,9 +558,10 @@ async def test_the_workspace_stream_is_for_members_only(
     for credential in (jwt, raw_a, jwt_for(viewer)):
         async with open_stream(ws_path(workspace.pk), token=credential) as stream:
             assert stream.accepted
-            assert await stream.quiet()  # open, and nothing is active
+            await stream.assert_marker_next(workspace_group(workspace.pk))  # nothing is active
     async with open_stream(ws_path(other_workspace.pk), token=jwt_for(staff)) as stream:
-        assert stream.accepted and await stream.quiet()
+        assert stream.accepted
+        await stream.assert_marker_next(workspace_group(other_workspace.pk))
 
 
 async def test_the_workspace_stream_starts_with_a_snapshot_of_active_runs(
@@ -576,7 +575,7 @@ async def test_the_workspace_stream_starts_with_a_snapshot_of_active_runs(
     await new(other_workspace, status="running")
     async with open_stream(ws_path(workspace.pk), token=jwt) as stream:
         snapshot = await stream.json_messages(2)
-        assert await stream.quiet()
+        await stream.assert_marker_next(workspace_group(workspace.pk))  # no third active run
     assert [(m["run_id"], m["status"]) for m in snapshot] == [
         (queued.pk, "queued"),
         (running.pk, "running"),
@@ -597,7 +596,6 @@ async def test_the_workspace_stream_sends_run_status_on_status_events_only(
     elsewhere = await amake_run(other_workspace)
     async with open_stream(ws_path(workspace.pk), token=jwt) as stream:
         assert (await stream.next_json())["run_id"] == run.pk  # the snapshot
-        assert await stream.quiet()
 
         await aadd_event(run, "run.started")
         started = await stream.next_json()
@@ -609,7 +607,6 @@ async def test_the_workspace_stream_sends_run_status_on_status_events_only(
             await aadd_event(run, kind, agent_id="w1")
         await aadd_event(elsewhere, "run.started")
         await aadd_event(elsewhere, "run.completed", cost_usd="1")
-        assert await stream.quiet()
 
         await aadd_event(run, "run.progress", progress=0.5, cost_usd="0.012300", agents_active=2)
         progress = await stream.next_json()
@@ -624,7 +621,7 @@ async def test_the_workspace_stream_sends_run_status_on_status_events_only(
         assert (done["status"], done["progress"], done["cost_usd"], done["agents_active"]) == (
             "completed", 1.0, 0.02, 0,
         )  # fmt: skip
-        assert await stream.quiet()  # the workspace stream outlives its runs
+        await stream.assert_marker_next(workspace_group(workspace.pk))  # it outlives its runs
 
 
 @pytest.mark.parametrize(
@@ -644,14 +641,6 @@ async def test_the_workspace_stream_reports_failed_and_cancelled(workspace, jwt,
 # ---------------------------------------------------------------------------------------------
 # A real run on the thread executor, followed to the end
 # ---------------------------------------------------------------------------------------------
-def start_research_run(workspace, user, task: str = "Norwegian hydrogen economy") -> Run:
-    definition = SwarmTemplate.objects.get(pk="research-swarm-v1").definition
-    return run_create(
-        workspace_id=workspace.pk, definition=definition, task=task, max_budget_usd=None,
-        created_by=user, template_id="research-swarm-v1",
-    )  # fmt: skip
-
-
 @pytest.mark.usefixtures("executing")
 async def test_a_real_run_streams_seq_1_to_n_then_closes_1000(
     settings, workspace, user, jwt, key_of
@@ -659,7 +648,7 @@ async def test_a_real_run_streams_seq_1_to_n_then_closes_1000(
     settings.SVERM_SIMULATED_LATENCY = 0.05
     raw = await database_sync_to_async(key_of)(workspace)
     async with open_stream(ws_path(workspace.pk), token=jwt) as board:
-        run = await database_sync_to_async(start_research_run)(workspace, user)
+        run = await database_sync_to_async(create_run)(workspace, created_by=user)
         async with (
             open_stream(run_path(run, after=0), token=jwt) as api,
             open_stream(run_path(run, "v1"), headers=bearer(raw)) as v1,
@@ -697,7 +686,7 @@ async def test_a_real_run_cancelled_mid_stream_ends_with_run_cancelled(
     settings, workspace, user, jwt
 ):
     settings.SVERM_SIMULATED_LATENCY = 0.2
-    run = await database_sync_to_async(start_research_run)(workspace, user)
+    run = await database_sync_to_async(create_run)(workspace, created_by=user)
     async with open_stream(run_path(run), token=jwt) as stream:
         first = await stream.next_json()
         assert (first["seq"], first["type"]) == (1, "run.started")

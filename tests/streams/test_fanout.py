@@ -4,15 +4,14 @@ others; a failing channel layer is reported to them and outlived.
 
 First the relay alone (subscribers that only collect), then streams over the real ASGI stack."""
 
-import asyncio
-
 import pytest
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from swarms import fanout as fanout_module
 from swarms.fanout import Fanout
 from swarms.realtime import run_group
-from tests.streams.conftest import TIMEOUT, aadd_event, aadd_events, amake_run, jwt_for, open_stream
+from tests.streams.conftest import aadd_event, aadd_events, amake_run, jwt_for, open_stream
+from tests.waiting import wait_for_async
 
 pytestmark = pytest.mark.anyio
 
@@ -35,14 +34,6 @@ class Inbox:
         self.back += 1
 
 
-async def until(condition, timeout: float = TIMEOUT) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 def members(layer: InMemoryChannelLayer, group: str) -> int:
     return len(layer.groups.get(group, {}))
 
@@ -55,7 +46,7 @@ async def test_subscribers_share_one_membership_and_each_gets_every_message_in_o
     assert members(layer, "run.a") == 1
     for n in range(3):
         await layer.group_send("run.a", {"type": "run.events", "n": n})
-    await until(lambda: len(third.messages) == 3)
+    await wait_for_async(lambda: len(third.messages) == 3)
     for inbox in (first, second, third):
         assert [m["n"] for m in inbox.messages] == [0, 1, 2]
     # One object per message, whatever the number of subscribers (encoded once, too).
@@ -70,18 +61,18 @@ async def test_a_subscriber_that_leaves_does_not_stop_the_others():
     hub.leave(layer, "run.b", leaving)
     hub.leave(layer, "run.b", leaving)  # twice is harmless
     await layer.group_send("run.b", {"type": "run.events", "n": 1})
-    await until(lambda: len(staying.messages) == 1)
+    await wait_for_async(lambda: len(staying.messages) == 1)
     assert leaving.messages == []
     assert (hub.subscribers(layer, "run.b"), members(layer, "run.b")) == (1, 1)
 
     hub.leave(layer, "run.b", staying)  # the last one out ends the membership
-    await until(lambda: members(layer, "run.b") == 0)
+    await wait_for_async(lambda: members(layer, "run.b") == 0)
     assert hub.subscribers(layer, "run.b") == 0
     # A newcomer gets a membership of its own again.
     again = Inbox()
     await hub.join(layer, "run.b", again)
     await layer.group_send("run.b", {"type": "run.events", "n": 2})
-    await until(lambda: len(again.messages) == 1)
+    await wait_for_async(lambda: len(again.messages) == 1)
     assert staying.messages == [{"type": "run.events", "n": 1}]
 
 
@@ -91,9 +82,12 @@ async def test_groups_are_relayed_separately():
     await hub.join(layer, "run.c", a)
     await hub.join(layer, "run.d", b)
     await layer.group_send("run.d", {"type": "run.events", "to": "d"})
-    await until(lambda: len(b.messages) == 1)
-    await asyncio.sleep(0.05)
-    assert a.messages == []
+    await layer.group_send("run.c", {"type": "run.events", "to": "c"})
+    # A relay hands a message to all its subscribers at once: once each has one, it has all it
+    # was handed, and the other group's are not among them.
+    await wait_for_async(lambda: a.messages and b.messages)
+    assert [m["to"] for m in a.messages] == ["c"]
+    assert [m["to"] for m in b.messages] == ["d"]
 
 
 class FlakyLayer(InMemoryChannelLayer):
@@ -104,6 +98,7 @@ class FlakyLayer(InMemoryChannelLayer):
         super().__init__()
         self.failures = failures
         self.adds_fail = False
+        self.adds_refused = 0
 
     async def receive(self, channel):
         if self.failures:
@@ -113,6 +108,7 @@ class FlakyLayer(InMemoryChannelLayer):
 
     async def group_add(self, group, channel):
         if self.adds_fail:
+            self.adds_refused += 1
             raise ConnectionError("redis is down")
         return await super().group_add(group, channel)
 
@@ -123,10 +119,10 @@ async def test_a_failing_receive_is_reported_to_every_subscriber_and_outlived(mo
     a, b = Inbox(), Inbox()
     await hub.join(layer, "run.e", a)
     await hub.join(layer, "run.e", b)
-    await until(lambda: len(b.lost) == 2)
+    await wait_for_async(lambda: len(b.lost) == 2)
     assert [str(e) for e in a.lost] == ["redis is down"] * 2
     await layer.group_send("run.e", {"type": "run.events", "n": 1})
-    await until(lambda: len(a.messages) == len(b.messages) == 1)
+    await wait_for_async(lambda: len(a.messages) == len(b.messages) == 1)
 
 
 async def test_after_an_outage_the_relay_joins_its_group_again_and_says_so_at_once(monkeypatch):
@@ -140,14 +136,14 @@ async def test_after_an_outage_the_relay_joins_its_group_again_and_says_so_at_on
     # comes back without the group.
     layer.adds_fail = True
     layer.groups.clear()
-    await until(lambda: len(a.lost) == len(b.lost) == 1)
-    await asyncio.sleep(0.1)  # some ten tries to join again
+    await wait_for_async(lambda: len(a.lost) == len(b.lost) == 1)
+    await wait_for_async(lambda: layer.adds_refused >= 3)  # tries to join again, refused
     assert a.back == b.back == 0  # not back while joins fail
     layer.adds_fail = False
-    await until(lambda: a.back == b.back == 1)
+    await wait_for_async(lambda: a.back == b.back == 1)
     assert members(layer, "run.g") == 1
     await layer.group_send("run.g", {"type": "run.events", "n": 1})
-    await until(lambda: len(a.messages) == len(b.messages) == 1)
+    await wait_for_async(lambda: len(a.messages) == len(b.messages) == 1)
 
 
 async def test_a_join_that_fails_keeps_the_subscriber_for_a_later_join():
@@ -161,7 +157,7 @@ async def test_a_join_that_fails_keeps_the_subscriber_for_a_later_join():
     late = Inbox()
     await hub.join(layer, "run.f", late)  # e.g. a resync: the membership is back for both
     await layer.group_send("run.f", {"type": "run.events", "n": 1})
-    await until(lambda: len(early.messages) == len(late.messages) == 1)
+    await wait_for_async(lambda: len(early.messages) == len(late.messages) == 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,4 +208,4 @@ async def test_a_stream_that_leaves_does_not_stop_the_others(user, workspace):
         for stream in (staying, other):
             messages, code = await stream.until_close()
             assert ([m["seq"] for m in messages], code) == ([2, 3], 1000)
-    await until(lambda: members(layer, run_group(run.pk)) == 0)
+    await wait_for_async(lambda: members(layer, run_group(run.pk)) == 0)

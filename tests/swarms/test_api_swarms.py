@@ -17,6 +17,7 @@ from swarms import services
 from swarms.definitions import DEFAULT_MODEL
 from swarms.models import Swarm, SwarmVersion
 from tests.conftest import assert_problem
+from tests.factories import make_swarm
 
 pytestmark = pytest.mark.django_db
 
@@ -34,10 +35,6 @@ SWARM_FIELDS = {
     "updatedAt",
 }
 PAGE_INFO_FIELDS = {"total", "hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
-
-
-def make_swarm(workspace, name="Researchers", created_by=None, **kwargs) -> Swarm:
-    return services.swarm_create(workspace=workspace, name=name, created_by=created_by, **kwargs)
 
 
 def ids_of(response) -> list[str]:

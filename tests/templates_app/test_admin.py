@@ -13,7 +13,8 @@ from django.urls import reverse
 from accounts.models import User
 from templates_app.models import SwarmTemplate
 from tests.conftest import PASSWORD
-from tests.templates_app.factories import BUILTIN_IDS, SEQUENTIAL_YAML, make_template
+from tests.factories import make_template
+from tests.templates_app.definitions import BUILTIN_IDS, SEQUENTIAL_YAML
 
 pytestmark = pytest.mark.django_db
 

@@ -12,13 +12,8 @@ from accounts.roles import Role
 from accounts.services import workspace_create
 from templates_app.models import SwarmTemplate
 from tests.conftest import assert_problem
-from tests.templates_app.factories import (
-    BUILTIN_IDS,
-    PARALLEL,
-    SEQUENTIAL_YAML,
-    make_template,
-    parallel,
-)
+from tests.factories import make_template
+from tests.templates_app.definitions import BUILTIN_IDS, PARALLEL, SEQUENTIAL_YAML, parallel
 
 pytestmark = pytest.mark.django_db
 

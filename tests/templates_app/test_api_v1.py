@@ -10,7 +10,8 @@ from accounts.roles import Role
 from accounts.services import workspace_create
 from templates_app.models import SwarmTemplate
 from tests.conftest import assert_v1_error
-from tests.templates_app.factories import BUILTIN_IDS, SEQUENTIAL_YAML, make_template
+from tests.factories import make_template
+from tests.templates_app.definitions import BUILTIN_IDS, SEQUENTIAL_YAML
 
 pytestmark = pytest.mark.django_db
 

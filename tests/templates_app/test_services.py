@@ -17,13 +17,8 @@ from swarms.engine import validate_definition
 from swarms.providers import price_map
 from templates_app import selectors, services
 from templates_app.models import SwarmTemplate
-from tests.templates_app.factories import (
-    BUILTIN_IDS,
-    PARALLEL,
-    SEQUENTIAL_YAML,
-    make_template,
-    parallel,
-)
+from tests.factories import make_template
+from tests.templates_app.definitions import BUILTIN_IDS, PARALLEL, SEQUENTIAL_YAML, parallel
 
 pytestmark = pytest.mark.django_db
 

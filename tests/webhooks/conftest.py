@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from swarms import jobs, services
+from swarms import executor, jobs
 from swarms.models import Run, WebhookDelivery
-from templates_app.models import SwarmTemplate
 from tests.runs.conftest import executing  # noqa: F401  (re-exported fixture)
+from tests.waiting import wait_for
 
 DEADLINE = 20.0
 
@@ -125,12 +125,20 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     return any(hmac.compare_digest(expected, candidate) for candidate in given)
 
 
-def start_run(workspace, url: str, task: str = "Map the Baltic wind market") -> Run:
-    definition = SwarmTemplate.objects.get(pk="research-swarm-v1").definition
-    return services.run_create(
-        workspace_id=workspace.pk, definition=definition, task=task, max_budget_usd=None,
-        created_by=None, template_id="research-swarm-v1", webhook_url=url,
-    )  # fmt: skip
+def attempts_settled() -> None:
+    """Wait until no delivery attempt is waiting or running in this process (an attempt that
+    retries schedules the next before it ends): what a test waits for before it says that no
+    more requests came."""
+    wait_for(lambda: jobs.pending_threads() == 0, "the last webhook attempt's end")
+
+
+def run_ended(run: Run) -> None:
+    """Wait until the run is terminal and its attempt has returned (it drops its cancel token
+    after the terminal write and what that commit scheduled, a webhook among them)."""
+    wait_for(
+        lambda: Run.objects.get(pk=run.pk).is_terminal and run.pk not in executor._local_tokens,
+        f"run {run.pk}'s end",
+    )
 
 
 def wait_deliveries(run: Run, count: int, timeout: float = DEADLINE) -> list[WebhookDelivery]:

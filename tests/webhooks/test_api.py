@@ -4,9 +4,7 @@ disabled. Deliveries go to the real local receiver of conftest.py."""
 
 import hashlib
 import json
-import time
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.db.models import QuerySet
@@ -18,8 +16,9 @@ from swarms.models import Run, WebhookDelivery, WebhookEndpoint, WebhookSecret
 from swarms.webhooks import delivery as webhook_delivery
 from swarms.webhooks import signing
 from tests.conftest import assert_problem
+from tests.factories import create_run, make_run
 
-from .conftest import start_run, verify, wait_deliveries
+from .conftest import attempts_settled, verify, wait_deliveries
 
 DELIVERY_KEYS = {
     "id", "runId", "messageId", "attempt", "eventType", "url", "statusCode", "success",
@@ -34,11 +33,7 @@ HOOK_URL = "https://hooks.example.com/sverm"
 
 def finished_run(workspace, *, url: str = HOOK_URL, status: str = "completed") -> Run:
     """A stored run (never executed: `db` tests dispatch nothing)."""
-    return Run.objects.create(
-        workspace=workspace, swarm_type="custom", definition={}, task="Count the fjords",
-        status=status, max_budget_usd=Decimal("5"), estimated_cost_usd=Decimal("0.01"),
-        webhook_url=url,
-    )  # fmt: skip
+    return make_run(workspace, status=status, task="Count the fjords", webhook_url=url)
 
 
 def add_delivery(run: Run, *, attempt: int, minutes_ago: int, **fields) -> WebhookDelivery:
@@ -217,7 +212,7 @@ def test_redelivery_sends_the_same_message_again_and_is_listed(
     hooks, receiver, workspace, api_client
 ):
     secret = signing.webhook_secret_rotate(workspace_id=workspace.pk)
-    run = start_run(workspace, receiver.url("/again"))
+    run = create_run(workspace, webhook_url=receiver.url("/again"))
     [first] = wait_deliveries(run, 1)
     assert first.success and not first.manual
 
@@ -361,7 +356,7 @@ def test_deliveries_after_an_api_rotation_carry_both_signatures(
 ):
     old = api_client.post(secret_url(workspace), {}, format="json").json()["secret"]
     new = api_client.post(secret_url(workspace), {}, format="json").json()["secret"]
-    run = start_run(workspace, receiver.url())
+    run = create_run(workspace, webhook_url=receiver.url())
     [request] = receiver.wait_for(1)
     wait_deliveries(run, 1)
     signatures = request.headers["webhook-signature"].split(" ")
@@ -372,7 +367,9 @@ def test_deliveries_after_an_api_rotation_carry_both_signatures(
     # Once the grace is cut to nothing, only the newest secret signs.
     newest = api_client.post(secret_url(workspace), {"gracePeriodSeconds": 0}, format="json")
     newest = newest.json()["secret"]
-    second = start_run(workspace, receiver.url(), task="A second look at the wind market")
+    second = create_run(
+        workspace, webhook_url=receiver.url(), task="A second look at the wind market"
+    )
     requests = receiver.wait_for(2)
     wait_deliveries(second, 1)
     assert len(requests[1].headers["webhook-signature"].split(" ")) == 1
@@ -442,20 +439,20 @@ def test_a_410_disables_and_re_enabling_through_the_api_delivers_again(
 ):
     receiver.script = [(410, {})]
     url = receiver.url("/gone")
-    first = start_run(workspace, url)
+    first = create_run(workspace, webhook_url=url)
     wait_deliveries(first, 1)
     [listed] = api_client.get(endpoints_url(workspace), {"disabled": "true"}).json()["data"]
     assert listed["url"] == url and listed["disabledReason"] == "Answered 410 Gone."
 
-    second = start_run(workspace, url, task="Skipped while disabled")
+    second = create_run(workspace, webhook_url=url, task="Skipped while disabled")
     [skipped] = wait_deliveries(second, 1)
     assert skipped.status_code is None and len(receiver.requests) == 1
 
     enabled = api_client.post(enable_url(workspace, listed["id"]))
     assert enabled.status_code == 200 and enabled.json()["disabled"] is False
-    third = start_run(workspace, url, task="Delivered once more")
+    third = create_run(workspace, webhook_url=url, task="Delivered once more")
     [delivered] = wait_deliveries(third, 1)
     assert delivered.success and delivered.status_code == 200
     assert len(receiver.requests) == 2
-    time.sleep(0.1)
+    attempts_settled()
     assert api_client.get(endpoints_url(workspace), {"disabled": "true"}).json()["data"] == []

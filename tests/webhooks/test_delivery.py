@@ -13,14 +13,15 @@ from swarms.models import Run, WebhookDelivery, WebhookEndpoint
 from swarms.serializers import V1RunStatusSerializer
 from swarms.webhooks import delivery as webhook_delivery
 from swarms.webhooks import signing, ssrf
+from tests.factories import create_run
 
-from .conftest import start_run, verify, wait_deliveries
+from .conftest import attempts_settled, run_ended, verify, wait_deliveries
 
 
 def test_a_finished_run_is_delivered_signed_after_two_failures(hooks, receiver, workspace):
     secret = signing.webhook_secret_rotate(workspace_id=workspace.pk)
     receiver.script = [(500, {}), (503, {})]
-    run = start_run(workspace, receiver.url("/hook?src=sverm"))
+    run = create_run(workspace, webhook_url=receiver.url("/hook?src=sverm"))
     requests = receiver.wait_for(3)
     deliveries = wait_deliveries(run, 3)
     run.refresh_from_db()
@@ -46,7 +47,7 @@ def test_a_finished_run_is_delivered_signed_after_two_failures(hooks, receiver, 
     assert body["status"] == "completed" and body["type"] == "run.completed"
     assert body["cost_usd"] == body["current_cost_usd"]
     assert body["result_url"].endswith(f"/v1/swarms/{run.pk}/result")
-    time.sleep(0.3)
+    attempts_settled()
     assert len(receiver.requests) == 3  # nothing after the success
 
 
@@ -56,7 +57,7 @@ def test_no_database_connection_is_held_while_the_receiver_answers(hooks, receiv
     SVERM_WEBHOOK_TIMEOUT starves no one of a connection."""
     if connections["default"].vendor == "sqlite":
         pytest.skip("the suite's in-memory SQLite database lives as long as its one connection")
-    run = start_run(workspace, "")
+    run = create_run(workspace)  # no webhook_url
     deadline = time.monotonic() + 20
     while not Run.objects.get(pk=run.pk).is_terminal:
         assert time.monotonic() < deadline, "the run did not finish"
@@ -68,7 +69,7 @@ def test_no_database_connection_is_held_while_the_receiver_answers(hooks, receiv
 
     def slow_receiver():
         held_while_answering.append(sender.connection is not None)
-        time.sleep(0.2)
+        time.sleep(0.2)  # slow on purpose: the test is about what is held meanwhile
 
     receiver.while_answering = slow_receiver
     webhook_delivery.webhook_attempt(run.pk, "msg_connectionless", 1, manual=True)
@@ -80,9 +81,9 @@ def test_no_database_connection_is_held_while_the_receiver_answers(hooks, receiv
 def test_attempts_stop_at_the_end_of_the_schedule(hooks, receiver, workspace):
     hooks.SVERM_WEBHOOK_RETRY_SCHEDULE = [0, 0.02, 0.02]
     receiver.script = [(500, {})] * 10
-    run = start_run(workspace, receiver.url())
+    run = create_run(workspace, webhook_url=receiver.url())
     deliveries = wait_deliveries(run, 3)
-    time.sleep(0.3)
+    attempts_settled()
     assert len(receiver.requests) == 3
     assert WebhookDelivery.objects.filter(run=run).count() == 3
     assert deliveries[-1].next_attempt_at is None
@@ -91,15 +92,15 @@ def test_attempts_stop_at_the_end_of_the_schedule(hooks, receiver, workspace):
 def test_410_disables_the_endpoint(hooks, receiver, workspace):
     receiver.script = [(410, {})]
     url = receiver.url("/gone")
-    first = start_run(workspace, url)
+    first = create_run(workspace, webhook_url=url)
     [delivery] = wait_deliveries(first, 1)
     assert delivery.status_code == 410 and not delivery.success
-    time.sleep(0.3)
+    attempts_settled()
     assert len(receiver.requests) == 1  # not retried
     endpoint = WebhookEndpoint.objects.get(workspace=workspace, url=url)
     assert endpoint.disabled_at is not None
 
-    second = start_run(workspace, url, task="Another task entirely")
+    second = create_run(workspace, webhook_url=url, task="Another task entirely")
     [skipped] = wait_deliveries(second, 1)
     assert skipped.status_code is None and "disabled" in skipped.error
     assert len(receiver.requests) == 1
@@ -116,7 +117,7 @@ def test_410_disables_the_endpoint(hooks, receiver, workspace):
 
 def test_retry_after_is_honoured(hooks, receiver, workspace):
     receiver.script = [(429, {"Retry-After": "1"}), (502, {"Retry-After": "1"})]
-    run = start_run(workspace, receiver.url())
+    run = create_run(workspace, webhook_url=receiver.url())
     requests = receiver.wait_for(3)
     assert requests[1].at - requests[0].at >= 0.95
     assert requests[2].at - requests[1].at >= 0.95
@@ -125,7 +126,7 @@ def test_retry_after_is_honoured(hooks, receiver, workspace):
 
 def test_retry_after_is_ignored_for_other_statuses(hooks, receiver, workspace):
     receiver.script = [(500, {"Retry-After": "5"})]
-    run = start_run(workspace, receiver.url())
+    run = create_run(workspace, webhook_url=receiver.url())
     requests = receiver.wait_for(2, timeout=3)
     assert requests[1].at - requests[0].at < 2
     wait_deliveries(run, 2)
@@ -133,7 +134,7 @@ def test_retry_after_is_ignored_for_other_statuses(hooks, receiver, workspace):
 
 def test_redirects_are_not_followed(hooks, receiver, workspace):
     receiver.script = [(302, {"Location": receiver.url("/elsewhere")})]
-    run = start_run(workspace, receiver.url("/hook"))
+    run = create_run(workspace, webhook_url=receiver.url("/hook"))
     deliveries = wait_deliveries(run, 2)
     assert [d.status_code for d in deliveries] == [302, 200]
     assert [r.path for r in receiver.requests] == ["/hook", "/hook"]
@@ -142,7 +143,7 @@ def test_redirects_are_not_followed(hooks, receiver, workspace):
 def test_rotation_sends_both_signatures(hooks, receiver, workspace):
     old = signing.webhook_secret_rotate(workspace_id=workspace.pk)
     new = signing.webhook_secret_rotate(workspace_id=workspace.pk)
-    run = start_run(workspace, receiver.url())
+    run = create_run(workspace, webhook_url=receiver.url())
     [request] = receiver.wait_for(1)
     wait_deliveries(run, 1)
     assert len(request.headers["webhook-signature"].split(" ")) == 2
@@ -161,7 +162,7 @@ def test_connects_to_the_checked_address_with_the_name_as_host(
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
     monkeypatch.setattr(ssrf.socket, "getaddrinfo", resolve)
-    run = start_run(workspace, f"http://hooks.test:{receiver.port}/named")
+    run = create_run(workspace, webhook_url=f"http://hooks.test:{receiver.port}/named")
     [request] = receiver.wait_for(1)
     wait_deliveries(run, 1)
     assert request.headers["host"] == f"hooks.test:{receiver.port}"
@@ -171,10 +172,10 @@ def test_connects_to_the_checked_address_with_the_name_as_host(
 
 def test_a_refused_address_is_recorded_and_not_retried(hooks, receiver, workspace):
     hooks.SVERM_WEBHOOK_ALLOWED_HOSTS = []
-    run = start_run(workspace, receiver.url())
+    run = create_run(workspace, webhook_url=receiver.url())
     [delivery] = wait_deliveries(run, 1)
     assert delivery.error.startswith("Refused:")
-    time.sleep(0.3)
+    attempts_settled()
     assert receiver.requests == []
     assert WebhookDelivery.objects.filter(run=run).count() == 1
 
@@ -182,7 +183,7 @@ def test_a_refused_address_is_recorded_and_not_retried(hooks, receiver, workspac
 def test_a_failed_run_is_delivered_too(hooks, receiver, workspace):
     from swarms.services.lifecycle import run_fail
 
-    run = start_run(workspace, receiver.url())
+    run = create_run(workspace, webhook_url=receiver.url())
     wait_deliveries(run, 1)
     Run.objects.filter(pk=run.pk).update(status="running")
     run_fail(run_id=run.pk, code="internal_error", message="boom")
@@ -193,8 +194,9 @@ def test_a_failed_run_is_delivered_too(hooks, receiver, workspace):
 
 
 def test_a_run_without_webhook_sends_nothing(hooks, receiver, workspace):
-    run = start_run(workspace, "")
-    time.sleep(0.3)
+    run = create_run(workspace)  # no webhook_url
+    run_ended(run)
+    attempts_settled()
     run.refresh_from_db()
     assert run.is_terminal
     assert not WebhookDelivery.objects.filter(run=run).exists()

@@ -1,9 +1,7 @@
-"""Definitions and workspace templates for the template tests."""
+"""Definitions for the template tests: the built-in ids, a parallel team (as a dict, and sized
+to order) and a sequential one as YAML."""
 
 import copy
-
-from templates_app import services
-from templates_app.models import SwarmTemplate
 
 BUILTIN_IDS = {
     "research-swarm-v1",
@@ -53,15 +51,3 @@ def parallel(workers: int = 2, model: str = "gpt-4o-mini", max_tokens: int = 256
         for n in range(workers)
     ] + [{"id": "merge", "role": "aggregator", "model": model, "max_tokens": max_tokens}]
     return definition
-
-
-def make_template(
-    workspace, template_id: str = "team-template", *, source=None, name="Team", user=None
-) -> SwarmTemplate:
-    return services.template_create(
-        workspace=workspace,
-        template_id=template_id,
-        source=copy.deepcopy(PARALLEL) if source is None else source,
-        name=name,
-        created_by=user,
-    )
