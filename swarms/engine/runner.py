@@ -10,15 +10,15 @@ import contextlib
 import hashlib
 import json
 import logging
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from swarms.engine import events
 from swarms.engine.budget import Budget, Reservation, cost_usd
+from swarms.engine.cancel import CancelToken
 from swarms.engine.estimate import OUTPUT_BYTES_PER_TOKEN, call_floors, floor_tokens
-from swarms.engine.events import EventSink
 from swarms.engine.providers import (
     Completion,
     CompletionRequest,
@@ -26,7 +26,8 @@ from swarms.engine.providers import (
     ProviderError,
     ProviderRouter,
 )
-from swarms.engine.topologies import Job, run_topology
+from swarms.engine.sink import EventSink
+from swarms.engine.topologies import TOPOLOGIES, Job
 from swarms.engine.types import (
     AgentSpec,
     Event,
@@ -42,68 +43,6 @@ logger = logging.getLogger(__name__)
 
 SUMMARY_CHARS = 200
 RETRY_KEY = "~"  # a retried call's checkpoint key: `<key>~<attempt>`
-
-
-class CancelToken:
-    """A cancellation request for one run; `cancel()` is safe from any thread.
-
-    The flag is a threading.Event and each waiting loop is woken with call_soon_threadsafe, so a
-    watcher thread (or a Celery signal handler) can cancel a run executing on another loop.
-    """
-
-    def __init__(self) -> None:
-        self._flag = threading.Event()
-        self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self.reason: tuple[str, str] | None = None
-
-    def fail(self, code: str, message: str) -> None:
-        """Stop the run like cancel(), but end it `failed` with this error (a time limit)."""
-        with self._lock:
-            if self.reason is None and not self._flag.is_set():
-                self.reason = (code, message)
-        self.cancel()
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._flag.set()
-            waiters = list(self._waiters)
-        for loop, event in waiters:
-            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody to wake
-                loop.call_soon_threadsafe(event.set)
-
-    @property
-    def cancelled(self) -> bool:
-        return self._flag.is_set()
-
-    async def wait(self) -> None:
-        """Return once cancel() has been called."""
-        event = asyncio.Event()
-        waiter = (asyncio.get_running_loop(), event)
-        with self._lock:
-            if self._flag.is_set():
-                return
-            self._waiters.append(waiter)
-        try:
-            await event.wait()
-        finally:
-            with self._lock:
-                self._waiters.remove(waiter)
-
-
-async def cancel_when(
-    requested: Callable[[], Awaitable[bool]], token: CancelToken, *, interval: float = 0.5
-) -> None:
-    """Poll `requested()` every `interval` seconds and cancel `token` once it returns True.
-
-    For executors where the cancel request arrives elsewhere (an API process writing the run's
-    status): run this as a task beside `run_swarm` and cancel the task when the run returns.
-    """
-    while not token.cancelled:
-        if await requested():
-            token.cancel()
-            return
-        await asyncio.sleep(interval)
 
 
 async def run_swarm(
@@ -177,7 +116,7 @@ class _Run:
     async def execute(self, cancel: CancelToken) -> RunResult:
         try:
             self.sink.event(
-                "run.started",
+                events.RUN_STARTED,
                 None,
                 {
                     "agents_total": len(self.agents),
@@ -188,18 +127,20 @@ class _Run:
             unpriced = sorted({a.model for a in self.agents} - set(self.spec.prices))
             if unpriced:
                 message = f"no price configured for model(s): {', '.join(unpriced)}"
-                return await self._finish("failed", "internal_error", message)
+                return await self._finish(events.FAILED, "internal_error", message)
             if cancel.cancelled:
                 return await self._stopped(cancel)
             body = await self._supervise(cancel)
             return await self._conclude(body, cancel)
         except Exception as exc:  # a bug here must still end the run cleanly
             logger.exception("swarm engine failed outside the topology")
-            return await self._finish("failed", "internal_error", _describe(exc))
+            return await self._finish(events.FAILED, "internal_error", _describe(exc))
 
     async def _supervise(self, cancel: CancelToken) -> asyncio.Task[str]:
         """Run the topology until it ends, the token is cancelled, or a callback fails."""
-        body = asyncio.create_task(run_topology(self, self.spec.definition, self.spec.task))
+        definition = self.spec.definition
+        topology = TOPOLOGIES[definition.topology]
+        body = asyncio.create_task(topology.run(self, definition, self.spec.task))
         watchers = [
             asyncio.create_task(cancel.wait()),
             asyncio.create_task(self.sink.failed.wait()),
@@ -215,22 +156,22 @@ class _Run:
 
     async def _stopped(self, cancel: CancelToken) -> RunResult:
         if cancel.reason is not None:
-            return await self._finish("failed", *cancel.reason)
-        return await self._finish("cancelled")
+            return await self._finish(events.FAILED, *cancel.reason)
+        return await self._finish(events.CANCELLED)
 
     async def _conclude(self, body: asyncio.Task[str], cancel: CancelToken) -> RunResult:
         if self.sink.failure is not None:
             message = f"recording the run failed: {_describe(self.sink.failure)}"
-            return await self._finish("failed", "internal_error", message)
+            return await self._finish(events.FAILED, "internal_error", message)
         if body.cancelled():
             return await self._stopped(cancel)
         error = body.exception()
         if error is None:
-            return await self._finish("completed", output=body.result())
+            return await self._finish(events.COMPLETED, output=body.result())
         if isinstance(error, _Halt) and self.halt_reason is not None:
-            return await self._finish("failed", *self.halt_reason)
+            return await self._finish(events.FAILED, *self.halt_reason)
         logger.error("swarm engine internal error", exc_info=error)
-        return await self._finish("failed", "internal_error", _describe(error))
+        return await self._finish(events.FAILED, "internal_error", _describe(error))
 
     async def _finish(
         self,
@@ -242,9 +183,9 @@ class _Run:
         total = self._total()
         if output is None:
             output = self._partial_output()
-        if status == "completed":
+        if status == events.COMPLETED:
             data = {"output": output, "cost_usd": money(total)}
-        elif status == "failed":
+        elif status == events.FAILED:
             data = {
                 "error_code": error_code,
                 "error_message": error_message,
@@ -252,7 +193,7 @@ class _Run:
             }
         else:
             data = {"cost_usd": money(total)}
-        self.sink.event(f"run.{status}", None, data)
+        self.sink.event(events.TERMINAL_EVENT[status], None, data)
         await self.sink.close()
         return RunResult(
             status=status,
@@ -283,7 +224,7 @@ class _Run:
         data = {"target": target.id, "summary": _shorten(subtask, SUMMARY_CHARS)}
         if note:
             data["note"] = note
-        self.sink.event("agent.delegated", manager.id, data)
+        self.sink.event(events.AGENT_DELEGATED, manager.id, data)
 
     def check(self) -> None:
         if self.halt_reason is not None:
@@ -325,7 +266,7 @@ class _Run:
             data = {"model": agent.model, "task": _shorten(job.summary, SUMMARY_CHARS)}
             if max_tokens < agent.max_tokens:
                 data["max_tokens"] = max_tokens  # clamped to what the budget can pay
-            self.sink.event("agent.started", agent.id, data)
+            self.sink.event(events.AGENT_STARTED, agent.id, data)
             try:
                 while True:
                     try:
@@ -519,9 +460,7 @@ class _Run:
             # Calls in flight usually settle below their reservation, which may make room.
             await self._settled.wait()
 
-    def _affordable(
-        self, job: Job, key: str, prompt_tokens: int, price: Price, floor: int
-    ) -> int:
+    def _affordable(self, job: Job, key: str, prompt_tokens: int, price: Price, floor: int) -> int:
         """The most output tokens, up to max_tokens, this call can be given beside what the
         calls after it need; below `floor` when not even the floor fits. What later calls need
         grows linearly with this call's output (prompts quote it), so two evaluations give the
@@ -590,7 +529,7 @@ class _Run:
             )
         )
         self.sink.event(
-            "agent.message",
+            events.AGENT_MESSAGE,
             agent.id,
             {
                 "summary": _shorten(text, SUMMARY_CHARS),
@@ -599,12 +538,10 @@ class _Run:
                 "cost_usd": money(cost),
             },
         )
-        self.sink.event(
-            "agent.completed", agent.id, {"output": text, "cost_usd": money(cost)}
-        )
+        self.sink.event(events.AGENT_COMPLETED, agent.id, {"output": text, "cost_usd": money(cost)})
         done = len(self.finished)
         self.sink.event(
-            "run.progress",
+            events.RUN_PROGRESS,
             None,
             {
                 "progress": round(min(1.0, done / max(self.expected, done)), 4),

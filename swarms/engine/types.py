@@ -7,8 +7,6 @@ from typing import Any
 
 from swarms.engine.schema import expand_ids, validate_definition
 
-RUN_STATUSES = ("completed", "failed", "cancelled")
-
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -32,7 +30,7 @@ class Definition:
     """A validated team: constructing one that the schema refuses raises ValueError, so the
     topologies can rely on its shape (one manager, enough steps, ...)."""
 
-    topology: str  # "hierarchical" | "sequential" | "parallel" | "debate"
+    topology: str  # a name in topologies.TOPOLOGIES
     agents: tuple[AgentSpec, ...]
     instructions: str = ""  # shared system instructions, prepended to every agent's
     limits: Limits = Limits()
@@ -177,7 +175,7 @@ class Usage:
 
 @dataclass(frozen=True)
 class RunResult:
-    status: str  # "completed" | "failed" | "cancelled"
+    status: str  # events.COMPLETED | events.FAILED | events.CANCELLED
     output: str
     error_code: str | None
     error_message: str | None
