@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from swarms.engine.providers import ProviderError
 from swarms.engine.schema import expand_ids, validate_definition
 
 
@@ -140,6 +141,31 @@ class CallPolicy:
     deadline_seconds: float = 120.0
     max_attempts: int = 3
     retry_delays: tuple[float, ...] = (0.5, 2.0, 5.0)
+
+    def retry_delay(
+        self, error: ProviderError, attempt: int, now: float, deadline: float
+    ) -> float | None:
+        """Seconds to wait before the attempt after `attempt` failed with `error` (at `now`, on
+        the clock of `deadline`), or None when there is none to make."""
+        if not error.retryable or attempt >= self.max_attempts:
+            return None
+        delays = self.retry_delays or (0.0,)
+        delay = error.retry_after
+        if delay is None:
+            delay = delays[min(attempt - 1, len(delays) - 1)]
+        if now + delay >= deadline:
+            return None
+        return delay
+
+    def gave_up(self, error: ProviderError, attempt: int) -> str:
+        """Why the call failed, after `attempt` attempts."""
+        if not error.retryable:
+            return str(error)
+        return (
+            f"{error} (gave up after {attempt} attempt{'s' if attempt > 1 else ''}; "
+            f"{self.max_attempts} allowed within the call's deadline of "
+            f"{self.deadline_seconds:g} s)"
+        )
 
 
 @dataclass(frozen=True)
