@@ -10,10 +10,11 @@ from billing.models import UsageRecord
 from sverm.api.errors import NotFound
 from sverm.api.money import money, money_shares  # noqa: F401  (money: swarms.services.runs)
 from sverm.api.scoping import Caller
+from swarms.engine.events import AGENT_COMPLETED, AGENT_DELEGATED, AGENT_MESSAGE, TERMINAL_EVENTS
 from swarms.models import Run, RunEvent
 
-LOG_ACTIONS = {"agent.delegated": "delegate", "agent.message": "message",
-               "agent.completed": "complete"}  # fmt: skip
+LOG_ACTIONS = {AGENT_DELEGATED: "delegate", AGENT_MESSAGE: "message",
+               AGENT_COMPLETED: "complete"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,7 @@ def run_events_after(*, run_id: str, after: int, upto: int | None = None, limit:
 def run_terminal_seq(*, run_id: str) -> int | None:
     """The seq of the run's terminal event, when it has one."""
     return (
-        RunEvent.objects.filter(
-            run_id=run_id, type__in=["run.completed", "run.failed", "run.cancelled"]
-        )
+        RunEvent.objects.filter(run_id=run_id, type__in=TERMINAL_EVENTS)
         .values_list("seq", flat=True)
         .first()
     )

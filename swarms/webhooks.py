@@ -40,6 +40,7 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from ulid import ULID
 
+from swarms.engine.events import TERMINAL_EVENT
 from swarms.models import (
     TERMINAL_STATUSES,
     Run,
@@ -324,7 +325,7 @@ def webhook_url_validator(value: str) -> None:
 # The message
 # ---------------------------------------------------------------------------------------------
 def event_type(run: Run) -> str:
-    return f"run.{run.status}"
+    return TERMINAL_EVENT[run.status]
 
 
 def run_payload(run: Run) -> dict:

@@ -26,12 +26,13 @@ COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 
-# Each terminal event, and the status a run ends with when it is its last event.
+# Each terminal event, and the status a run ends with when it is its last event. Tuples, not
+# sets, so queries filtering on them read the same every time.
 TERMINAL_STATUS = {RUN_COMPLETED: COMPLETED, RUN_FAILED: FAILED, RUN_CANCELLED: CANCELLED}
-TERMINAL_EVENTS = frozenset(TERMINAL_STATUS)
+TERMINAL_EVENTS = tuple(TERMINAL_STATUS)
 TERMINAL_EVENT = {status: type_ for type_, status in TERMINAL_STATUS.items()}
 # The events that change where a run stands (status, progress, cost, active agents).
-STATUS_EVENTS = frozenset({RUN_STARTED, RUN_PROGRESS, *TERMINAL_EVENTS})
+STATUS_EVENTS = (RUN_STARTED, RUN_PROGRESS, *TERMINAL_EVENTS)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from swarms.engine import (
     minimum_cost,
     validate_definition,
 )
+from swarms.engine.events import AGENT_DELEGATED, RUN_CANCELLED, RUN_FAILED
+from swarms.engine.events import fold as _folded
 from swarms.models import (
     Run,
     RunEvent,
@@ -187,7 +189,7 @@ def run_cancel(*, run: Run) -> Run:
         status=RunStatus.CANCELLED, cancel_requested_at=now, completed_at=now
     )
     if queued:
-        run_event_add(run_id=run.pk, type="run.cancelled", agent_id="", data={"cost_usd": "0"})
+        run_event_add(run_id=run.pk, type=RUN_CANCELLED, agent_id="", data={"cost_usd": "0"})
         transaction.on_commit(lambda: webhook_schedule(run.pk), robust=True)
     else:
         Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(
@@ -308,38 +310,6 @@ def _advance(
     return rows
 
 
-@dataclass(frozen=True)
-class Folded:
-    """What a batch of events does to the run row. Active agents: each event maps the count a
-    to max(a + shift, floor) (a run.progress sets it, agent.started adds one, agent.completed
-    takes one, not below 0), and so does their composition, so the new count is one expression
-    of the stored one: `shift` None means the stored count no longer matters, `floor` None
-    means no floor. Progress and cost are the last run.progress's, if any."""
-
-    shift: int | None
-    floor: int | None
-    progress: float | None
-    cost_usd: Decimal | None
-
-
-def _folded(events: list[tuple[str, str, dict]]) -> Folded:
-    shift: int | None = 0
-    floor: int | None = None
-    progress = cost = None
-    for type, _agent_id, data in events:
-        if type == "run.progress":
-            shift, floor = None, int(data.get("agents_active", 0))
-            progress = min(max(float(data.get("progress", 0)), 0.0), 1.0)
-            cost = Decimal(data.get("cost_usd", "0"))
-        elif type == "agent.started":
-            shift = None if shift is None else shift + 1
-            floor = None if floor is None else floor + 1
-        elif type == "agent.completed":
-            shift = None if shift is None else shift - 1
-            floor = 0 if floor is None else max(floor - 1, 0)
-    return Folded(shift, floor, progress, cost)
-
-
 def _update_returning(runs, values: dict[str, Any], field: str) -> Any:
     """`runs.update(**values)` (at most one row) returning `field` as updated, or None when no
     row matched: one statement where a locking read and an update would be two. Both backends
@@ -394,7 +364,7 @@ def run_checkpoints(*, run_id: str) -> Checkpoints:
             held += row.reserved_usd
     delegations = Counter(
         delegation_key(event.agent_id, event.data)
-        for event in RunEvent.objects.filter(run_id=run_id, type="agent.delegated")
+        for event in RunEvent.objects.filter(run_id=run_id, type=AGENT_DELEGATED)
     )
     return Checkpoints(steps=steps, held_usd=held, delegations=delegations)
 
@@ -756,7 +726,7 @@ def run_fail(
     if updated:
         run_event_add(
             run_id=run_id,
-            type="run.failed",
+            type=RUN_FAILED,
             agent_id="",
             data={"error_code": code, "error_message": message},
         )
