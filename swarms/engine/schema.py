@@ -3,6 +3,8 @@
 The API and the template loader call `validate_definition` on every write so a bad definition is
 refused with a 4xx before anything runs; `Definition` calls it again so the engine can rely on a
 well-formed team (exactly one manager, enough steps, ...) without defensive checks of its own.
+The rules of each topology (its roles, who may have replicas, what its team needs) are its own
+class's, in topologies.py; the bounds every definition stays within are in bounds.py.
 """
 
 import re
