@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from swarms.engine.providers import ProviderError
@@ -80,6 +81,12 @@ class Definition:
 
     def expanded_agents(self) -> tuple[AgentSpec, ...]:
         """One spec per running agent: replicas become `<id>-1`, `<id>-2`, ... with replicas=1."""
+        return self._expanded
+
+    # Computed once: every walk of the topology (the runner's, and the estimate's several per
+    # call) asks for the team by role. cached_property writes past the frozen __setattr__.
+    @cached_property
+    def _expanded(self) -> tuple[AgentSpec, ...]:
         expanded = []
         for agent in self.agents:
             for agent_id in expand_ids(agent.id, agent.replicas):
