@@ -160,29 +160,28 @@ class _DryRun:
 
 # Characters a subtask keeps through the plan reader and the prompts unchanged and one byte each:
 # no whitespace (collapsed), no upper case (subtasks are deduplicated ignoring case), nothing
-# html.escape changes (subtasks are quoted in tag attributes).
-_FILLER_ALPHABET = (
-    string.digits
-    + string.ascii_lowercase
-    + "".join(sorted(set(string.punctuation) - set("&<>\"'")))
-)
+# html.escape changes (subtasks are quoted in tag attributes). Longer subtasks use letters and
+# digits only, so no two characters side by side mean something ("**" is bold, and dropped).
+_ALPHANUMERIC = string.digits + string.ascii_lowercase
+_ONE_CHARACTER = _ALPHANUMERIC + "".join(sorted(set(string.punctuation) - set("&<>\"'")))
 
 
 def _distinct_fillers(count: int, length: int) -> list[str]:
     """`count` different subtasks of `length` characters each (all '' when length is 0, which
-    the plan reader drops: then every worker gets the whole task, as in a real run)."""
+    the plan reader drops: then every worker gets the whole task, as in a real run). A team has
+    at most 63 worker slots, and there are 63 safe single characters."""
     if length == 0:
         return [""] * count
-    base = len(_FILLER_ALPHABET)
+    alphabet = _ONE_CHARACTER if length == 1 else _ALPHANUMERIC
+    if count > len(alphabet) ** length:
+        raise ValueError(f"no {count} different subtasks of {length} characters")
     fillers = []
     for number in range(count):
         digits = ""
-        while True:
-            number, digit = divmod(number, base)
-            digits = _FILLER_ALPHABET[digit] + digits
+        while True:  # `number` in base len(alphabet)
+            number, digit = divmod(number, len(alphabet))
+            digits = alphabet[digit] + digits
             if number == 0:
                 break
-        if len(digits) > length:
-            raise ValueError(f"no {count} different subtasks of {length} characters")
-        fillers.append(digits.rjust(length, _FILLER_ALPHABET[0]))  # fixed width: all differ
+        fillers.append(digits.rjust(length, alphabet[0]))  # fixed width: all differ
     return fillers
