@@ -40,11 +40,11 @@ from django.conf import settings
 from accounts.roles import Role
 from sverm.api.errors import Forbidden, NotFound
 from swarms import selectors
+from swarms.engine.events import TERMINAL_EVENTS
 from swarms.fanout import fanout
 from swarms.realtime import (
     LAYER_ERRORS,
     RUN_GROUP,
-    TERMINAL_EVENT_TYPES,
     WORKSPACE_GROUP,
     StreamGroup,
     event_message,
@@ -364,7 +364,7 @@ class RunStreamConsumer(StreamConsumer):
     async def deliver(self, message: dict, text: str) -> None:
         await self.send(text_data=text)
         self.last_seq = message["seq"]
-        if message["type"] in TERMINAL_EVENT_TYPES:
+        if message["type"] in TERMINAL_EVENTS:
             self.closed = True
             await self.close(code=1000)
 

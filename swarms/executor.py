@@ -29,6 +29,7 @@ from swarms.engine import (
     Usage,
     run_swarm,
 )
+from swarms.engine.events import AGENT_DELEGATED, RUN_STARTED, TERMINAL_EVENTS
 from swarms.models import Run
 from swarms.providers import model_routes, price_map, router_for
 from swarms.selectors import Checkpoints, delegation_key, run_checkpoints
@@ -327,9 +328,6 @@ def _with_db_retry(func):
     return retrying
 
 
-TERMINAL_EVENTS = {"run.completed", "run.failed", "run.cancelled"}
-
-
 async def _drive(
     run: Run,
     spec: RunInput,
@@ -354,9 +352,9 @@ async def _drive(
                 terminal.append(event)  # run_finish writes it, with the status, in one transaction
                 continue
             if checkpoints is not None:
-                if event.type == "run.started":
+                if event.type == RUN_STARTED:
                     continue
-                if event.type == "agent.delegated":
+                if event.type == AGENT_DELEGATED:
                     key = delegation_key(event.agent_id, event.data)
                     if delegated[key] > 0:
                         delegated[key] -= 1

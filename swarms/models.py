@@ -8,6 +8,7 @@ from accounts.models import User, Workspace
 from accounts.tenancy import ScopedQuerySet
 from sverm.api.ids import PrefixedIdField
 from sverm.softdelete import SoftDeleteModel, SoftDeleteQuerySet
+from swarms.engine import events
 
 
 class RetentionTier(models.TextChoices):
@@ -186,15 +187,15 @@ class Run(models.Model):
 
 
 class RunEventType(models.TextChoices):
-    RUN_STARTED = "run.started"
-    AGENT_STARTED = "agent.started"
-    AGENT_DELEGATED = "agent.delegated"
-    AGENT_MESSAGE = "agent.message"
-    AGENT_COMPLETED = "agent.completed"
-    RUN_PROGRESS = "run.progress"
-    RUN_COMPLETED = "run.completed"
-    RUN_FAILED = "run.failed"
-    RUN_CANCELLED = "run.cancelled"
+    RUN_STARTED = events.RUN_STARTED
+    AGENT_STARTED = events.AGENT_STARTED
+    AGENT_DELEGATED = events.AGENT_DELEGATED
+    AGENT_MESSAGE = events.AGENT_MESSAGE
+    AGENT_COMPLETED = events.AGENT_COMPLETED
+    RUN_PROGRESS = events.RUN_PROGRESS
+    RUN_COMPLETED = events.RUN_COMPLETED
+    RUN_FAILED = events.RUN_FAILED
+    RUN_CANCELLED = events.RUN_CANCELLED
 
 
 class RunEvent(models.Model):

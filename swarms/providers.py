@@ -1,7 +1,9 @@
 """Which provider serves which model and at what price, from settings and the price table.
 
-A model's `ModelPrice.provider` names a provider in `settings.LLM_PROVIDERS`. With no provider
-configured at all, every model routes to the simulated provider and runs say `simulated: true`.
+A model's `ModelPrice.provider` names a provider in `settings.LLM_PROVIDERS`, whose `kind`
+(default "openai-compatible", see `swarms.engine.providers.PROVIDER_KINDS`) says how it is built.
+With no provider configured at all, every model routes to the simulated provider and runs say
+`simulated: true`.
 """
 
 from collections.abc import Mapping
@@ -10,7 +12,15 @@ from django.conf import settings
 
 from billing.selectors import model_prices, model_providers
 from sverm.api.errors import InvalidRequest
-from swarms.engine import OpenAIProvider, Price, ProviderRouter, SimulatedProvider
+from swarms.engine import Price
+from swarms.engine.providers import (
+    DEFAULT_KIND,
+    PROVIDER_KINDS,
+    Provider,
+    ProviderRouter,
+    SimulatedProvider,
+    provider_from_config,
+)
 
 
 def simulated_mode() -> bool:
@@ -18,14 +28,15 @@ def simulated_mode() -> bool:
 
 
 def check_models_routable(models: set[str]) -> None:
-    """400 when a provider is configured but not the one a model needs."""
+    """400 when a provider is configured but not the one a model needs (or not of a kind the
+    engine can build)."""
     if simulated_mode():
         return
     providers = model_providers()
     missing = sorted(
         f"{model} (provider {providers.get(model, '?')})"
         for model in models
-        if providers.get(model) not in settings.LLM_PROVIDERS
+        if not _buildable(providers.get(model))
     )
     if missing:
         raise InvalidRequest(
@@ -37,6 +48,11 @@ def check_models_routable(models: set[str]) -> None:
 def price_map() -> dict[str, Price]:
     """Every priced model's price as the engine takes it, keyed by model name (one query)."""
     return {model: Price(*per_million) for model, per_million in model_prices().items()}
+
+
+def _buildable(name: str | None) -> bool:
+    config = settings.LLM_PROVIDERS.get(name)
+    return config is not None and config.get("kind", DEFAULT_KIND) in PROVIDER_KINDS
 
 
 def model_routes() -> dict[str, str]:
@@ -51,7 +67,7 @@ def router_for(models: set[str], providers: Mapping[str, str]) -> ProviderRouter
     simulated = SimulatedProvider(latency_seconds=settings.SVERM_SIMULATED_LATENCY)
     if simulated_mode():
         return ProviderRouter(routes={}, default=simulated)
-    clients: dict[str, OpenAIProvider] = {}
+    clients: dict[str, Provider] = {}
     routes = {}
     for model in models:
         name = providers.get(model)
@@ -59,11 +75,6 @@ def router_for(models: set[str], providers: Mapping[str, str]) -> ProviderRouter
         if config is None:
             continue
         if name not in clients:
-            clients[name] = OpenAIProvider(
-                name=name,
-                base_url=config.get("base_url") or None,
-                api_key=config["api_key"],
-                timeout=float(config.get("timeout", 60)),
-            )
+            clients[name] = provider_from_config(name, config)
         routes[model] = clients[name]
     return ProviderRouter(routes=routes, default=simulated)

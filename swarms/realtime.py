@@ -9,7 +9,6 @@ import copy
 import logging
 import threading
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -18,21 +17,13 @@ from redis.exceptions import RedisError
 from sverm.api.money import money_fields_rendered
 from sverm.money import money_json
 from sverm.per_process import PerProcess
+from swarms.engine.events import STATUS_EVENTS, RunState, as_of
 from swarms.models import Run, RunEvent
 
 logger = logging.getLogger(__name__)
 
 # What the channel layer raises when Redis is unreachable (the in-memory layer never does).
 LAYER_ERRORS = (RedisError, ConnectionError)
-
-STATUS_EVENT_TYPES = {
-    "run.started",
-    "run.progress",
-    "run.completed",
-    "run.failed",
-    "run.cancelled",
-}
-TERMINAL_EVENT_TYPES = {"run.completed", "run.failed", "run.cancelled"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +102,7 @@ def publish_many(events: list[RunEvent], *, run: Run | None = None) -> None:
     group = run_group(events[0].run_id)
     sends = [(group, {"type": "run.events", "events": [event_message(e) for e in events]})]
     # The workspace stream says where each run stands: the batch's last status change is it.
-    changes = [event for event in events if event.type in STATUS_EVENT_TYPES]
+    changes = [event for event in events if event.type in STATUS_EVENTS]
     if changes:
         if run is None:
             run = Run.objects.only(*STATUS_FIELDS).get(pk=changes[-1].run_id)
@@ -129,21 +120,11 @@ STATUS_FIELDS = (
 
 def _as_of(run: Run, event: RunEvent) -> Run:
     """The run as a status event says it stands (a batch's row shows only its end state)."""
+    before = RunState(run.status, run.progress, run.current_cost_usd, run.agents_active)
+    after = as_of(before, event.type, event.data)
     run = copy.copy(run)
-    if event.type == "run.started":
-        run.status = "running"
-    elif event.type == "run.progress":
-        run.progress = float(event.data.get("progress", run.progress))
-        run.agents_active = int(event.data.get("agents_active", run.agents_active))
-        if "cost_usd" in event.data:
-            run.current_cost_usd = Decimal(event.data["cost_usd"])
-    elif event.type in TERMINAL_EVENT_TYPES:
-        run.status = event.type.split(".", 1)[1]
-        run.agents_active = 0
-        if "cost_usd" in event.data:
-            run.current_cost_usd = Decimal(event.data["cost_usd"])
-        if run.status == "completed":
-            run.progress = 1.0
+    run.status, run.progress = after.status, after.progress
+    run.current_cost_usd, run.agents_active = after.cost_usd, after.agents_active
     return run
 
 

@@ -13,10 +13,11 @@ from billing.models import UsageRecord
 from sverm.api.errors import InvalidRequest, NotFound
 from sverm.money import money_shares
 from swarms.engine import Step, Usage
+from swarms.engine.events import AGENT_COMPLETED, AGENT_DELEGATED, AGENT_MESSAGE, TERMINAL_EVENTS
 from swarms.models import Run, RunEvent, RunStep, RunStepStatus, Swarm
 
-LOG_ACTIONS = {"agent.delegated": "delegate", "agent.message": "message",
-               "agent.completed": "complete"}  # fmt: skip
+LOG_ACTIONS = {AGENT_DELEGATED: "delegate", AGENT_MESSAGE: "message",
+               AGENT_COMPLETED: "complete"}  # fmt: skip
 
 
 def run_workspace_for_swarm(*, caller: Caller, swarm: Swarm, workspace_id: str | None) -> str:
@@ -140,9 +141,7 @@ def run_events_after(*, run_id: str, after: int, upto: int | None = None, limit:
 def run_terminal_seq(*, run_id: str) -> int | None:
     """The seq of the run's terminal event, when it has one."""
     return (
-        RunEvent.objects.filter(
-            run_id=run_id, type__in=["run.completed", "run.failed", "run.cancelled"]
-        )
+        RunEvent.objects.filter(run_id=run_id, type__in=TERMINAL_EVENTS)
         .values_list("seq", flat=True)
         .first()
     )
@@ -186,7 +185,7 @@ def run_checkpoints(*, run_id: str) -> Checkpoints:
             held += row.reserved_usd
     delegations = Counter(
         delegation_key(event.agent_id, event.data)
-        for event in RunEvent.objects.filter(run_id=run_id, type="agent.delegated")
+        for event in RunEvent.objects.filter(run_id=run_id, type=AGENT_DELEGATED)
     )
     return Checkpoints(steps=steps, held_usd=held, delegations=delegations)
 

@@ -4,6 +4,7 @@ secret (shown once, at rotation) and the delivery state of endpoint URLs."""
 from rest_framework import serializers
 
 from sverm.api.serializers import InputSerializer
+from swarms.engine.events import RUN_COMPLETED
 from swarms.models import WebhookDelivery, WebhookEndpoint
 from swarms.webhooks.signing import ROTATION_GRACE
 
@@ -17,7 +18,7 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         help_text="The `webhook-id` header: the same for every attempt at one message.",
     )
     attempt = serializers.IntegerField(help_text="1 for the first attempt at the message.")
-    eventType = serializers.CharField(source="event_type", help_text="e.g. `run.completed`.")
+    eventType = serializers.CharField(source="event_type", help_text=f"e.g. `{RUN_COMPLETED}`.")
     statusCode = serializers.IntegerField(
         source="status_code", allow_null=True, help_text="Null when no response was received."
     )

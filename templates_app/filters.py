@@ -1,7 +1,7 @@
 """List field map (filter, orderBy) for `/api/templates`."""
 
 from sverm.api.listing import DATETIME, ENUM, FieldSpec, ListSpec
-from swarms.engine.schema import TOPOLOGIES
+from swarms.engine.topologies import TOPOLOGY_NAMES
 
 TEMPLATE_LIST = ListSpec(
     name="Template",
@@ -10,7 +10,7 @@ TEMPLATE_LIST = ListSpec(
         # Null for built-ins: `{"workspaceId": {"isNull": true}}` lists only them.
         "workspaceId": FieldSpec("workspace_id", nullable=True),
         "name": FieldSpec("name"),
-        "topology": FieldSpec("topology", ENUM, choices=TOPOLOGIES),
+        "topology": FieldSpec("topology", ENUM, choices=TOPOLOGY_NAMES),
         "createdAt": FieldSpec("created_at", DATETIME),
         "updatedAt": FieldSpec("updated_at", DATETIME),
     },

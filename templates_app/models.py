@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from accounts.models import User, Workspace
 from accounts.tenancy import ScopedQuerySet
-from swarms.engine.schema import TOPOLOGIES
+from swarms.engine.topologies import TOPOLOGY_NAMES
 
 # Readable slugs, one namespace for built-ins and workspace templates: `research-swarm-v1`.
 TEMPLATE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$"
@@ -17,7 +17,10 @@ TEMPLATE_ID_HELP = (
 validate_template_id = RegexValidator(TEMPLATE_ID_PATTERN, f"Must be {TEMPLATE_ID_HELP}")
 
 
-TOPOLOGY_CHOICES = [(name, name.capitalize()) for name in TOPOLOGIES]
+def topology_choices() -> list[tuple[str, str]]:
+    """The engine's topologies. A callable, so migrations name it instead of copying the list:
+    adding a topology to the engine needs no migration here."""
+    return [(name, name.capitalize()) for name in TOPOLOGY_NAMES]
 
 
 class SwarmTemplate(models.Model):
@@ -38,7 +41,7 @@ class SwarmTemplate(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     # Copied from the definition so lists can filter and order by it.
-    topology = models.CharField(max_length=20, choices=TOPOLOGY_CHOICES)
+    topology = models.CharField(max_length=20, choices=topology_choices)
     definition = models.JSONField(help_text="The validated definition, without name/description.")
     yaml = models.TextField(
         help_text="The YAML source as written (a YAML dump for definitions sent as JSON)."

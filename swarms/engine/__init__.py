@@ -5,6 +5,7 @@ store events and usage, and keep the RunResult.
 """
 
 from swarms.engine.budget import Budget, BudgetExhausted, Reservation, cost_usd
+from swarms.engine.cancel import CancelToken, cancel_when
 from swarms.engine.estimate import estimate_cost, minimum_cost
 from swarms.engine.plan import parse_plan
 from swarms.engine.providers import (
@@ -17,7 +18,7 @@ from swarms.engine.providers import (
     ProviderRouter,
     SimulatedProvider,
 )
-from swarms.engine.runner import CancelToken, cancel_when, run_swarm
+from swarms.engine.runner import run_swarm
 from swarms.engine.schema import validate_definition
 from swarms.engine.types import (
     AgentSpec,

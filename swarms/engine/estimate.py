@@ -1,24 +1,27 @@
-"""What a run of a definition should cost, before it starts: (expected, worst) in USD.
+"""What a run of a definition should cost, before it starts: (expected, worst) in USD, and the
+floors the runner keeps aside for calls not started yet.
 
-The estimate walks the same calls the topologies make, with the same prompt builders, putting
-placeholder text where earlier agents' outputs would go. Expected assumes ~4 characters per token
-and outputs of half their max_tokens; worst assumes every output uses its max_tokens (~4 bytes per
-token) and bounds prompts by their UTF-8 size, like the runtime reservations do.
+All of it comes from a dry run: the definition's topology runs its own `run` against steps that
+answer every call at once with filler of a chosen size (a manager's plan with a subtask for every
+worker slot), recording the calls it makes with the prompts it builds. So the estimate walks the
+calls a run makes by construction. Expected assumes ~4 characters per token and outputs of half
+their max_tokens; worst assumes every output uses its max_tokens (~4 bytes per token) and bounds
+prompts by their UTF-8 size, like the runtime reservations do.
 The runtime guarantee is the budget, not this number: it is for refusing hopeless runs up front
 (422 budget_exceeded) and for showing templates' cost ranges.
 """
 
+import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+import string
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
-from swarms.engine import prompts
 from swarms.engine.budget import cost_usd
 from swarms.engine.chat import Message
 from swarms.engine.plan import MAX_SUBTASK_CHARS
-from swarms.engine.prompts import Contribution
 from swarms.engine.providers import utf8_prompt_bound
-from swarms.engine.topologies import DEBATE_SIDES, synthesiser, worker_slots
+from swarms.engine.topologies import TOPOLOGIES, Job
 from swarms.engine.types import AgentSpec, Definition, Price
 
 _MILLION = Decimal(1_000_000)
@@ -115,72 +118,70 @@ def planned_calls(
     output_chars: OutputChars,
     subtask_chars: int,
 ) -> list[PlannedCall]:
-    """The calls a run makes, in order, with outputs of `output_chars(agent)` characters and
-    (hierarchical) one subtask of `subtask_chars` characters per worker slot."""
-    walk = {
-        "hierarchical": _hierarchical,
-        "sequential": _sequential,
-        "parallel": _parallel,
-        "debate": _debate,
-    }[definition.topology]
-    return list(walk(definition, task, output_chars, subtask_chars))
+    """The calls a run makes, in order, when every output has `output_chars(agent)` characters
+    and a plan has one subtask of `subtask_chars` characters per worker slot: the topology's own
+    `run`, driven to its end at once (its steps never suspend, so no event loop is needed)."""
+    steps = _DryRun(output_chars, subtask_chars)
+    walk = TOPOLOGIES[definition.topology].run(steps, definition, task)
+    try:
+        walk.send(None)
+    except StopIteration:
+        return steps.calls
+    walk.close()
+    raise RuntimeError(f"topology {definition.topology} awaited something besides its steps")
 
 
-def _filler(length: int) -> str:
-    return "x" * length
+class _DryRun:
+    """`topologies.Steps` that answers every call at once with filler and keeps the calls."""
+
+    def __init__(self, output_chars: OutputChars, subtask_chars: int) -> None:
+        self.output_chars = output_chars
+        self.subtask_chars = subtask_chars
+        self.calls: list[PlannedCall] = []
+
+    def expect_calls(self, count: int) -> None:
+        return None
+
+    def delegate(self, manager: AgentSpec, target: AgentSpec, subtask: str, note: str) -> None:
+        return None
+
+    def check(self) -> None:
+        return None
+
+    async def call(self, job: Job) -> str:
+        self.calls.append((job.agent, job.messages))
+        if job.plan_items:
+            return json.dumps(_distinct_fillers(job.plan_items, self.subtask_chars))
+        return "x" * self.output_chars(job.agent)
+
+    async def fan_out(self, jobs: Sequence[Job]) -> list[str | None]:
+        return [await self.call(job) for job in jobs]
 
 
-def _hierarchical(
-    definition: Definition, task: str, output_chars: OutputChars, subtask_chars: int
-) -> Iterator[PlannedCall]:
-    shared = definition.instructions
-    manager = definition.role("manager")[0]
-    workers = definition.role("worker")[: worker_slots(definition)]
-    yield manager, prompts.plan_messages(shared, manager, task, len(workers))
-    subtask = _filler(subtask_chars)
-    inputs = []
-    for worker in workers:
-        yield worker, prompts.work_messages(shared, worker, task, subtask)
-        inputs.append(Contribution(worker.id, _filler(output_chars(worker)), subtask))
-    writer = synthesiser(definition)
-    yield writer, prompts.synthesis_messages(shared, writer, task, inputs)
+# Characters a subtask keeps through the plan reader and the prompts unchanged and one byte each:
+# no whitespace (collapsed), no upper case (subtasks are deduplicated ignoring case), nothing
+# html.escape changes (subtasks are quoted in tag attributes). Longer subtasks use letters and
+# digits only, so no two characters side by side mean something ("**" is bold, and dropped).
+_ALPHANUMERIC = string.digits + string.ascii_lowercase
+_ONE_CHARACTER = _ALPHANUMERIC + "".join(sorted(set(string.punctuation) - set("&<>\"'")))
 
 
-def _sequential(
-    definition: Definition, task: str, output_chars: OutputChars, subtask_chars: int
-) -> Iterator[PlannedCall]:
-    previous = None
-    for agent in definition.expanded_agents():
-        yield agent, prompts.relay_messages(definition.instructions, agent, task, previous)
-        previous = Contribution(agent.id, _filler(output_chars(agent)))
-
-
-def _parallel(
-    definition: Definition, task: str, output_chars: OutputChars, subtask_chars: int
-) -> Iterator[PlannedCall]:
-    shared = definition.instructions
-    inputs = []
-    for worker in definition.role("worker"):
-        yield worker, prompts.work_messages(shared, worker, task, None)
-        inputs.append(Contribution(worker.id, _filler(output_chars(worker))))
-    aggregator = definition.role("aggregator")[0]
-    yield aggregator, prompts.synthesis_messages(shared, aggregator, task, inputs)
-
-
-def _debate(
-    definition: Definition, task: str, output_chars: OutputChars, subtask_chars: int
-) -> Iterator[PlannedCall]:
-    shared = definition.instructions
-    rounds = definition.limits.rounds
-    transcript: list[Contribution] = []
-    for round_number in range(1, rounds + 1):
-        for index, debater in enumerate(definition.role("debater")):
-            yield debater, prompts.argue_messages(
-                shared, debater, task, transcript, round_number=round_number, rounds=rounds,
-                side=DEBATE_SIDES[index % len(DEBATE_SIDES)],
-            )  # fmt: skip
-            transcript.append(
-                Contribution(debater.id, _filler(output_chars(debater)), str(round_number))
-            )
-    judge = definition.role("judge")[0]
-    yield judge, prompts.judge_messages(shared, judge, task, transcript)
+def _distinct_fillers(count: int, length: int) -> list[str]:
+    """`count` different subtasks of `length` characters each (all '' when length is 0, which
+    the plan reader drops: then every worker gets the whole task, as in a real run). A team has
+    at most 63 worker slots, and there are 63 safe single characters."""
+    if length == 0:
+        return [""] * count
+    alphabet = _ONE_CHARACTER if length == 1 else _ALPHANUMERIC
+    if count > len(alphabet) ** length:
+        raise ValueError(f"no {count} different subtasks of {length} characters")
+    fillers = []
+    for number in range(count):
+        digits = ""
+        while True:  # `number` in base len(alphabet)
+            number, digit = divmod(number, len(alphabet))
+            digits = alphabet[digit] + digits
+            if number == 0:
+                break
+        fillers.append(digits.rjust(length, alphabet[0]))  # fixed width: all differ
+    return fillers

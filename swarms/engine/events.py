@@ -1,128 +1,113 @@
-"""Delivery of a run's events and usage to the caller's callbacks, one at a time, in order.
+"""The events a run reports, named once, and what a batch of them does to the run's row.
 
-Agent tasks only enqueue (a plain, non-awaiting call), and a single drain task awaits the
-callbacks. So callbacks never run concurrently, the order they see is the order things happened,
-and cancelling an agent's call can never interrupt a half-written usage record or event.
+The engine emits these types; the service stores them and folds them into the run's row
+(`fold`), streams rebuild where a run stood as of one of them (`as_of`), and webhooks and
+retention pick out the terminal ones. Everyone imports the names from here.
 """
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from swarms.engine.types import Event, Step, Usage
+RUN_STARTED = "run.started"
+RUN_PROGRESS = "run.progress"
+RUN_COMPLETED = "run.completed"
+RUN_FAILED = "run.failed"
+RUN_CANCELLED = "run.cancelled"
+AGENT_STARTED = "agent.started"
+AGENT_DELEGATED = "agent.delegated"
+AGENT_MESSAGE = "agent.message"
+AGENT_COMPLETED = "agent.completed"
 
-logger = logging.getLogger(__name__)
+# The status a run's start gives it, and those it can end with.
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
 
-_CLOSE = object()
-
-
-async def _ignore(_item: Any) -> None:
-    return None
-
-
-# At most this many queued items go to one `on_batch` call.
-BATCH_LIMIT = 200
-# Before taking a batch the drain lets the loop turn this many times, so what the agents queue
-# in the same moment (a call's settlement and the next call's reservation, parallel workers'
-# reservations) goes in one batch: half the transactions of a run, for microseconds of delay.
-LINGER_TURNS = 3
+# Each terminal event, and the status a run ends with when it is its last event. Tuples, not
+# sets, so queries filtering on them read the same every time.
+TERMINAL_STATUS = {RUN_COMPLETED: COMPLETED, RUN_FAILED: FAILED, RUN_CANCELLED: CANCELLED}
+TERMINAL_EVENTS = tuple(TERMINAL_STATUS)
+TERMINAL_EVENT = {status: type_ for type_, status in TERMINAL_STATUS.items()}
+# The events that change where a run stands (status, progress, cost, active agents).
+STATUS_EVENTS = (RUN_STARTED, RUN_PROGRESS, *TERMINAL_EVENTS)
 
 
-class EventSink:
-    """With `on_batch`, everything queued by the time the drain gets to it (events, usage and
-    steps, in order) goes to one call, so a caller that stores them can use one transaction for
-    many; otherwise each item goes to its own callback."""
+@dataclass(frozen=True)
+class Folded:
+    """What a batch of events does to the run row. Active agents: each event maps the count a
+    to max(a + shift, floor) (a run.progress sets it, agent.started adds one, agent.completed
+    takes one, not below 0), and so does their composition, so the new count is one expression
+    of the stored one: `shift` None means the stored count no longer matters, `floor` None
+    means no floor. Progress and cost are the last run.progress's, if any; `status` is the one
+    the last run.started or terminal event gives the run, if any. A terminal event's other
+    effects are the run's result's to write (see `as_of`)."""
 
-    def __init__(
-        self,
-        on_event: Callable[[Event], Awaitable[None]] | None = None,
-        on_usage: Callable[[Usage], Awaitable[None]] | None = None,
-        on_step: Callable[[Step], Awaitable[None]] | None = None,
-        on_batch: Callable[[list[Event | Usage | Step]], Awaitable[None]] | None = None,
-    ) -> None:
-        self._on_event = on_event or _ignore
-        self._on_usage = on_usage or _ignore
-        self._on_step = on_step or _ignore
-        self._on_batch = on_batch
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self.failure: BaseException | None = None
-        self.failed = asyncio.Event()  # set on the first callback that raises
+    shift: int | None
+    floor: int | None
+    progress: float | None
+    cost_usd: Decimal | None
+    status: str | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._drain(), name="swarm-event-sink")
+    def agents_active(self, before: int) -> int:
+        """The active agents after the batch, when `before` it was this many."""
+        if self.shift is None:
+            assert self.floor is not None  # a shift is only dropped along with a floor
+            return self.floor
+        active = before + self.shift
+        return active if self.floor is None else max(active, self.floor)
 
-    def event(self, type_: str, agent_id: str | None, data: dict[str, Any]) -> None:
-        self._queue.put_nowait(Event(type=type_, agent_id=agent_id, data=data))
 
-    def usage(self, usage: Usage) -> None:
-        self._queue.put_nowait(usage)
+def fold(events: Iterable[tuple[str, str | None, Mapping[str, Any]]]) -> Folded:
+    """The effect of events `(type, agent_id, data)`, in order, on the run's row."""
+    shift: int | None = 0
+    floor: int | None = None
+    progress = cost = status = None
+    for type_, _agent_id, data in events:
+        if type_ == RUN_PROGRESS:
+            shift, floor = None, int(data.get("agents_active", 0))
+            progress = min(max(float(data.get("progress", 0)), 0.0), 1.0)
+            cost = Decimal(data.get("cost_usd", "0"))
+        elif type_ == AGENT_STARTED:
+            shift = None if shift is None else shift + 1
+            floor = None if floor is None else floor + 1
+        elif type_ == AGENT_COMPLETED:
+            shift = None if shift is None else shift - 1
+            floor = 0 if floor is None else max(floor - 1, 0)
+        elif type_ == RUN_STARTED:
+            status = RUNNING
+        elif type_ in TERMINAL_STATUS:
+            status = TERMINAL_STATUS[type_]
+    return Folded(shift, floor, progress, cost, status)
 
-    def step(self, step: Step) -> None:
-        self._queue.put_nowait((step, None))
 
-    async def step_recorded(self, step: Step) -> None:
-        """Queue a step and wait until its callback has run (a reservation must be on record
-        before the call it covers starts); raises what the callback raised."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((step, done))
-        await done
+@dataclass(frozen=True)
+class RunState:
+    """Where a run stands, as its status messages say it."""
 
-    async def close(self) -> None:
-        """Deliver everything queued so far, then stop."""
-        self._queue.put_nowait(_CLOSE)
-        if self._task is not None:
-            await self._task
+    status: str
+    progress: float
+    cost_usd: Decimal
+    agents_active: int
 
-    def abort(self) -> None:
-        """Stop delivering (the caller's own task is being cancelled)."""
-        if self._task is not None:
-            self._task.cancel()
 
-    async def _drain(self) -> None:
-        closing = False
-        while not closing:
-            item = await self._queue.get()
-            if item is _CLOSE:
-                return
-            batch = [item]
-            for _ in range(LINGER_TURNS):
-                await asyncio.sleep(0)
-            while len(batch) < BATCH_LIMIT and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is _CLOSE:
-                    closing = True
-                    break
-                batch.append(item)
-            if self._on_batch is not None:
-                await self._deliver(batch, self._on_batch)
-            else:
-                for one in batch:
-                    await self._deliver([one], self._callback_for(one))
-
-    def _callback_for(self, item: Any) -> Callable[[Any], Awaitable[None]]:
-        if isinstance(item, Usage):
-            return self._on_usage
-        if isinstance(item, tuple):
-            return self._on_step
-        return self._on_event
-
-    async def _deliver(self, batch: list[Any], callback: Callable[[Any], Awaitable[None]]):
-        items = [item[0] if isinstance(item, tuple) else item for item in batch]
-        waiting = [item[1] for item in batch if isinstance(item, tuple) and item[1] is not None]
-        try:
-            await callback(items if callback is self._on_batch else items[0])
-        except Exception as exc:
-            # Keep delivering: the terminal event matters most. The runner fails the run.
-            logger.exception("swarm engine callback failed for %r", items)
-            if self.failure is None:
-                self.failure = exc
-                self.failed.set()
-            for done in waiting:
-                if not done.done():
-                    done.set_exception(exc)
-        else:
-            for done in waiting:
-                if not done.done():
-                    done.set_result(None)
+def as_of(state: RunState, type_: str, data: Mapping[str, Any]) -> RunState:
+    """Where the run stood right after one event, from where it stood before it: the fold of
+    that event, and for a terminal one what ending means (no agent active; progress complete
+    when completed; the cost it states)."""
+    folded = fold([(type_, None, data)])
+    if type_ in TERMINAL_STATUS:
+        return RunState(
+            status=TERMINAL_STATUS[type_],
+            progress=1.0 if type_ == RUN_COMPLETED else state.progress,
+            cost_usd=Decimal(data["cost_usd"]) if "cost_usd" in data else state.cost_usd,
+            agents_active=0,
+        )
+    return RunState(
+        status=folded.status or state.status,
+        progress=state.progress if folded.progress is None else folded.progress,
+        cost_usd=state.cost_usd if folded.cost_usd is None else folded.cost_usd,
+        agents_active=folded.agents_active(state.agents_active),
+    )

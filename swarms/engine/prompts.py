@@ -5,13 +5,20 @@ context well, and because it lets the simulated provider answer from the same pr
 gets, with no side channel. The last system line names agent, role and step for the same reason.
 """
 
+# AgentSpec is only an annotation here: types.py validates definitions against the topologies,
+# which build their prompts with this module, so importing it at run time would be a cycle.
+from __future__ import annotations
+
 import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from swarms.engine.chat import Message
-from swarms.engine.types import AgentSpec
+
+if TYPE_CHECKING:
+    from swarms.engine.types import AgentSpec
 
 # The steps an agent call can be; named in the system prompt's last line.
 PLAN = "plan"

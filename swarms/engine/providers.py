@@ -1,13 +1,14 @@
 """LLM providers behind one small protocol: OpenAI-compatible endpoints, and an offline simulation.
 
 Each provider also states a true upper bound of the prompt tokens it will bill, because the budget
-reserves a call's worst case before starting it.
+reserves a call's worst case before starting it. Configured providers are built by kind
+(`PROVIDER_KINDS`): another kind of client is a class here with a `kind` and `from_config`.
 """
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
 import openai
@@ -16,6 +17,7 @@ from swarms.engine import simulation
 from swarms.engine.chat import Completion, CompletionRequest, Message
 
 __all__ = [
+    "PROVIDER_KINDS",
     "Completion",
     "CompletionRequest",
     "Message",
@@ -24,6 +26,7 @@ __all__ = [
     "ProviderError",
     "ProviderRouter",
     "SimulatedProvider",
+    "provider_from_config",
     "utf8_prompt_bound",
 ]
 
@@ -58,6 +61,11 @@ class Provider(Protocol):
         """A true upper bound of the `tokens_in` the provider will report for these messages."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what the provider holds (connections) once its run is over; classes that
+        subclass the protocol and hold nothing inherit this no-op."""
+        return None
+
 
 def utf8_prompt_bound(messages: Sequence[Message]) -> int:
     """Upper bound of prompt tokens for any byte-level BPE tokenizer, without tokenizer files.
@@ -73,7 +81,7 @@ def _chars_to_tokens(text_length: int) -> int:
     return math.ceil(text_length / 4)
 
 
-class SimulatedProvider:
+class SimulatedProvider(Provider):
     """Offline, deterministic stand-in for an LLM: the same request always gives the same text.
 
     Its answers follow the agent's role and step (a manager plans in JSON, workers report, a writer
@@ -81,10 +89,16 @@ class SimulatedProvider:
     Tokens are counted as ceil(characters / 4), the usual rule of thumb for English.
     """
 
+    kind: ClassVar[str] = "simulated"
     name = "simulated"
 
     def __init__(self, latency_seconds: float = 0.0) -> None:
         self.latency_seconds = latency_seconds
+
+    @classmethod
+    def from_config(cls, name: str, config: Mapping[str, Any]) -> "SimulatedProvider":
+        """`{"latency_seconds": 0.2}`; the name is always "simulated" (runs say so)."""
+        return cls(latency_seconds=float(config.get("latency_seconds", 0.0)))
 
     async def complete(self, request: CompletionRequest) -> Completion:
         await asyncio.sleep(self.latency_seconds)
@@ -101,7 +115,7 @@ class SimulatedProvider:
         return _chars_to_tokens(sum(len(message.content) for message in messages))
 
 
-class OpenAIProvider:
+class OpenAIProvider(Provider):
     """Chat completions on any OpenAI-compatible endpoint through the official `openai` SDK.
 
     One request per `complete()`: the SDK's own retries are off, because a provider may bill
@@ -111,6 +125,8 @@ class OpenAIProvider:
     the request was sent). `max_tokens_param` exists because OpenAI's reasoning models only
     accept `max_completion_tokens` while most compatible servers only know `max_tokens`.
     """
+
+    kind: ClassVar[str] = "openai-compatible"
 
     def __init__(
         self,
@@ -127,6 +143,16 @@ class OpenAIProvider:
         self.max_tokens_param = max_tokens_param
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0
+        )
+
+    @classmethod
+    def from_config(cls, name: str, config: Mapping[str, Any]) -> "OpenAIProvider":
+        """`{"api_key": ..., "base_url": "" (OpenAI's), "timeout": 60}`."""
+        return cls(
+            name=name,
+            base_url=config.get("base_url") or None,
+            api_key=config["api_key"],
+            timeout=float(config.get("timeout", 60)),
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:
@@ -202,6 +228,24 @@ class ProviderRouter:
     @classmethod
     def simulated_only(cls, latency_seconds: float = 0.0) -> "ProviderRouter":
         return cls(routes={}, default=SimulatedProvider(latency_seconds=latency_seconds))
+
+
+# How a configured provider is built, by its kind; a configuration without one is
+# OpenAI-compatible.
+PROVIDER_KINDS: dict[str, Callable[[str, Mapping[str, Any]], Provider]] = {
+    cls.kind: cls.from_config for cls in (OpenAIProvider, SimulatedProvider)
+}
+DEFAULT_KIND = OpenAIProvider.kind
+
+
+def provider_from_config(name: str, config: Mapping[str, Any]) -> Provider:
+    """The provider `name` as configured: `config["kind"]` (default "openai-compatible") picks
+    the class, which reads the rest; ValueError for an unknown kind."""
+    kind = config.get("kind", DEFAULT_KIND)
+    if kind not in PROVIDER_KINDS:
+        known = ", ".join(sorted(PROVIDER_KINDS))
+        raise ValueError(f"provider {name!r}: unknown kind {kind!r} (known: {known})")
+    return PROVIDER_KINDS[kind](name, config)
 
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})

@@ -3,22 +3,27 @@
 `run_swarm` never raises for anything that goes wrong inside the run: every outcome is a
 RunResult with a status and an error code, and the caller's callbacks have seen exactly one
 terminal event. Only the cancellation of the caller's own task propagates.
+
+Longer than the engine's other modules (about 490 lines) because one run's state (budget, slots,
+halt, usage, progress) is shared by all its calls, and a call's reservation, attempts, retries and
+settlement read best next to each other. What stands on its own lives beside it: cancellation
+(cancel.py), event delivery (sink.py), the output allowance under the budget (allowance.py) and
+checkpoint keys (checkpoints.py).
 """
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
-import threading
-from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from swarms.engine import events
+from swarms.engine.allowance import OutputAllowance
 from swarms.engine.budget import Budget, Reservation, cost_usd
-from swarms.engine.estimate import OUTPUT_BYTES_PER_TOKEN, call_floors, floor_tokens
-from swarms.engine.events import EventSink
+from swarms.engine.cancel import CancelToken
+from swarms.engine.checkpoints import StepKeys, attempt_key, call_key
+from swarms.engine.estimate import OUTPUT_BYTES_PER_TOKEN
 from swarms.engine.providers import (
     Completion,
     CompletionRequest,
@@ -26,7 +31,8 @@ from swarms.engine.providers import (
     ProviderError,
     ProviderRouter,
 )
-from swarms.engine.topologies import Job, run_topology
+from swarms.engine.sink import EventSink
+from swarms.engine.topologies import TOPOLOGIES, Job
 from swarms.engine.types import (
     AgentSpec,
     Event,
@@ -41,69 +47,6 @@ from swarms.engine.types import (
 logger = logging.getLogger(__name__)
 
 SUMMARY_CHARS = 200
-RETRY_KEY = "~"  # a retried call's checkpoint key: `<key>~<attempt>`
-
-
-class CancelToken:
-    """A cancellation request for one run; `cancel()` is safe from any thread.
-
-    The flag is a threading.Event and each waiting loop is woken with call_soon_threadsafe, so a
-    watcher thread (or a Celery signal handler) can cancel a run executing on another loop.
-    """
-
-    def __init__(self) -> None:
-        self._flag = threading.Event()
-        self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self.reason: tuple[str, str] | None = None
-
-    def fail(self, code: str, message: str) -> None:
-        """Stop the run like cancel(), but end it `failed` with this error (a time limit)."""
-        with self._lock:
-            if self.reason is None and not self._flag.is_set():
-                self.reason = (code, message)
-        self.cancel()
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._flag.set()
-            waiters = list(self._waiters)
-        for loop, event in waiters:
-            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody to wake
-                loop.call_soon_threadsafe(event.set)
-
-    @property
-    def cancelled(self) -> bool:
-        return self._flag.is_set()
-
-    async def wait(self) -> None:
-        """Return once cancel() has been called."""
-        event = asyncio.Event()
-        waiter = (asyncio.get_running_loop(), event)
-        with self._lock:
-            if self._flag.is_set():
-                return
-            self._waiters.append(waiter)
-        try:
-            await event.wait()
-        finally:
-            with self._lock:
-                self._waiters.remove(waiter)
-
-
-async def cancel_when(
-    requested: Callable[[], Awaitable[bool]], token: CancelToken, *, interval: float = 0.5
-) -> None:
-    """Poll `requested()` every `interval` seconds and cancel `token` once it returns True.
-
-    For executors where the cancel request arrives elsewhere (an API process writing the run's
-    status): run this as a task beside `run_swarm` and cancel the task when the run returns.
-    """
-    while not token.cancelled:
-        if await requested():
-            token.cancel()
-            return
-        await asyncio.sleep(interval)
 
 
 async def run_swarm(
@@ -155,14 +98,9 @@ class _Run:
         self.router = router
         self.sink = sink
         self.budget = Budget(spec.budget_usd, held=spec.held_usd)
-        self._occurrences: Counter[str] = Counter()
+        self.keys = StepKeys(spec.checkpoints, spec.calls.max_attempts)
         self.slots = asyncio.Semaphore(spec.definition.limits.max_parallel)
-        # What the calls not started yet need at the least is kept aside from earlier calls
-        # (whose max_tokens is clamped instead), so a run the budget admitted completes. For
-        # that: how many calls of each agent started, and per call the most bytes its output
-        # may have (granted max_tokens, then its real size), which bounds later prompts.
-        self._calls_started: Counter[str] = Counter()
-        self._output_bytes: dict[str, dict[str, int]] = defaultdict(dict)
+        self.allowance = OutputAllowance(spec)
         self.agents = spec.definition.expanded_agents()
         self.usage: list[Usage] = []
         self.finished: list[_Finished] = []
@@ -177,7 +115,7 @@ class _Run:
     async def execute(self, cancel: CancelToken) -> RunResult:
         try:
             self.sink.event(
-                "run.started",
+                events.RUN_STARTED,
                 None,
                 {
                     "agents_total": len(self.agents),
@@ -188,18 +126,20 @@ class _Run:
             unpriced = sorted({a.model for a in self.agents} - set(self.spec.prices))
             if unpriced:
                 message = f"no price configured for model(s): {', '.join(unpriced)}"
-                return await self._finish("failed", "internal_error", message)
+                return await self._finish(events.FAILED, "internal_error", message)
             if cancel.cancelled:
                 return await self._stopped(cancel)
             body = await self._supervise(cancel)
             return await self._conclude(body, cancel)
         except Exception as exc:  # a bug here must still end the run cleanly
             logger.exception("swarm engine failed outside the topology")
-            return await self._finish("failed", "internal_error", _describe(exc))
+            return await self._finish(events.FAILED, "internal_error", _describe(exc))
 
     async def _supervise(self, cancel: CancelToken) -> asyncio.Task[str]:
         """Run the topology until it ends, the token is cancelled, or a callback fails."""
-        body = asyncio.create_task(run_topology(self, self.spec.definition, self.spec.task))
+        definition = self.spec.definition
+        topology = TOPOLOGIES[definition.topology]
+        body = asyncio.create_task(topology.run(self, definition, self.spec.task))
         watchers = [
             asyncio.create_task(cancel.wait()),
             asyncio.create_task(self.sink.failed.wait()),
@@ -215,22 +155,22 @@ class _Run:
 
     async def _stopped(self, cancel: CancelToken) -> RunResult:
         if cancel.reason is not None:
-            return await self._finish("failed", *cancel.reason)
-        return await self._finish("cancelled")
+            return await self._finish(events.FAILED, *cancel.reason)
+        return await self._finish(events.CANCELLED)
 
     async def _conclude(self, body: asyncio.Task[str], cancel: CancelToken) -> RunResult:
         if self.sink.failure is not None:
             message = f"recording the run failed: {_describe(self.sink.failure)}"
-            return await self._finish("failed", "internal_error", message)
+            return await self._finish(events.FAILED, "internal_error", message)
         if body.cancelled():
             return await self._stopped(cancel)
         error = body.exception()
         if error is None:
-            return await self._finish("completed", output=body.result())
+            return await self._finish(events.COMPLETED, output=body.result())
         if isinstance(error, _Halt) and self.halt_reason is not None:
-            return await self._finish("failed", *self.halt_reason)
+            return await self._finish(events.FAILED, *self.halt_reason)
         logger.error("swarm engine internal error", exc_info=error)
-        return await self._finish("failed", "internal_error", _describe(error))
+        return await self._finish(events.FAILED, "internal_error", _describe(error))
 
     async def _finish(
         self,
@@ -242,9 +182,9 @@ class _Run:
         total = self._total()
         if output is None:
             output = self._partial_output()
-        if status == "completed":
+        if status == events.COMPLETED:
             data = {"output": output, "cost_usd": money(total)}
-        elif status == "failed":
+        elif status == events.FAILED:
             data = {
                 "error_code": error_code,
                 "error_message": error_message,
@@ -252,7 +192,7 @@ class _Run:
             }
         else:
             data = {"cost_usd": money(total)}
-        self.sink.event(f"run.{status}", None, data)
+        self.sink.event(events.TERMINAL_EVENT[status], None, data)
         await self.sink.close()
         return RunResult(
             status=status,
@@ -283,7 +223,7 @@ class _Run:
         data = {"target": target.id, "summary": _shorten(subtask, SUMMARY_CHARS)}
         if note:
             data["note"] = note
-        self.sink.event("agent.delegated", manager.id, data)
+        self.sink.event(events.AGENT_DELEGATED, manager.id, data)
 
     def check(self) -> None:
         if self.halt_reason is not None:
@@ -307,14 +247,14 @@ class _Run:
         self.check()
         agent = job.agent
         # Keyed before any await, so calls get the same keys in every attempt of the run.
-        key = self._step_key(job)
-        replayed = self._replayed(key)
+        key = self.keys.key(agent, job.messages)
+        replayed = self.keys.settled(key)
         if replayed is not None:
             return self._replay(job, replayed)
         async with self.slots:
             if self.started >= self.spec.definition.limits.max_steps:
                 raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
-            self._calls_started[agent.id] += 1
+            self.allowance.call_started(agent.id)
             provider = self.router.for_model(agent.model)
             price = self.spec.prices[agent.model]
             deadline = asyncio.get_running_loop().time() + self.spec.calls.deadline_seconds
@@ -325,7 +265,7 @@ class _Run:
             data = {"model": agent.model, "task": _shorten(job.summary, SUMMARY_CHARS)}
             if max_tokens < agent.max_tokens:
                 data["max_tokens"] = max_tokens  # clamped to what the budget can pay
-            self.sink.event("agent.started", agent.id, data)
+            self.sink.event(events.AGENT_STARTED, agent.id, data)
             try:
                 while True:
                     try:
@@ -333,9 +273,10 @@ class _Run:
                         break
                     except ProviderError as exc:
                         self._end_attempt(reservation, step, interrupted=exc.maybe_billed)
-                        delay = self._retry_delay(exc, attempt, deadline)
+                        now = asyncio.get_running_loop().time()
+                        delay = self.spec.calls.retry_delay(exc, attempt, now, deadline)
                         if delay is None:
-                            self.halt("provider_error", self._gave_up(exc, attempt))
+                            self.halt("provider_error", self.spec.calls.gave_up(exc, attempt))
                             raise _Halt from exc
                         logger.warning(
                             "%s: attempt %s failed (%s); retrying in %.1f s",
@@ -359,8 +300,9 @@ class _Run:
     ) -> tuple[Reservation, int, Step]:
         """Reserve one attempt of a call and put it on record before it starts."""
         reservation, max_tokens = await self._reserve(job, provider, price, key)
-        step_key = key if attempt == 1 else f"{key}{RETRY_KEY}{attempt}"
-        step = Step(step_key, job.agent.id, job.agent.model, "reserved", reservation.amount)
+        step = Step(
+            attempt_key(key, attempt), job.agent.id, job.agent.model, "reserved", reservation.amount
+        )
         try:
             await self.sink.step_recorded(step)
         except BaseException:  # not on record (or cancelled meanwhile): the call never starts
@@ -403,70 +345,6 @@ class _Run:
             self._release(reservation)
             self.sink.step(_with_status(step, "released"))
 
-    def _retry_delay(self, error: ProviderError, attempt: int, deadline: float) -> float | None:
-        """Seconds to wait before the next attempt, or None when there is none to make."""
-        policy = self.spec.calls
-        if not error.retryable or attempt >= policy.max_attempts:
-            return None
-        delays = policy.retry_delays or (0.0,)
-        delay = error.retry_after
-        if delay is None:
-            delay = delays[min(attempt - 1, len(delays) - 1)]
-        if asyncio.get_running_loop().time() + delay >= deadline:
-            return None
-        return delay
-
-    def _gave_up(self, error: ProviderError, attempt: int) -> str:
-        policy = self.spec.calls
-        if not error.retryable:
-            return str(error)
-        return (
-            f"{error} (gave up after {attempt} attempt{'s' if attempt > 1 else ''}; "
-            f"{policy.max_attempts} allowed within the call's deadline of "
-            f"{policy.deadline_seconds:g} s)"
-        )
-
-    def _replayed(self, key: str) -> Step | None:
-        """The settled step of this call in an earlier attempt of the run, by any of its
-        retry keys."""
-        for attempt in range(1, self.spec.calls.max_attempts + 1):
-            step = self.spec.checkpoints.get(key if attempt == 1 else f"{key}{RETRY_KEY}{attempt}")
-            if step is not None and step.usage is not None:
-                return step
-        return None
-
-    def _kept_aside(self, key: str, agent_id: str, output_bytes: int) -> Decimal:
-        """The least the calls not started yet need, with the call `key` of `agent_id` allowed
-        an output of `output_bytes`: their floors, with prompts quoting every output at its
-        bound."""
-        floors = self.spec.calls.min_output_tokens
-
-        def bound(agent: AgentSpec) -> int:
-            known = self._output_bytes.get(agent.id, {})
-            if agent.id == agent_id:
-                known = {**known, key: output_bytes}
-            return max([OUTPUT_BYTES_PER_TOKEN * floor_tokens(agent, floors), *known.values()])
-
-        skip = Counter(self._calls_started)
-        kept = Decimal(0)
-        for planned_agent, least in call_floors(
-            self.spec.definition, self.spec.task, self.spec.prices, floors, bound
-        ):
-            if skip[planned_agent] > 0:
-                skip[planned_agent] -= 1
-            else:
-                kept += least
-        return kept
-
-    def _step_key(self, job: Job) -> str:
-        asked = json.dumps(
-            [job.agent.id, job.agent.model, [[m.role, m.content] for m in job.messages]],
-            ensure_ascii=False,
-        )
-        digest = hashlib.sha256(asked.encode()).hexdigest()[:48]
-        self._occurrences[digest] += 1
-        return f"{digest}-{self._occurrences[digest]}"
-
     def _replay(self, job: Job, step: Step) -> str:
         """A call an earlier attempt of this run finished: reuse it, count its cost, say nothing
         (its events and its ledger row exist already)."""
@@ -474,8 +352,8 @@ class _Run:
         if self.started >= self.spec.definition.limits.max_steps:
             raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
         self.started += 1
-        self._calls_started[job.agent.id] += 1
-        self._output_bytes[job.agent.id][step.key] = len(step.output.encode())
+        self.allowance.call_started(job.agent.id)
+        self.allowance.bound_output(job.agent.id, step.key, len(step.output.encode()))
         self.budget.charge(step.usage.cost_usd)
         self.usage.append(step.usage)
         self.finished.append(_Finished(job.agent.id, job.label, step.output))
@@ -496,18 +374,18 @@ class _Run:
         flight to settle (they usually cost less than they reserved); with none in flight, halt."""
         agent = job.agent
         prompt_tokens = provider.max_prompt_tokens(job.messages)
-        floor = floor_tokens(agent, self.spec.calls.min_output_tokens)
+        floor = self.allowance.floor(agent)
         while True:
             self.check()
-            tokens = self._affordable(job, key, prompt_tokens, price, floor)
+            remaining = self.budget.remaining
+            tokens = self.allowance.affordable(remaining, agent, key, prompt_tokens, price)
             if tokens >= floor:
-                self._output_bytes[agent.id][key] = OUTPUT_BYTES_PER_TOKEN * tokens
+                self.allowance.bound_output(agent.id, key, OUTPUT_BYTES_PER_TOKEN * tokens)
                 return self.budget.reserve(cost_usd(prompt_tokens, tokens, price)), tokens
             if self.budget.reserved == 0:
                 least = cost_usd(prompt_tokens, floor, price)
-                room = self.budget.remaining - self._kept_aside(
-                    key, agent.id, OUTPUT_BYTES_PER_TOKEN * floor
-                )
+                kept = self.allowance.kept_aside(key, agent.id, OUTPUT_BYTES_PER_TOKEN * floor)
+                room = remaining - kept
                 self.halt(
                     "budget_exceeded",
                     f"Run stopped at its budget of ${money(self.budget.limit)}: the next call "
@@ -518,30 +396,6 @@ class _Run:
                 raise _Halt
             # Calls in flight usually settle below their reservation, which may make room.
             await self._settled.wait()
-
-    def _affordable(self, job: Job, key: str, prompt_tokens: int, price: Price, floor: int) -> int:
-        """The most output tokens, up to max_tokens, this call can be given beside what the
-        calls after it need; below `floor` when not even the floor fits. What later calls need
-        grows linearly with this call's output (prompts quote it), so two evaluations give the
-        answer, which a third checks."""
-        agent = job.agent
-        remaining = self.budget.remaining
-
-        def spare(tokens: int) -> Decimal:
-            kept = self._kept_aside(key, agent.id, OUTPUT_BYTES_PER_TOKEN * tokens)
-            return remaining - kept - cost_usd(prompt_tokens, tokens, price)
-
-        at_most = spare(agent.max_tokens)
-        if at_most >= 0:  # the usual case: nothing to clamp, one evaluation
-            return agent.max_tokens
-        at_floor = spare(floor)
-        if at_floor < 0 or agent.max_tokens == floor:
-            return -1
-        # spare() falls linearly from at_floor >= 0 to at_most < 0: where it crosses zero.
-        tokens = floor + int(at_floor * (agent.max_tokens - floor) / (at_floor - at_most))
-        while tokens > floor and spare(tokens) < 0:  # Decimal rounding: at most a step or two
-            tokens -= 1
-        return tokens
 
     def _record(
         self,
@@ -555,7 +409,7 @@ class _Run:
     ) -> str:
         agent = job.agent
         text = _within_bytes(completion.text, OUTPUT_BYTES_PER_TOKEN * max_tokens)
-        self._output_bytes[agent.id][step.key.split(RETRY_KEY)[0]] = len(text.encode())
+        self.allowance.bound_output(agent.id, call_key(step.key), len(text.encode()))
         reported = cost_usd(completion.tokens_in, completion.tokens_out, price)
         cost = self.budget.settle(reservation, reported)
         self._wake_reservations()
@@ -588,7 +442,7 @@ class _Run:
             )
         )
         self.sink.event(
-            "agent.message",
+            events.AGENT_MESSAGE,
             agent.id,
             {
                 "summary": _shorten(text, SUMMARY_CHARS),
@@ -597,10 +451,10 @@ class _Run:
                 "cost_usd": money(cost),
             },
         )
-        self.sink.event("agent.completed", agent.id, {"output": text, "cost_usd": money(cost)})
+        self.sink.event(events.AGENT_COMPLETED, agent.id, {"output": text, "cost_usd": money(cost)})
         done = len(self.finished)
         self.sink.event(
-            "run.progress",
+            events.RUN_PROGRESS,
             None,
             {
                 "progress": round(min(1.0, done / max(self.expected, done)), 4),

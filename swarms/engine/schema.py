@@ -3,36 +3,32 @@
 The API and the template loader call `validate_definition` on every write so a bad definition is
 refused with a 4xx before anything runs; `Definition` calls it again so the engine can rely on a
 well-formed team (exactly one manager, enough steps, ...) without defensive checks of its own.
+The rules of each topology (its roles, who may have replicas, what its team needs) are its own
+class's, in topologies.py; the bounds every definition stays within are in bounds.py.
 """
 
 import re
 from collections.abc import Mapping
 from typing import Any
 
-TOPOLOGIES = ("debate", "hierarchical", "parallel", "sequential")
-
-# Roles each topology knows how to schedule; sequential runs any role in listed order.
-TOPOLOGY_ROLES: dict[str, tuple[str, ...]] = {
-    "hierarchical": ("manager", "worker", "writer"),
-    "parallel": ("aggregator", "worker"),
-    "debate": ("debater", "judge"),
-}
-# Roles whose agents may be replicated into `<id>-1`, `<id>-2`, ...
-REPLICABLE_ROLES = ("debater", "worker")
-
-MAX_TOKENS = 32768
-MAX_PARALLEL = 64
-MAX_STEPS = 500
-MAX_ROUNDS = 20
-MAX_REPLICAS = 16
-MAX_AGENT_ENTRIES = 32
-MAX_AGENTS_EXPANDED = 64
-MAX_INSTRUCTIONS_CHARS = 20_000
-MAX_MODEL_CHARS = 200
+from swarms.engine.bounds import (
+    MAX_AGENT_ENTRIES,
+    MAX_AGENTS_EXPANDED,
+    MAX_INSTRUCTIONS_CHARS,
+    MAX_MODEL_CHARS,
+    MAX_PARALLEL,
+    MAX_REPLICAS,
+    MAX_ROUNDS,
+    MAX_STEPS,
+    MAX_TOKENS,
+)
+from swarms.engine.topologies import REPLICABLE_ROLES, TOPOLOGIES, TOPOLOGY_NAMES, Topology
 
 TOP_LEVEL_FIELDS = ("version", "topology", "instructions", "limits", "agents")
 LIMIT_FIELDS = ("max_parallel", "max_steps", "rounds")
 AGENT_FIELDS = ("id", "role", "model", "instructions", "max_tokens", "replicas")
+
+_REPLICABLE = " and ".join(REPLICABLE_ROLES)  # "worker and debater", as errors name them
 
 _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 _ROLE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -49,12 +45,12 @@ def validate_definition(data: Any, known_models: set[str] | None = None) -> list
     if "version" in data and (not _is_int(data["version"]) or data["version"] != 1):
         errors.append("version: must be 1")
 
-    topology = data.get("topology")
-    if topology is None:
+    name = data.get("topology")
+    topology = TOPOLOGIES.get(name) if isinstance(name, str) else None
+    if name is None:
         errors.append("topology: required")
-    elif topology not in TOPOLOGIES:
-        errors.append(f"topology: must be one of {', '.join(TOPOLOGIES)}")
-        topology = None
+    elif topology is None:
+        errors.append(f"topology: must be one of {', '.join(TOPOLOGY_NAMES)}")
     _check_text(data, "instructions", "instructions", errors)
 
     limits = _validate_limits(data.get("limits", {}), errors)
@@ -82,7 +78,7 @@ def _validate_limits(limits: Any, errors: list[str]) -> dict[str, int]:
 
 
 def _validate_agents(
-    agents: Any, topology: str | None, known_models: set[str] | None, errors: list[str]
+    agents: Any, topology: Topology | None, known_models: set[str] | None, errors: list[str]
 ) -> list[tuple[int, str, int]] | None:
     """Check each agent entry; return (index, role, replicas) of those with a valid role, or None
     when the list itself is unusable (then team-level checks would only add noise)."""
@@ -115,9 +111,9 @@ def _validate_agents(
             errors.append(f"{path}.replicas: must be an integer from 1 to {MAX_REPLICAS}")
             replicas = 1
         elif replicas > 1 and role is not None and role not in REPLICABLE_ROLES:
-            errors.append(f"{path}.replicas: only worker and debater agents can have replicas")
-        elif replicas > 1 and topology == "sequential":
-            errors.append(f"{path}.replicas: sequential agents cannot have replicas")
+            errors.append(f"{path}.replicas: only {_REPLICABLE} agents can have replicas")
+        elif replicas > 1 and topology is not None and not topology.replicable_roles:
+            errors.append(f"{path}.replicas: {topology.name} agents cannot have replicas")
 
         if agent_id is not None:
             for expanded in expand_ids(agent_id, replicas):
@@ -132,49 +128,12 @@ def _validate_agents(
     return team
 
 
-def _team_errors(topology: str, team: list[tuple[int, str, int]], limits: dict) -> list[str]:
+def _team_errors(topology: Topology, team: list[tuple[int, str, int]], limits: dict) -> list[str]:
     """Topology-level rules: the roles a topology needs, and enough steps to run it at all."""
     count: dict[str, int] = {}
     for _, role, replicas in team:
         count[role] = count.get(role, 0) + replicas
-    errors = []
-    steps = limits["max_steps"]
-    if topology == "hierarchical":
-        if count.get("manager", 0) != 1:
-            errors.append("agents: hierarchical needs exactly one manager")
-        if count.get("worker", 0) < 1:
-            errors.append("agents: hierarchical needs at least one worker")
-        if count.get("writer", 0) > 1:
-            errors.append("agents: hierarchical allows at most one writer")
-        if steps < 3:
-            errors.append("limits.max_steps: hierarchical needs at least 3 (plan, work, synthesis)")
-    elif topology == "parallel":
-        if count.get("worker", 0) < 1:
-            errors.append("agents: parallel needs at least one worker")
-        if count.get("aggregator", 0) != 1:
-            errors.append("agents: parallel needs exactly one aggregator")
-        needed = count.get("worker", 0) + 1
-        if steps < needed:
-            errors.append(
-                f"limits.max_steps: parallel needs at least {needed} "
-                "(one per worker, plus the aggregator)"
-            )
-    elif topology == "debate":
-        debaters = count.get("debater", 0)
-        if debaters < 2:
-            errors.append("agents: debate needs at least two debaters")
-        if count.get("judge", 0) != 1:
-            errors.append("agents: debate needs exactly one judge")
-        needed = debaters * limits["rounds"] + 1
-        if steps < needed:
-            errors.append(
-                f"limits.max_steps: debate needs at least {needed} (rounds x debaters + the judge)"
-            )
-    elif topology == "sequential":
-        needed = sum(count.values())
-        if steps < needed:
-            errors.append(f"limits.max_steps: sequential needs at least {needed} (one per agent)")
-    return errors
+    return topology.team_errors(count, limits)
 
 
 def expand_ids(agent_id: str, replicas: int) -> list[str]:
@@ -197,15 +156,17 @@ def _check_id(agent: Mapping, path: str, errors: list[str]) -> str | None:
     return None
 
 
-def _check_role(agent: Mapping, path: str, topology: str | None, errors: list[str]) -> str | None:
+def _check_role(
+    agent: Mapping, path: str, topology: Topology | None, errors: list[str]
+) -> str | None:
     value = agent.get("role")
     if value is None:
         errors.append(f"{path}.role: required")
         return None
-    allowed = TOPOLOGY_ROLES.get(topology or "")
+    allowed = None if topology is None else topology.roles
     if allowed is not None:
         if value not in allowed:
-            errors.append(f"{path}.role: must be one of {', '.join(allowed)} for {topology}")
+            errors.append(f"{path}.role: must be one of {', '.join(allowed)} for {topology.name}")
             return None
         return value
     if not isinstance(value, str) or not _ROLE.fullmatch(value):

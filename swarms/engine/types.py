@@ -3,11 +3,11 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
+from swarms.engine.providers import ProviderError
 from swarms.engine.schema import expand_ids, validate_definition
-
-RUN_STATUSES = ("completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Definition:
     """A validated team: constructing one that the schema refuses raises ValueError, so the
     topologies can rely on its shape (one manager, enough steps, ...)."""
 
-    topology: str  # "hierarchical" | "sequential" | "parallel" | "debate"
+    topology: str  # a name in topologies.TOPOLOGIES
     agents: tuple[AgentSpec, ...]
     instructions: str = ""  # shared system instructions, prepended to every agent's
     limits: Limits = Limits()
@@ -81,6 +81,12 @@ class Definition:
 
     def expanded_agents(self) -> tuple[AgentSpec, ...]:
         """One spec per running agent: replicas become `<id>-1`, `<id>-2`, ... with replicas=1."""
+        return self._expanded
+
+    # Computed once: every walk of the topology (the runner's, and the estimate's several per
+    # call) asks for the team by role. cached_property writes past the frozen __setattr__.
+    @cached_property
+    def _expanded(self) -> tuple[AgentSpec, ...]:
         expanded = []
         for agent in self.agents:
             for agent_id in expand_ids(agent.id, agent.replicas):
@@ -143,6 +149,31 @@ class CallPolicy:
     max_attempts: int = 3
     retry_delays: tuple[float, ...] = (0.5, 2.0, 5.0)
 
+    def retry_delay(
+        self, error: ProviderError, attempt: int, now: float, deadline: float
+    ) -> float | None:
+        """Seconds to wait before the attempt after `attempt` failed with `error` (at `now`, on
+        the clock of `deadline`), or None when there is none to make."""
+        if not error.retryable or attempt >= self.max_attempts:
+            return None
+        delays = self.retry_delays or (0.0,)
+        delay = error.retry_after
+        if delay is None:
+            delay = delays[min(attempt - 1, len(delays) - 1)]
+        if now + delay >= deadline:
+            return None
+        return delay
+
+    def gave_up(self, error: ProviderError, attempt: int) -> str:
+        """Why the call failed, after `attempt` attempts."""
+        if not error.retryable:
+            return str(error)
+        return (
+            f"{error} (gave up after {attempt} attempt{'s' if attempt > 1 else ''}; "
+            f"{self.max_attempts} allowed within the call's deadline of "
+            f"{self.deadline_seconds:g} s)"
+        )
+
 
 @dataclass(frozen=True)
 class RunInput:
@@ -177,7 +208,7 @@ class Usage:
 
 @dataclass(frozen=True)
 class RunResult:
-    status: str  # "completed" | "failed" | "cancelled"
+    status: str  # events.COMPLETED | events.FAILED | events.CANCELLED
     output: str
     error_code: str | None
     error_message: str | None

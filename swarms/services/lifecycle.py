@@ -20,6 +20,7 @@ from django.utils import timezone
 from billing.models import UsageRecord
 from swarms import jobs
 from swarms.engine import RunResult, Step
+from swarms.engine.events import RUN_FAILED
 from swarms.models import Run, RunEvent, RunStatus, RunStep, RunStepStatus
 from swarms.services.recorders import (
     EventTuple,
@@ -232,7 +233,7 @@ def run_fail(
         run_id=run_id,
         where=where,
         changes=changes,
-        terminal=("run.failed", {"error_code": code, "error_message": message}),
+        terminal=(RUN_FAILED, {"error_code": code, "error_message": message}),
         lease=lease,
     )
 

@@ -7,8 +7,6 @@ transaction. Which one is decided in `recorder_for` only, from the connection an
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Protocol
 
 from django.db import connection, connections, transaction
@@ -21,6 +19,7 @@ from django.utils import timezone
 from billing.models import UsageRecord
 from billing.services import usage_records_add, usage_records_add_sql
 from swarms.engine import Step
+from swarms.engine.events import fold as _folded
 from swarms.models import Run, RunEvent, RunStatus, RunStep, RunStepStatus
 from swarms.realtime import publish_many
 
@@ -178,7 +177,8 @@ def recorder_for(db: BaseDatabaseWrapper, *, steps: Sequence[Step] = ()) -> Reco
 # The statement's parts, each a CTE that writes. `r` (the run row) feeds the others, so a lost
 # lease writes nothing.
 # ---------------------------------------------------------------------------------------------
-# How the run row takes the batch's events (see Folded), unless the run's end sets the field.
+# How the run row takes the batch's events (see swarms.engine.events.Folded), unless the run's
+# end sets the field.
 _FOLDS = {
     "agents_active": """agents_active = CASE WHEN %(floor)s::int IS NULL
     THEN agents_active + %(shift)s WHEN %(shift)s::int IS NULL THEN %(floor)s
@@ -270,38 +270,6 @@ def run_events_append(
         RunEvent.objects.bulk_create(rows)
         transaction.on_commit(lambda: publish_many(rows, run=run), robust=True)
     return rows
-
-
-@dataclass(frozen=True)
-class Folded:
-    """What a batch of events does to the run row. Active agents: each event maps the count a
-    to max(a + shift, floor) (a run.progress sets it, agent.started adds one, agent.completed
-    takes one, not below 0), and so does their composition, so the new count is one expression
-    of the stored one: `shift` None means the stored count no longer matters, `floor` None
-    means no floor. Progress and cost are the last run.progress's, if any."""
-
-    shift: int | None
-    floor: int | None
-    progress: float | None
-    cost_usd: Decimal | None
-
-
-def _folded(events: Sequence[EventTuple]) -> Folded:
-    shift: int | None = 0
-    floor: int | None = None
-    progress = cost = None
-    for type, _agent_id, data in events:
-        if type == "run.progress":
-            shift, floor = None, int(data.get("agents_active", 0))
-            progress = min(max(float(data.get("progress", 0)), 0.0), 1.0)
-            cost = Decimal(data.get("cost_usd", "0"))
-        elif type == "agent.started":
-            shift = None if shift is None else shift + 1
-            floor = None if floor is None else floor + 1
-        elif type == "agent.completed":
-            shift = None if shift is None else shift - 1
-            floor = 0 if floor is None else max(floor - 1, 0)
-    return Folded(shift, floor, progress, cost)
 
 
 def run_update_returning(*, runs: QuerySet, values: dict[str, Any], field: str) -> Any:

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from swarms.engine.events import TERMINAL_EVENTS
 from swarms.models import (
     TERMINAL_STATUSES,
     RetentionTier,
@@ -34,7 +35,6 @@ from swarms.models import (
     Swarm,
     WebhookDelivery,
 )
-from swarms.realtime import TERMINAL_EVENT_TYPES
 from swarms.services.swarms import swarm_purge
 
 logger = logging.getLogger("sverm.retention")
@@ -119,7 +119,7 @@ def _expired_runs(now: datetime) -> QuerySet[Run]:
 
 def _prunable(now: datetime) -> Q:
     """A run with something left to prune (so a pruned run is not visited again)."""
-    events = RunEvent.objects.filter(run=OuterRef("pk")).exclude(type__in=TERMINAL_EVENT_TYPES)
+    events = RunEvent.objects.filter(run=OuterRef("pk")).exclude(type__in=TERMINAL_EVENTS)
     deliveries = WebhookDelivery.objects.filter(run=OuterRef("pk"))
     pending = deliveries.filter(next_attempt_at__gt=now)
     steps = RunStep.objects.filter(run=OuterRef("pk"))
@@ -156,7 +156,7 @@ def _delete_in_batches(
 def _blank_terminal_outputs(run_ids: list[str]) -> None:
     """`run.completed` carries the output too: blank it there, keeping the event's shape."""
     events = (
-        RunEvent.objects.filter(run_id__in=run_ids, type__in=TERMINAL_EVENT_TYPES)
+        RunEvent.objects.filter(run_id__in=run_ids, type__in=TERMINAL_EVENTS)
         .filter(data__has_key="output")
         .exclude(data__output="")
         .only("pk", "data")
@@ -168,7 +168,7 @@ def _blank_terminal_outputs(run_ids: list[str]) -> None:
 
 
 def _prune_batch(run_ids: list[str], *, now: datetime, batch_size: int, report: PruneReport):
-    events = RunEvent.objects.filter(run_id__in=run_ids).exclude(type__in=TERMINAL_EVENT_TYPES)
+    events = RunEvent.objects.filter(run_id__in=run_ids).exclude(type__in=TERMINAL_EVENTS)
     pending = WebhookDelivery.objects.filter(run_id__in=run_ids, next_attempt_at__gt=now)
     deliveries = WebhookDelivery.objects.filter(run_id__in=run_ids).exclude(
         run_id__in=pending.values("run_id")

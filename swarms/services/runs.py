@@ -22,6 +22,7 @@ from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest, NotFound,
 from sverm.money import MONEY_PLACES, money, usd
 from swarms import jobs
 from swarms.engine import Definition, estimate_cost, minimum_cost, validate_definition
+from swarms.engine.events import RUN_CANCELLED
 from swarms.models import Run, RunStatus, Swarm, SwarmVersion
 from swarms.providers import check_models_routable, price_map, simulated_mode
 from swarms.services.lifecycle import run_end, runs_reap_stale
@@ -226,7 +227,7 @@ def run_cancel(*, run: Run) -> Run:
         run_id=run.pk,
         where=Q(status=RunStatus.QUEUED),
         changes={"status": RunStatus.CANCELLED, "cancel_requested_at": now, "completed_at": now},
-        terminal=("run.cancelled", {"cost_usd": "0"}),
+        terminal=(RUN_CANCELLED, {"cost_usd": "0"}),
     )
     if not cancelled:
         Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(

@@ -21,6 +21,7 @@ from rest_framework.renderers import JSONRenderer
 from ulid import ULID
 
 from swarms import jobs
+from swarms.engine.events import TERMINAL_EVENT
 from swarms.models import TERMINAL_STATUSES, Run, WebhookDelivery, WebhookEndpoint
 from swarms.serializers import V1RunStatusSerializer
 from swarms.webhooks.signing import signed_headers, signing_secrets
@@ -36,7 +37,7 @@ _random = secrets.SystemRandom()
 # The message
 # ---------------------------------------------------------------------------------------------
 def event_type(run: Run) -> str:
-    return f"run.{run.status}"
+    return TERMINAL_EVENT[run.status]
 
 
 def run_payload(run: Run) -> dict:

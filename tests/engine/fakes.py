@@ -9,8 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 from swarms.engine import simulation
+from swarms.engine.cancel import CancelToken
 from swarms.engine.providers import Completion, CompletionRequest, ProviderRouter
-from swarms.engine.runner import CancelToken, run_swarm
+from swarms.engine.runner import run_swarm
 from swarms.engine.types import (
     CallPolicy,
     Definition,

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from swarms.engine import runner as runner_module
 from swarms.engine.budget import Budget
+from swarms.engine.cancel import CancelToken
 from swarms.engine.providers import Completion, CompletionRequest, ProviderError
-from swarms.engine.runner import CancelToken
 from swarms.engine.types import Price
 
 from .fakes import MODEL, RecordingProvider, agent, make_definition, run, run_input

@@ -10,7 +10,7 @@ import pytest
 
 from swarms.engine import ProviderError, ProviderRouter, Step, run_swarm
 from swarms.engine.budget import Budget
-from swarms.engine.runner import CancelToken
+from swarms.engine.cancel import CancelToken
 from tests.engine.fakes import CallbackLog, RecordingProvider, make_definition, run_input
 from tests.waiting import wait_for_async
 

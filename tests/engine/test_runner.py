@@ -7,8 +7,8 @@ from decimal import Decimal
 import anyio
 import pytest
 
+from swarms.engine.cancel import CancelToken, cancel_when
 from swarms.engine.providers import ProviderError, SimulatedProvider
-from swarms.engine.runner import CancelToken, cancel_when
 from swarms.engine.types import Price
 from tests.waiting import wait_for_async
 

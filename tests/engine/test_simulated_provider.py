@@ -1,4 +1,5 @@
-"""The simulated provider: deterministic, role-following, honest token counts; and the router."""
+"""The simulated provider: deterministic, role-following, honest token counts; the router; and
+providers built by kind."""
 
 import asyncio
 import math
@@ -10,12 +11,14 @@ from swarms.engine import prompts
 from swarms.engine.plan import parse_plan
 from swarms.engine.prompts import Contribution
 from swarms.engine.providers import (
+    PROVIDER_KINDS,
     CompletionRequest,
     Message,
     OpenAIProvider,
     Provider,
     ProviderRouter,
     SimulatedProvider,
+    provider_from_config,
     utf8_prompt_bound,
 )
 from swarms.engine.types import AgentSpec
@@ -129,3 +132,20 @@ def test_router_routes_exact_model_names_and_knows_when_all_is_simulated():
     assert only.simulated is True
     assert only.for_model("anything").latency_seconds == 0.5
     assert isinstance(simulated, Provider) and isinstance(openai, Provider)
+
+
+# --- providers by kind ----------------------------------------------------------------------------
+
+
+async def test_configured_providers_are_built_by_kind_openai_compatible_by_default():
+    openai = provider_from_config("deepseek", {"api_key": "k", "base_url": "http://x/v1"})
+    assert isinstance(openai, OpenAIProvider) and openai.name == "deepseek"
+    simulated = provider_from_config("local", {"kind": "simulated", "latency_seconds": 0.5})
+    assert isinstance(simulated, SimulatedProvider) and simulated.latency_seconds == 0.5
+    assert simulated.name == "simulated"  # runs on it say they are simulated
+    assert set(PROVIDER_KINDS) == {"openai-compatible", "simulated"}
+    with pytest.raises(ValueError, match="unknown kind 'grpc'"):
+        provider_from_config("x", {"kind": "grpc", "api_key": "k"})
+    for provider in (openai, simulated):
+        assert isinstance(provider, Provider)
+        await provider.aclose()  # the simulation holds nothing: the protocol's no-op

@@ -1,13 +1,20 @@
 """Each topology: who is called in which order, and what each agent is given."""
 
+import asyncio
 import json
 
 import pytest
 
-from swarms.engine.prompts import read_prompt
+from swarms.engine import prompts
+from swarms.engine.estimate import estimate_cost, minimum_cost, planned_calls
+from swarms.engine.prompts import Contribution, read_prompt
 from swarms.engine.providers import CompletionRequest
+from swarms.engine.schema import validate_definition
+from swarms.engine.topologies import TOPOLOGIES, Job, Topology
+from swarms.engine.types import Definition
 
 from .fakes import (
+    PRICES,
     TASK,
     RecordingProvider,
     agent,
@@ -244,3 +251,94 @@ async def test_simulated_runs_are_deterministic():
     first, _ = await run(run_input(make_definition("hierarchical")))
     second, _ = await run(run_input(make_definition("hierarchical")))
     assert first == second
+
+
+# --- the registry: a topology is one class --------------------------------------------------------
+
+
+class Review(Topology):
+    """A test topology: every worker reads the task in turn, then the editor answers."""
+
+    name = "review"
+    roles = ("editor", "worker")
+    replicable_roles = ("worker",)
+
+    def team_errors(self, count, limits):
+        if count.get("editor", 0) != 1:
+            return ["agents: review needs exactly one editor"]
+        return []
+
+    async def run(self, steps, definition, task):
+        reviewers = definition.role("worker")
+        editor = definition.role("editor")[0]
+        steps.expect_calls(len(reviewers) + 1)
+        inputs = []
+        for reviewer in reviewers:
+            messages = prompts.work_messages("", reviewer, task, None)
+            inputs.append(
+                Contribution(reviewer.id, await steps.call(Job(reviewer, messages, task)))
+            )
+        messages = prompts.synthesis_messages("", editor, task, inputs)
+        return await steps.call(Job(editor, messages, "edit", "edit"))
+
+
+REVIEW = {
+    "topology": "review",
+    "agents": [agent("r", "worker", replicas=2), agent("editor", "editor", max_tokens=300)],
+}
+
+
+@pytest.fixture
+def review_registered(monkeypatch):
+    monkeypatch.setitem(TOPOLOGIES, Review.name, Review())
+
+
+@pytest.mark.usefixtures("review_registered")
+async def test_a_topology_class_in_the_registry_is_validated_run_and_estimated():
+    assert validate_definition({**REVIEW, "agents": REVIEW["agents"][:1]}) == [
+        "agents: review needs exactly one editor"
+    ]
+    assert validate_definition({**REVIEW, "agents": [agent("x", "manager"), *REVIEW["agents"]]})[
+        0
+    ].startswith("agents[0].role: must be one of editor, worker for review")
+    definition = Definition.from_dict(REVIEW)
+    provider = RecordingProvider()
+    result, log = await run(run_input(definition), provider)
+    assert result.status == "completed"
+    assert provider.agent_ids() == ["r-1", "r-2", "editor"]
+    assert log.events[0].data["topology"] == "review"
+    planned = planned_calls(definition, TASK, output_chars=lambda a: 10, subtask_chars=0)
+    assert [(a.id, m) for a, m in planned][:2] == [
+        (request.agent_id, request.messages) for request in provider.requests[:2]
+    ]
+    _, worst = estimate_cost(definition, TASK, PRICES)
+    assert 0 < result.total_cost_usd <= worst
+    assert minimum_cost(definition, TASK, PRICES, 64) > 0
+
+
+def test_an_unknown_topology_is_refused_naming_those_there_are():
+    assert validate_definition({**REVIEW}) == [
+        "topology: must be one of debate, hierarchical, parallel, sequential"
+    ]
+
+
+def test_a_topology_that_awaits_anything_but_its_steps_cannot_be_estimated(monkeypatch):
+    class Sleepy(Review):
+        async def run(self, steps, definition, task):
+            await asyncio.sleep(0)
+            return ""
+
+    monkeypatch.setitem(TOPOLOGIES, "review", Sleepy())
+    with pytest.raises(RuntimeError, match="awaited something besides its steps"):
+        planned_calls(Definition.from_dict(REVIEW), TASK, output_chars=len, subtask_chars=0)
+
+
+def test_the_estimate_plans_a_distinct_subtask_for_every_worker_slot_even_for_a_tiny_task():
+    workers = [agent(f"w{n}", "worker", replicas=r) for n, r in enumerate((16, 16, 16, 15))]
+    definition = make_definition(
+        "hierarchical", agents=[agent("m", "manager"), *workers], limits={"max_steps": 500}
+    )
+    planned = planned_calls(definition, "x", output_chars=lambda a: 1, subtask_chars=1)
+    subtasks = [read_prompt(messages).subtask for a, messages in planned if a.role == "worker"]
+    assert len(subtasks) == len(set(subtasks)) == 63
+    assert {len(subtask) for subtask in subtasks} == {1}
