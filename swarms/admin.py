@@ -12,6 +12,7 @@ from swarms import services
 from swarms.models import (
     Run,
     RunEvent,
+    RunStatus,
     RunStep,
     Swarm,
     SwarmVersion,
@@ -233,15 +234,23 @@ class RunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected runs")
     def cancel_runs(self, request, queryset):
-        done, refused = 0, []
+        cancelled, stopping, refused = 0, 0, []
         for run in queryset:
             try:
-                services.run_cancel(run=run)
-                done += 1
+                if services.run_cancel(run=run).status == RunStatus.CANCELLED:
+                    cancelled += 1
+                else:  # asked to stop: its worker ends it within a poll interval
+                    stopping += 1
             except ApplicationError as exc:
                 refused.append(exc.message)
-        if done:
-            self.message_user(request, f"Cancelled {done} run(s).", messages.SUCCESS)
+        if cancelled:
+            self.message_user(request, f"Cancelled {cancelled} run(s).", messages.SUCCESS)
+        if stopping:
+            self.message_user(
+                request,
+                f"Asked {stopping} running run(s) to stop; they end cancelled within a second.",
+                messages.SUCCESS,
+            )
         for message in refused:
             self.message_user(request, message, messages.WARNING)
 

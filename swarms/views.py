@@ -236,6 +236,11 @@ class RunViewSet(WorkspaceScopedViewSet):
 
     @extend_schema(
         summary="Cancel a run (stops scheduling, aborts calls in flight, keeps partial output)",
+        description=(
+            "Answers at once. A queued run is `cancelled` in the answer; a running one is still "
+            "`running` there and ends `cancelled` within a poll interval (under a second), keeping "
+            "its partial output and cost: follow its stream or status."
+        ),
         request=None,
         responses={200: RunSerializer},
     )

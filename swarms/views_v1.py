@@ -87,6 +87,10 @@ class V1SwarmViewSet(WorkspaceScopedViewSet):
 
     @extend_schema(
         summary="Cancel a swarm run (keeps partial output and the cost so far)",
+        description=(
+            "Answers at once: `cancelled` for a run that had not started; a running one answers "
+            "`running` and ends `cancelled` within a poll interval (under a second)."
+        ),
         responses={200: V1RunCancelledSerializer},
     )
     def destroy(self, request, pk=None):

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from swarms import services
 from swarms.models import Run, RunEvent, RunStatus, Swarm
-from swarms.services.runs import run_event_add
+from swarms.services.lifecycle import run_event_add
 from templates_app import services as template_services
 from templates_app.models import SwarmTemplate
 from tests.templates_app.definitions import PARALLEL

@@ -10,7 +10,7 @@ from django.urls import reverse
 from accounts.models import User
 from swarms.models import Run, RunStatus
 from tests.conftest import PASSWORD
-from tests.factories import add_events, create_run
+from tests.factories import add_events, create_run, make_run
 from tests.runs.conftest import event_types
 
 pytestmark = pytest.mark.usefixtures("not_executing")
@@ -109,6 +109,18 @@ def test_the_cancel_action_cancels_a_queued_run(staff, runs):
     assert queued.status == RunStatus.CANCELLED
     assert queued.completed_at is not None
     assert event_types(queued.pk) == ["run.cancelled"]
+
+
+def test_the_cancel_action_asks_a_running_run_to_stop_and_says_so(staff, workspace):
+    # Its worker is elsewhere (not executing here): the action records the request at once.
+    running = make_run(workspace, status=RunStatus.RUNNING)
+    messages = run_action(staff, "cancel_runs", running)
+    assert messages == [
+        (levels.SUCCESS, "Asked 1 running run(s) to stop; they end cancelled within a second.")
+    ]
+    running.refresh_from_db()
+    assert running.status == RunStatus.RUNNING
+    assert running.cancel_requested_at is not None
 
 
 def test_the_cancel_action_reports_runs_it_cannot_cancel(staff, runs):
