@@ -295,8 +295,10 @@ SVERM_WEBHOOK_RETRY_SCHEDULE = env_delays(
 
 
 def _llm_providers() -> dict[str, dict]:
-    """Provider name -> {base_url, api_key, timeout}. `SVERM_PROVIDERS` (JSON) adds any
-    OpenAI-compatible endpoint; OPENAI_* and DEEPSEEK_* are shorthands."""
+    """Provider name -> {kind, base_url, api_key, timeout}. `SVERM_PROVIDERS` (JSON) adds any
+    OpenAI-compatible endpoint (kind "openai-compatible", the default, which needs an api_key)
+    or another kind swarms.engine.providers.PROVIDER_KINDS knows ("simulated"); OPENAI_* and
+    DEEPSEEK_* are shorthands."""
     providers: dict[str, dict] = {}
     timeout = float(os.environ.get("LLM_TIMEOUT_SECONDS", "60"))
     if os.environ.get("OPENAI_API_KEY"):
@@ -318,7 +320,11 @@ def _llm_providers() -> dict[str, dict]:
         except ValueError as exc:
             raise ImproperlyConfigured(f"SVERM_PROVIDERS is not valid JSON: {exc}") from None
         for name, config in parsed.items():
-            if not isinstance(config, dict) or "api_key" not in config:
+            if not isinstance(config, dict):
+                raise ImproperlyConfigured(f"SVERM_PROVIDERS[{name!r}] must be an object.")
+            if config.get("kind", "openai-compatible") == "openai-compatible" and (
+                "api_key" not in config
+            ):
                 raise ImproperlyConfigured(f"SVERM_PROVIDERS[{name!r}] needs an api_key.")
             providers[name] = {"timeout": timeout, **config}
     return providers
