@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py bootstrap --email "$(SVERM_ADMIN_EMAIL)" --plan "$(SVERM_ADMIN_PLAN)" $(if $(SVERM_ADMIN_PASSWORD),--password "$(SVERM_ADMIN_PASSWORD)")
+	$(PY) manage.py bootstrap --email "$(SVERM_ADMIN_EMAIL)" --plan "$(SVERM_ADMIN_PLAN)" $(if $(SVERM_ADMIN_PASSWORD),--password="$(SVERM_ADMIN_PASSWORD)")
 	$(PY) -m sverm.server -b $(HOST) -p $(PORT) sverm.asgi:application
 
 lint: install

@@ -71,7 +71,8 @@ def embedded_server(embedded_env, tmp_path) -> Iterator[EmbeddedServer]:
     """migrate + bootstrap into a fresh SQLite file, then Daphne on a free port."""
     password = secrets.token_urlsafe(18)
     manage(embedded_env, "migrate", "--noinput")
-    out = manage(embedded_env, "bootstrap", "--email", STAFF_EMAIL, "--password", password)
+    # One argument: a password may start with "-", which would read as an option.
+    out = manage(embedded_env, "bootstrap", "--email", STAFF_EMAIL, f"--password={password}")
     match = re.search(r"^API key: (sk-sverm-\S+)$", out, re.M)
     assert match, f"bootstrap printed no API key:\n{out}"
 
