@@ -232,9 +232,12 @@ CELERY_TIMEZONE = "UTC"
 # ------------------------------------------------------------------------------
 # RUNS AND LLM PROVIDERS
 # ------------------------------------------------------------------------------
-# Runs execute in Celery workers when a broker is configured, else in a thread pool in-process.
+# Runs execute in Celery workers when a broker is configured, else in-process ("thread": on the
+# server's run host, an event loop that holds many runs, since a run mostly waits on LLM calls).
 SVERM_EXECUTOR = os.environ.get("SVERM_EXECUTOR") or ("celery" if REDIS_URL else "thread")
-SVERM_EXECUTOR_THREADS = int(os.environ.get("SVERM_EXECUTOR_THREADS", "4"))
+# Runs the embedded mode executes at once; later ones wait, queued, for a slot. (A Celery
+# worker's --concurrency plays this part in production.)
+SVERM_EXECUTOR_MAX_RUNS = max(1, int(os.environ.get("SVERM_EXECUTOR_MAX_RUNS", "100")))
 # Database threads (and connections) per process that the runs it executes share.
 SVERM_EXECUTOR_DB_LANES = max(1, int(os.environ.get("SVERM_EXECUTOR_DB_LANES", "4")))
 # A lane with no run closes its connection after this many seconds (0: as its last run ends).

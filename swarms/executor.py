@@ -1,6 +1,6 @@
-"""Where runs execute: a Celery task (swarms/tasks.py) or, in the embedded mode, this process's
-thread pool (`submit_run`, the local handler of swarms/jobs.py's EXECUTE_RUN) calls
-`execute_run`, which drives the engine and stores what it reports. The engine never touches the
+"""Where runs execute: on this process's run host (one event loop for all its runs), started by a
+Celery task (swarms/tasks.py, `execute_run`) or, in the embedded mode, by `submit_run` (the local
+handler of swarms/jobs.py's EXECUTE_RUN); the host drives the engine and stores what it reports. The engine never touches the
 database: this module adapts it.
 """
 
@@ -46,44 +46,32 @@ from swarms.services.lifecycle import (
 
 logger = logging.getLogger("sverm.executor")
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_embedded_started = False
+_embedded_lock = threading.Lock()
 # Runs executing in this process, so a cancel from this process takes effect at once.
 _local_tokens: dict[str, CancelToken] = {}
 CANCEL_POLL_SECONDS = 0.25
 
 
 def submit_run(run_id: str, resume: bool = False) -> None:
-    """Start a committed run (or resume one whose worker was lost) on this process's thread
-    pool; returns at once."""
-    _thread_pool().submit(_execute_in_thread, run_id, resume)
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=settings.SVERM_EXECUTOR_THREADS, thread_name_prefix="sverm-run"
-            )
-            # The embedded mode's periodic tasks (the reaper, retention), which beat runs
-            # otherwise: wherever runs execute in threads.
-            periodic.start_embedded()
-    return _pool
+    """Start a committed run (or resume one whose worker was lost) on this process's run host;
+    returns at once. No thread waits on it: the run is a task on the host's event loop, and at
+    most SVERM_EXECUTOR_MAX_RUNS execute at once (the others wait for a slot, still queued)."""
+    start_embedded_executor()
+    _host().start(run_id, resume)
 
 
 def start_embedded_executor() -> None:
-    """Start the thread executor and its periodic tasks with the server (not at the first run),
-    so runs a previous process left `running` are resumed or failed after a restart."""
-    if settings.SVERM_EXECUTOR == "thread":
-        _thread_pool()
-
-
-def _execute_in_thread(run_id: str, resume: bool = False) -> None:
-    try:
-        execute_run(run_id, resume=resume)
-    except Exception:
-        logger.exception("run %s crashed in the thread executor", run_id)
+    """Start the embedded mode's periodic tasks (the reaper, retention: Celery beat runs them
+    otherwise) with the server, not at the first run, so runs a previous process left `running`
+    are resumed or failed after a restart."""
+    global _embedded_started
+    if settings.SVERM_EXECUTOR != "thread":
+        return
+    with _embedded_lock:
+        if not _embedded_started:
+            _embedded_started = True
+            periodic.start_embedded()
 
 
 def cancel_local(run_id: str) -> None:
@@ -136,6 +124,7 @@ class RunHost:
             Lane(f"sverm-db-{number}") for number in range(settings.SVERM_EXECUTOR_DB_LANES)
         ]
         self._watching: asyncio.Task | None = None
+        self._slots: asyncio.Semaphore | None = None  # the embedded mode's runs at once
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="sverm-runs", daemon=True
         )
@@ -159,7 +148,24 @@ class RunHost:
             lane.executor.shutdown(wait=True)
 
     def execute(self, run_id: str, resume: bool) -> None:
+        """Execute the run here and return when it has ended here (a Celery worker's thread)."""
         asyncio.run_coroutine_threadsafe(self._execute(run_id, resume), self.loop).result()
+
+    def start(self, run_id: str, resume: bool) -> None:
+        """Execute the run here once a slot is free, without waiting for it (the embedded mode)."""
+
+        def crashed(done) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                logger.error("run %s crashed on the run host", run_id, exc_info=done.exception())
+
+        admitted = asyncio.run_coroutine_threadsafe(self._admitted(run_id, resume), self.loop)
+        admitted.add_done_callback(crashed)
+
+    async def _admitted(self, run_id: str, resume: bool) -> None:
+        if self._slots is None:  # made on the loop it serves
+            self._slots = asyncio.Semaphore(settings.SVERM_EXECUTOR_MAX_RUNS)
+        async with self._slots:
+            await self._execute(run_id, resume)
 
     async def _execute(self, run_id: str, resume: bool) -> None:
         lane = min(self.lanes, key=lambda lane: lane.runs)

@@ -14,6 +14,7 @@ from swarms import executor
 from swarms.models import Run, RunStatus
 from tests.factories import create_run
 from tests.runs.conftest import ledger, wait_for_event
+from tests.waiting import wait_for
 
 RUNS = 8
 LANES = 2
@@ -102,3 +103,38 @@ def test_a_cancel_requested_by_another_process_stops_the_run(host, executing, wo
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
     assert "writer" not in {row.agent_id for row in ledger(run.pk)}
+
+
+def test_the_embedded_mode_executes_many_runs_at_once_without_a_thread_each(executing, workspace):
+    # Every call takes a while, so runs started together overlap: all of them run at once, where
+    # a thread per run (a pool of four) held the others queued.
+    executing.SVERM_SIMULATED_LATENCY = 0.5
+    threads_before = threading.active_count()
+    ids = [create_run(workspace).pk for _ in range(RUNS)]
+    wait_for(
+        lambda: Run.objects.filter(pk__in=ids, status=RunStatus.RUNNING).count() == RUNS,
+        f"all {RUNS} runs running at once",
+    )
+    assert threading.active_count() - threads_before < RUNS
+
+
+def test_the_embedded_mode_holds_at_most_its_max_runs_at_once(host, executing, workspace):
+    executing.SVERM_SIMULATED_LATENCY = 0.2
+    executing.SVERM_EXECUTOR_MAX_RUNS = 2  # read when the fresh host admits its first run
+    ids = [create_run(workspace).pk for _ in range(4)]  # the host fixture dispatches nothing
+    for run_id in ids:
+        host.start(run_id, False)
+    seen: set[tuple[int, int]] = set()
+
+    def ended() -> bool:
+        statuses = list(Run.objects.filter(pk__in=ids).values_list("status", flat=True))
+        running, queued = statuses.count(RunStatus.RUNNING), statuses.count(RunStatus.QUEUED)
+        seen.add((running, queued))
+        return running + queued == 0
+
+    wait_for(ended, "the four runs' ends")
+    assert max(running for running, _queued in seen) <= 2
+    assert (2, 2) in seen  # two ran while the two others waited, queued, for a slot
+    assert set(Run.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+        RunStatus.COMPLETED
+    }
