@@ -129,27 +129,30 @@ def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Fi
               "run.completed; peer = POST /runs/stream (SSE, stream_mode updates) until the "
               "stream ends")  # fmt: skip
     ms = {name: found[name] for name in names}
-    lone_how = (f"{sides}. {client}; median of {LONE_RUNS} lone runs each (wall sverm "
-                f"{ms[names[0]]['wall']:.0f} ms, peer {ms[names[1]]['wall']:.0f} ms)")  # fmt: skip
+    lone_how = (f"median of {LONE_RUNS} lone runs each (wall sverm {ms[names[0]]['wall']:.0f} "
+                f"ms, peer {ms[names[1]]['wall']:.0f} ms)")  # fmt: skip
+    same = "servers and client as in 9's first figure"
     mib = 2**20
     figures = [
         Figure.ratio_target(
             f"9. peer: run overhead (wall - {CRITICAL_PATH:g} s critical path) of one run, "
             "sverm / LangGraph dev", ours["overhead"], peer["overhead"], "<=", 1, "ms",
-            f"{lone_how}; wall = POST sent to the stream's end.",
+            f"{sides}. {client}; {lone_how}; wall = POST sent to the stream's end.",
         ),
         Figure.ratio_target(
             "9. peer: first streamed event after POST, sverm / LangGraph dev", ours["first"],
             peer["first"], "<=", 1, "ms",
-            f"{lone_how}; from the POST sent to the first event received (sverm: the first "
+            f"{same}; {lone_how}; from the POST sent to the first event received (sverm: the "
+            f"first "
             f"stored event the stream replays, after the POST's answer and the WebSocket "
             f"handshake; peer: its first SSE event, `metadata`).",
         ),
         Figure.ratio_target(
             "9. peer: GET one run's status, 8 keep-alive connections, sverm / LangGraph dev",
             ours["load"].rps, peer["load"].rps, ">=", 1, "req/s",
-            f"{sides}. bench/loadgen.py, {ctx.sizes.connections} keep-alive connections, closed "
-            f"loop, {ctx.sizes.load_seconds:g} s each in {ROUNDS} alternating slices after "
+            f"servers as in 9's first figure; bench/loadgen.py, {ctx.sizes.connections} "
+            f"keep-alive connections, closed loop, {ctx.sizes.load_seconds:g} s each in "
+            f"{ROUNDS} alternating slices after "
             f"{ctx.sizes.warmup_seconds:g} s warm-up per slice; sverm GET /v1/swarms/{{id}} (API "
             f"key): {ours['load'].describe()}; peer GET /threads/{{thread_id}}/runs/{{run_id}} "
             f"(no auth configured): {peer['load'].describe()}.",
@@ -157,7 +160,7 @@ def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Fi
         Figure.ratio_target(
             f"9. peer: {count} runs at once, median wall / lone run's, sverm / LangGraph dev",
             ours["spread"], peer["spread"], "<=", 1, "x",
-            f"{sides}. {client}; {count} runs created at once by one client (one connection "
+            f"{same}; {count} runs created at once by one client (one connection "
             f"each), {ROUNDS} rounds in turns; median wall sverm "
             f"{median(ours['many']) * 1000:.0f} ms (max {max(ours['many']) * 1000:.0f}), peer "
             f"{median(peer['many']) * 1000:.0f} ms (max {max(peer['many']) * 1000:.0f}), over "
@@ -166,8 +169,9 @@ def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Fi
         Figure.ratio_target(
             "9. peer: server process tree RSS at idle, sverm / LangGraph dev",
             ours["rss_idle"] / mib, peer["rss_idle"] / mib, "<=", 1, "MiB",
-            f"{sides}. Sum of VmRSS over the server's process tree after the warm-up (a run, "
-            f"a status read) and 1 s idle; after all the measurements: sverm "
+            f"servers as in 9's first figure; sum of VmRSS over the server's process tree "
+            f"after the warm-up (a run, a status read) and 1 s idle; after all the "
+            f"measurements: sverm "
             f"{ours['rss_end'] / mib:.0f} MiB, peer {peer['rss_end'] / mib:.0f} MiB.",
         ),
     ]  # fmt: skip
@@ -176,5 +180,11 @@ def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Fi
         "Peer: against `langgraph dev` (in-memory runtime) with the same graph shape, sverm's "
         "embedded server is "
         + (f"behind on: {'; '.join(behind)}." if behind else "ahead on every row.")
+        + f" A status read takes p50 {ours['load'].p50:.1f} ms on sverm against "
+        f"{peer['load'].p50:.1f} ms; {count} runs at once take a median "
+        f"{median(ours['many']):.1f} s on sverm (SQLite, one process) against "
+        f"{median(peer['many']):.1f} s, lone runs {ours['wall'] / 1000:.2f} s and "
+        f"{peer['wall'] / 1000:.2f} s (the peer's queue picks a run up about "
+        f"{(peer['first'] - ours['first']) / 1000:.1f} s later)."
     )
     return figures
