@@ -34,6 +34,7 @@ BENCHMARKS = (
     "b6_streaming",
     "b7_usage",
     "b8_serving",
+    "b9_peer",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 # Not taken from the shell, in the suite's processes or its servers: the simulated provider only,
