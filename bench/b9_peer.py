@@ -117,7 +117,7 @@ def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Fi
         found[name]["spread"] = median(found[name]["many"]) * 1000 / found[name]["wall"]
     sides = (f"sverm: `make run`'s server (`python -m sverm.server`, Daphne, access log off) in "
              f"the embedded mode (SQLite, in-memory channel layer, in-process executor with "
-             f"SVERM_EXECUTOR_THREADS={count}), the simulated provider at {LATENCY:g} s, an "
+             f"SVERM_EXECUTOR_MAX_RUNS={count}), the simulated provider at {LATENCY:g} s, an "
              f"inline YAML definition (hierarchical: manager, worker x3, writer); peer: "
              f"`langgraph dev --no-reload --n-jobs-per-worker {count} --server-log-level "
              f"WARNING` ({peer_version()}, `pip install \"{PEER_PACKAGE}\"` in "

@@ -159,7 +159,7 @@ def peer_start(command: Path, log_dir: Path, latency: float, jobs: int) -> Side:
 def sverm_start(env: dict[str, str], log_dir: Path, latency: float, threads: int) -> Side:
     """`make run`'s server (`python -m sverm.server`, Daphne, access log off) in the embedded
     mode, on a fresh SQLite database with a team-plan workspace and its API key; the executor
-    runs `threads` runs at a time (SVERM_EXECUTOR_THREADS, 4 by default)."""
+    runs `threads` runs at a time (SVERM_EXECUTOR_MAX_RUNS, 100 by default)."""
     data = log_dir / "sverm-embedded"
     data.mkdir(exist_ok=True)
     env = {
@@ -171,7 +171,7 @@ def sverm_start(env: dict[str, str], log_dir: Path, latency: float, threads: int
         DJANGO_SETTINGS_MODULE="sverm.settings",
         SVERM_DATA_DIR=str(data),
         SVERM_SIMULATED_LATENCY=str(latency),
-        SVERM_EXECUTOR_THREADS=str(threads),
+        SVERM_EXECUTOR_MAX_RUNS=str(threads),
     )
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
                    cwd=stack.ROOT, env=env, check=True, timeout=300)  # fmt: skip
