@@ -111,20 +111,6 @@ def peer_version() -> str:
     return found.stdout.strip() or "unknown version"
 
 
-def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise RuntimeError(f"{process.args} did not start:\n{tail}")
-        time.sleep(0.2)
-
-
 def peer_start(command: Path, log_dir: Path, latency: float, jobs: int) -> Side:
     """`langgraph dev` on a free port, in a work folder holding the graph and its
     langgraph.json; `jobs` runs at a time (the dev server's default is 10)."""
@@ -149,7 +135,7 @@ def peer_start(command: Path, log_dir: Path, latency: float, jobs: int) -> Side:
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(f"{base}/ok", process, log)
+        stack.wait_http(base, process, log, timeout=90, path="/ok")
     except Exception:
         stack.stop(process)
         raise

@@ -66,11 +66,15 @@ def stop_all() -> None:
         stop(process, timeout=5)
 
 
-def wait_http(base: str, process: subprocess.Popen, log: Path, timeout: float = 40) -> None:
+def wait_http(
+    base: str, process: subprocess.Popen, log: Path, timeout: float = 40, path: str = "/healthz"
+) -> None:
+    """Wait until `base + path` answers 200; fail with the log's tail if the process exits first
+    or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
