@@ -1,7 +1,7 @@
 """Where runs execute: on this process's run host (one event loop for all its runs), started by a
 Celery task (swarms/tasks.py, `execute_run`) or, in the embedded mode, by `submit_run` (the local
-handler of swarms/jobs.py's EXECUTE_RUN); the host drives the engine and stores what it reports. The engine never touches the
-database: this module adapts it.
+handler of swarms/jobs.py's EXECUTE_RUN); the host drives the engine and stores what it reports.
+The engine never touches the database: this module adapts it.
 """
 
 import asyncio
