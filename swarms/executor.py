@@ -46,8 +46,6 @@ from swarms.services.lifecycle import (
 
 logger = logging.getLogger("sverm.executor")
 
-_embedded_started = False
-_embedded_lock = threading.Lock()
 # Runs executing in this process, so a cancel from this process takes effect at once.
 _local_tokens: dict[str, CancelToken] = {}
 CANCEL_POLL_SECONDS = 0.25
@@ -65,13 +63,8 @@ def start_embedded_executor() -> None:
     """Start the embedded mode's periodic tasks (the reaper, retention: Celery beat runs them
     otherwise) with the server, not at the first run, so runs a previous process left `running`
     are resumed or failed after a restart."""
-    global _embedded_started
-    if settings.SVERM_EXECUTOR != "thread":
-        return
-    with _embedded_lock:
-        if not _embedded_started:
-            _embedded_started = True
-            periodic.start_embedded()
+    if settings.SVERM_EXECUTOR == "thread":
+        periodic.start_embedded()  # once a process: it keeps its own thread
 
 
 def cancel_local(run_id: str) -> None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from sverm.api.errors import ServiceUnavailable
@@ -106,7 +106,6 @@ def _run_on_timer(timer, name: str, handler: Callable[..., object], args: tuple)
     finally:
         with _timers_lock:
             _in_flight -= 1
-        close_old_connections()
         connection.close()
 
 
