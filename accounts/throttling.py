@@ -21,18 +21,25 @@ class PlanRateThrottle(PerMinuteRateThrottle):
     def quota(self, request) -> MinuteQuota | None:
         auth = getattr(request, "auth", None)
         if isinstance(auth, ApiKey):
-            plan, identity, who = auth.workspace.plan, f"key:{auth.pk}", "this API key"
-        else:
-            user = getattr(request, "user", None)
-            if user is None or not user.is_authenticated:
-                return None
-            plan, identity, who = _jwt_plan(request), f"user:{user.pk}", "this user"
-        return MinuteQuota(
-            limit=plan_limits(plan=plan).requests_per_minute,
-            identity=identity,
-            subject=f"{who} (plan {plan})",
-            details={"plan": plan},
-        )
+            return api_key_quota(auth)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        return _plan_quota(_jwt_plan(request), f"user:{user.pk}", "this user")
+
+
+def api_key_quota(api_key: ApiKey) -> MinuteQuota:
+    """An API key's requests count per key, against its workspace's plan."""
+    return _plan_quota(api_key.workspace.plan, f"key:{api_key.pk}", "this API key")
+
+
+def _plan_quota(plan: str, identity: str, who: str) -> MinuteQuota:
+    return MinuteQuota(
+        limit=plan_limits(plan=plan).requests_per_minute,
+        identity=identity,
+        subject=f"{who} (plan {plan})",
+        details={"plan": plan},
+    )
 
 
 def _jwt_plan(request) -> str:

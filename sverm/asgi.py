@@ -14,11 +14,13 @@ django_asgi_app = get_asgi_application()
 
 # These need the app registry.
 from accounts.ws_auth import CallerMiddleware  # noqa: E402
+from swarms.fast_reads import FastReads  # noqa: E402
 from swarms.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # A run's status read with an API key in one thread hop, the rest through Django.
+        "http": FastReads(django_asgi_app),
         # The Origin check, the session (the live page's sign-in), then the token's or the
         # session's caller.
         "websocket": BrowserOriginValidator(

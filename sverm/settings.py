@@ -435,6 +435,12 @@ REST_FRAMEWORK = {
 
 # The plan limits: requests/minute per key or user, and run quotas per workspace (off: none).
 SVERM_RATE_LIMITS = env_bool("SVERM_RATE_LIMITS", True)
+# A run's status read with an API key (`GET /v1/swarms/{id}`, `GET /api/runs/{id}`) served in
+# front of Django's handler with one thread hop (swarms/fast_reads.py); off: through Django.
+SVERM_FAST_READS = env_bool("SVERM_FAST_READS", True)
+# How long a process keeps a finished run's status and a checked API key for those reads; a
+# change made in another process shows within this time (0: nothing kept).
+SVERM_FAST_READ_CACHE_SECONDS = float(os.environ.get("SVERM_FAST_READ_CACHE_SECONDS", "2"))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "sverm API",

@@ -91,6 +91,46 @@ class MinuteQuota:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class QuotaHit:
+    """One request counted against a MinuteQuota: the window's count including it."""
+
+    quota: MinuteQuota
+    count: int
+    reset: int  # the window's end, epoch seconds
+    now: float
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > self.quota.limit
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The X-RateLimit-* headers the response carries, whatever it becomes."""
+        return {
+            "X-RateLimit-Limit": str(self.quota.limit),
+            "X-RateLimit-Remaining": str(max(self.quota.limit - self.count, 0)),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+
+    def refusal(self) -> RateLimited:
+        quota = self.quota
+        return RateLimited(
+            f"Rate limit of {quota.limit} requests per minute exceeded for {quota.subject}.",
+            details={"limit": "requests_per_minute", **quota.details, "allowed": quota.limit},
+            headers={"Retry-After": str(max(math.ceil(self.reset - self.now), 1))},
+        )
+
+
+def quota_hit(quota: MinuteQuota) -> QuotaHit:
+    """Count one request against `quota`'s counter of the current minute."""
+    now = clock()
+    window = int(now // WINDOW_SECONDS)
+    reset = (window + 1) * WINDOW_SECONDS
+    count = window_hit(f"sverm:ratelimit:{quota.identity}:{window}", reset)
+    return QuotaHit(quota=quota, count=count, reset=reset, now=now)
+
+
 class PerMinuteRateThrottle(BaseThrottle):
     """`quota(request)`'s requests per minute, for every request of a view that is not open to
     anyone (no quota: not counted). Remembers the limit, what remains and the window's end on
@@ -108,24 +148,8 @@ class PerMinuteRateThrottle(BaseThrottle):
         quota = self.quota(request)
         if quota is None:
             return True
-        limit = quota.limit
-        now = clock()
-        window = int(now // WINDOW_SECONDS)
-        reset = (window + 1) * WINDOW_SECONDS
-        count = window_hit(f"sverm:ratelimit:{quota.identity}:{window}", reset)
-        setattr(
-            request._request,
-            RATE_LIMIT_HEADERS_ATTR,
-            {
-                "X-RateLimit-Limit": str(limit),
-                "X-RateLimit-Remaining": str(max(limit - count, 0)),
-                "X-RateLimit-Reset": str(reset),
-            },
-        )
-        if count > limit:
-            raise RateLimited(
-                f"Rate limit of {limit} requests per minute exceeded for {quota.subject}.",
-                details={"limit": "requests_per_minute", **quota.details, "allowed": limit},
-                headers={"Retry-After": str(max(math.ceil(reset - now), 1))},
-            )
+        hit = quota_hit(quota)
+        setattr(request._request, RATE_LIMIT_HEADERS_ATTR, hit.headers)
+        if hit.exceeded:
+            raise hit.refusal()
         return True
