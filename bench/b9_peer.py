@@ -7,6 +7,7 @@ machine's PostgreSQL and Redis). Every figure is a sverm side's value over the p
 ahead of the peer on every row)."""
 
 import time
+from collections import Counter
 from contextlib import ExitStack
 
 from bench import loadgen, stack
@@ -75,7 +76,8 @@ def _measure(ctx: Context, sides: list[Side], count: int) -> dict:
     time.sleep(1)
     found["pg_connections"] = _pg_connections()
     for side in sides:
-        found[side.name]["rss_idle"] = side.rss_bytes()
+        found[side.name]["rss_parts"] = side.rss_parts()
+        found[side.name]["rss_idle"] = sum(found[side.name]["rss_parts"].values())
     for _ in range(LONE_RUNS):
         for side in sides:
             found[side.name]["lone"].append(_lone(side)[0])
@@ -142,8 +144,9 @@ def _many_how(name: str, side: dict, count: int) -> str:
     done = (f"median wall {median(side['many']) * 1000:.0f} ms (max "
             f"{max(side['many']) * 1000:.0f})" if side["many"] else "no run ended")  # fmt: skip
     if side["failed"]:
-        done += (f", {len(side['failed'])} of {ROUNDS * count} runs FAILED (first: "
-                 f"{side['failed'][:3]})")  # fmt: skip
+        kinds = "; ".join(f"{times} x {detail}"
+                          for detail, times in Counter(side["failed"]).most_common(3))  # fmt: skip
+        done += f", {len(side['failed'])} of {ROUNDS * count} runs FAILED ({kinds})"
     return f"{name} {done}"
 
 
@@ -204,13 +207,15 @@ def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Fi
                f"{side['rss_end'] / mib:.0f} MiB, peer {peer['rss_end'] / mib:.0f} "
                f"MiB")  # fmt: skip
         if name == "sverm production":
+            parts = ", ".join(f"{part} {rss / mib:.0f} MiB"
+                              for part, rss in side["rss_parts"].items())  # fmt: skip
             rss = (f"sum of VmRSS over the process trees of the layout: the Uvicorn master and "
-                   f"its {WEB_CONCURRENCY} workers, the Celery worker and beat; PostgreSQL and "
-                   f"Redis are not counted ({found['pg_connections']} PostgreSQL connections "
-                   f"open to the bench database at that moment); after the warm-up (a run, a "
-                   f"status read) and 1 s idle; after all the measurements: {name} "
-                   f"{side['rss_end'] / mib:.0f} MiB, peer {peer['rss_end'] / mib:.0f} "
-                   f"MiB")  # fmt: skip
+                   f"its {WEB_CONCURRENCY} workers, the Celery worker and beat ({parts}); "
+                   f"PostgreSQL and Redis are not counted ({found['pg_connections']} "
+                   f"PostgreSQL connections open to the bench database at that moment, the "
+                   f"bench's own left out); after the warm-up (a run, a status read) and 1 s "
+                   f"idle; after all the measurements: {name} {side['rss_end'] / mib:.0f} MiB, "
+                   f"peer {peer['rss_end'] / mib:.0f} MiB")  # fmt: skip
         rows.append([
             Figure.ratio_target(
                 f"9. peer: run overhead (wall - {CRITICAL_PATH:g} s critical path) of one run, "

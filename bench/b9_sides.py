@@ -79,20 +79,28 @@ class Streamed:
 @dataclass
 class Side:
     """A running server: its name, base URL, processes (whose trees hold its memory: one, or
-    a layout's several), the headers its API wants, and a status URL of one finished run."""
+    a layout's several, named by `parts`), the headers its API wants, and a status URL of one
+    finished run."""
 
     name: str
     base: str
     processes: list[subprocess.Popen]
     headers: dict[str, str]
     status_url: str = ""
+    parts: tuple[str, ...] = ()
 
     @property
     def sverm(self) -> bool:
         return self.name.startswith("sverm")
 
+    def rss_parts(self) -> dict[str, int]:
+        """Resident bytes of each process's tree, by part."""
+        names = self.parts or tuple(f"process {index}" for index in range(len(self.processes)))
+        return {name: stack.tree_rss_bytes(process.pid)
+                for name, process in zip(names, self.processes, strict=True)}  # fmt: skip
+
     def rss_bytes(self) -> int:
-        return sum(stack.tree_rss_bytes(process.pid) for process in self.processes)
+        return sum(self.rss_parts().values())
 
 
 def peer_install(log_dir: Path) -> Path:
@@ -220,7 +228,8 @@ def sverm_production(
         base, web = running.enter_context(stack.server_processes(
             "uvicorn", env, log_dir, WEB_CONCURRENCY, COMPOSE_UVICORN,
         ))  # fmt: skip
-        yield Side("sverm production", base, [*web, worker, beat], headers)
+        parts = (f"Uvicorn master + {WEB_CONCURRENCY} workers", "Celery worker", "beat")
+        yield Side("sverm production", base, [*web, worker, beat], headers, parts=parts)
 
 
 async def _sverm_run(http: httpx.AsyncClient, side: Side, index: int) -> tuple[Streamed, str]:
