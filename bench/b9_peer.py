@@ -1,14 +1,21 @@
 """9. The peer: sverm side by side with the LangGraph Agent Server (`langgraph dev`, in-memory
 runtime), the same graph shape on both (manager -> 3 parallel workers -> writer, 500 ms per
 simulated call), the same client, in alternating turns: one run's overhead and first streamed
-event, GET of a run's status under load, 100 runs at once, and idle memory. Every figure is
-sverm's value over the peer's (target: ahead of the peer on every row)."""
+event, GET of a run's status under load, 100 runs at once, and idle memory. sverm is measured
+twice: its embedded server (`make run`) and its production layout (docker-compose's, on this
+machine's PostgreSQL and Redis). Every figure is a sverm side's value over the peer's (target:
+ahead of the peer on every row)."""
 
 import time
+from collections import Counter
+from contextlib import ExitStack
 
 from bench import loadgen, stack
 from bench.b9_sides import (
+    COMPOSE_UVICORN,
     PEER_PACKAGE,
+    WEB_CONCURRENCY,
+    WORKER_CONCURRENCY,
     PeerUnavailable,
     Side,
     Streamed,
@@ -17,6 +24,7 @@ from bench.b9_sides import (
     peer_status_url,
     peer_version,
     runs_streamed,
+    sverm_production,
     sverm_start,
 )
 from bench.context import Context
@@ -28,6 +36,8 @@ LATENCY = 0.5
 CRITICAL_PATH = 3 * LATENCY  # manager, one worker, writer
 LONE_RUNS = 7
 ROUNDS = 2
+# A run of the 100 at once not ended this long after its POST counts as failed.
+MANY_TIMEOUT = 120
 
 
 def _lone(side: Side) -> tuple[Streamed, str]:
@@ -42,18 +52,32 @@ def _load(side: Side, ctx: Context, seconds: float) -> Load:
                        seconds=seconds, warmup=ctx.sizes.warmup_seconds)  # fmt: skip
 
 
+def _pg_connections() -> int:
+    """Connections open to the bench database, this process's own left out."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
 def _measure(ctx: Context, sides: list[Side], count: int) -> dict:
-    """Every measurement in turns (sverm, peer, sverm, peer), so both see the same moments of
-    the machine."""
+    """Every measurement in turns (embedded, production, peer, embedded, ...), so every side
+    sees the same moments of the machine."""
     found: dict = {side.name: {"lone": [], "many": [], "failed": [], "load": []} for side in sides}
     for side in sides:  # warm-up: a run and a status read on each
         _lone(side)
-    sverm = sides[0]
-    sverm.status_url = f"{sverm.base}/v1/swarms/{_lone(sverm)[1]}"
-    sides[1].status_url = peer_status_url(sides[1])
-    time.sleep(1)
     for side in sides:
-        found[side.name]["rss_idle"] = stack.tree_rss_bytes(side.process.pid)
+        side.status_url = (f"{side.base}/v1/swarms/{_lone(side)[1]}" if side.sverm
+                           else peer_status_url(side))  # fmt: skip
+    time.sleep(1)
+    found["pg_connections"] = _pg_connections()
+    for side in sides:
+        found[side.name]["rss_parts"] = side.rss_parts()
+        found[side.name]["rss_idle"] = sum(found[side.name]["rss_parts"].values())
     for _ in range(LONE_RUNS):
         for side in sides:
             found[side.name]["lone"].append(_lone(side)[0])
@@ -64,12 +88,12 @@ def _measure(ctx: Context, sides: list[Side], count: int) -> dict:
             found[side.name]["load"].append(_load(side, ctx, ctx.sizes.load_seconds / ROUNDS))
     for _ in range(ROUNDS):
         for side in sides:
-            runs = [run for run, _id in runs_streamed(side, count)]
+            runs = [run for run, _id in runs_streamed(side, count, MANY_TIMEOUT)]
             found[side.name]["many"] += [run.wall for run in runs if run.ok]
             found[side.name]["failed"] += [run.detail for run in runs if not run.ok]
             time.sleep(1)
     for side in sides:
-        found[side.name]["rss_end"] = stack.tree_rss_bytes(side.process.pid)
+        found[side.name]["rss_end"] = side.rss_bytes()
     return found
 
 
@@ -80,7 +104,7 @@ def _skipped(reason: str) -> list[Figure]:
 def run(ctx: Context) -> list[Figure]:
     if ctx.quick:
         return _skipped(
-            "skipped: quick mode (installing the peer and starting both servers take longer "
+            "skipped: quick mode (installing the peer and starting the three sides take longer "
             "than QUICK allows); run `python -m bench --only b9_peer`"
         )
     try:
@@ -88,103 +112,166 @@ def run(ctx: Context) -> list[Figure]:
     except PeerUnavailable as exc:
         return _skipped(f"skipped: the peer cannot be installed here ({exc})")
     count = ctx.sizes.many_runs
-    sides: list[Side] = []
-    try:
-        sides.append(sverm_start(ctx.env, ctx.log_dir, LATENCY, threads=count))
-        sides.append(peer_start(command, ctx.log_dir, LATENCY, jobs=count))
+    with ExitStack() as running:
+        embedded = sverm_start(ctx.env, ctx.log_dir, LATENCY, threads=count)
+        running.callback(stack.stop, embedded.processes[0])
+        production = running.enter_context(
+            sverm_production(ctx.env, ctx.log_dir, LATENCY, ctx.tenant.headers)
+        )
+        peer = peer_start(command, ctx.log_dir, LATENCY, jobs=count)
+        running.callback(stack.stop, peer.processes[0])
+        sides = [embedded, production, peer]
         found = _measure(ctx, sides, count)
-    finally:
-        for side in sides:
-            stack.stop(side.process)
     return _figures(ctx, found, [side.name for side in sides], count)
 
 
+def _summarize(found: dict, name: str) -> None:
+    """A side's medians, in place; its failed status reads raise (its failed runs at once are
+    the figure's to report)."""
+    side = found[name]
+    load: Load = Load.merge(side["load"])
+    if load.errors or not load.requests:
+        raise RuntimeError(f"{name}: GET status {load.errors} errors of {load.requests}: "
+                           f"{load.statuses}")  # fmt: skip
+    side["load"] = load
+    side["wall"] = median([run.wall for run in side["lone"]]) * 1000
+    side["first"] = median([run.first for run in side["lone"]]) * 1000
+    side["overhead"] = side["wall"] - CRITICAL_PATH * 1000
+    side["spread"] = median(side["many"]) * 1000 / side["wall"] if side["many"] else None
+
+
+def _many_how(name: str, side: dict, count: int) -> str:
+    done = (f"median wall {median(side['many']) * 1000:.0f} ms (max "
+            f"{max(side['many']) * 1000:.0f})" if side["many"] else "no run ended")  # fmt: skip
+    if side["failed"]:
+        kinds = "; ".join(f"{times} x {detail}"
+                          for detail, times in Counter(side["failed"]).most_common(3))  # fmt: skip
+        done += f", {len(side['failed'])} of {ROUNDS * count} runs FAILED ({kinds})"
+    return f"{name} {done}"
+
+
 def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Figure]:
-    ours, peer = (found[name] for name in names)
+    *ours, peer_name = names
     for name in names:
-        load: Load = Load.merge(found[name]["load"])
-        if load.errors or not load.requests:
-            raise RuntimeError(f"{name}: GET status {load.errors} errors of {load.requests}: "
-                               f"{load.statuses}")  # fmt: skip
-        found[name]["load"] = load
-        if found[name]["failed"]:
-            raise RuntimeError(f"{name}: {len(found[name]['failed'])} of {ROUNDS * count} runs "
-                               f"failed: {found[name]['failed'][:3]}")  # fmt: skip
-        lone = found[name]["lone"]
-        found[name]["wall"] = median([run.wall for run in lone]) * 1000
-        found[name]["first"] = median([run.first for run in lone]) * 1000
-        found[name]["overhead"] = found[name]["wall"] - CRITICAL_PATH * 1000
-        found[name]["spread"] = median(found[name]["many"]) * 1000 / found[name]["wall"]
-    sides = (f"sverm: `make run`'s server (`python -m sverm.server`, Daphne, access log off) in "
-             f"the embedded mode (SQLite, in-memory channel layer, in-process executor with "
-             f"SVERM_EXECUTOR_MAX_RUNS={count}), the simulated provider at {LATENCY:g} s, an "
-             f"inline YAML definition (hierarchical: manager, worker x3, writer); peer: "
-             f"`langgraph dev --no-reload --n-jobs-per-worker {count} --server-log-level "
-             f"WARNING` ({peer_version()}, `pip install \"{PEER_PACKAGE}\"` in "
-             f"bench/peer/.venv) serving bench/peer/graph.py (StateGraph manager -> 3 parallel "
-             f"workers -> writer, async nodes sleeping {LATENCY:g} s). Both servers up at once, "
-             f"measured in turns (sverm, peer, ...) after a warm-up run on each")  # fmt: skip
-    client = ("one client for both (httpx + websockets): sverm = POST /v1/swarms, then its "
-              "WebSocket stream /v1/swarms/{id}/stream until the server closes it after "
+        _summarize(found, name)
+    peer = found[peer_name]
+    mib = 2**20
+    described = {
+        "sverm embedded": (
+            f"sverm embedded: `make run`'s server (`python -m sverm.server`, Daphne, access log "
+            f"off) in the embedded mode (SQLite, in-memory channel layer, in-process executor "
+            f"with SVERM_EXECUTOR_MAX_RUNS={count})"
+        ),
+        "sverm production": (
+            f"sverm production: docker-compose's layout on this machine's services: `uvicorn "
+            f"sverm.asgi:application --workers {WEB_CONCURRENCY} --lifespan off "
+            f"{' '.join(COMPOSE_UVICORN)}` (uvloop, httptools; access log off and log level "
+            f"warning where compose logs through sverm/uvicorn_logging.yaml), `celery -A sverm "
+            f"worker --pool=threads --concurrency={WORKER_CONCURRENCY}` (without gossip, "
+            f"mingle, heartbeat) and `celery -A sverm beat`, both at log level WARNING, "
+            f"SVERM_EXECUTOR=celery, the bench's PostgreSQL database (migrated; each process's "
+            f"pool of DB_POOL_MAX_SIZE, 12) and Redis (channel layer, Celery broker, cache), "
+            f"bench.settings (sverm's plus the bench routes), the bench's team-plan tenant"
+        ),
+    }  # fmt: skip
+    common = (f"the simulated provider at {LATENCY:g} s, an inline YAML definition "
+              f"(hierarchical: manager, worker x3, writer); peer: `langgraph dev --no-reload "
+              f"--n-jobs-per-worker {count} --server-log-level WARNING` ({peer_version()}, "
+              f"`pip install \"{PEER_PACKAGE}\"` in bench/peer/.venv) serving "
+              f"bench/peer/graph.py (StateGraph manager -> 3 parallel workers -> writer, async "
+              f"nodes sleeping {LATENCY:g} s). All {len(names)} servers up at once, measured in "
+              f"turns ({', '.join(names)}, ...) after a warm-up run on each")  # fmt: skip
+    client = ("One client for every side (httpx + websockets): sverm = POST /v1/swarms, then "
+              "its WebSocket stream /v1/swarms/{id}/stream until the server closes it after "
               "run.completed; peer = POST /runs/stream (SSE, stream_mode updates) until the "
               "stream ends")  # fmt: skip
-    ms = {name: found[name] for name in names}
-    lone_how = (f"median of {LONE_RUNS} lone runs each (wall sverm {ms[names[0]]['wall']:.0f} "
-                f"ms, peer {ms[names[1]]['wall']:.0f} ms)")  # fmt: skip
-    same = "servers and client as in 9's first figure"
-    mib = 2**20
-    figures = [
-        Figure.ratio_target(
-            f"9. peer: run overhead (wall - {CRITICAL_PATH:g} s critical path) of one run, "
-            "sverm / LangGraph dev", ours["overhead"], peer["overhead"], "<=", 1, "ms",
-            f"{sides}. {client}; {lone_how}; wall = POST sent to the stream's end.",
-        ),
-        Figure.ratio_target(
-            "9. peer: first streamed event after POST, sverm / LangGraph dev", ours["first"],
-            peer["first"], "<=", 1, "ms",
-            f"{same}; {lone_how}; from the POST sent to the first event received (sverm: the "
-            f"first "
-            f"stored event the stream replays, after the POST's answer and the WebSocket "
-            f"handshake; peer: its first SSE event, `metadata`).",
-        ),
-        Figure.ratio_target(
-            "9. peer: GET one run's status, 8 keep-alive connections, sverm / LangGraph dev",
-            ours["load"].rps, peer["load"].rps, ">=", 1, "req/s",
-            f"servers as in 9's first figure; bench/loadgen.py, {ctx.sizes.connections} "
-            f"keep-alive connections, closed loop, {ctx.sizes.load_seconds:g} s each in "
-            f"{ROUNDS} alternating slices after "
-            f"{ctx.sizes.warmup_seconds:g} s warm-up per slice; sverm GET /v1/swarms/{{id}} (API "
-            f"key): {ours['load'].describe()}; peer GET /threads/{{thread_id}}/runs/{{run_id}} "
-            f"(no auth configured): {peer['load'].describe()}.",
-        ),
-        Figure.ratio_target(
-            f"9. peer: {count} runs at once, median wall / lone run's, sverm / LangGraph dev",
-            ours["spread"], peer["spread"], "<=", 1, "x",
-            f"{same}; {count} runs created at once by one client (one connection "
-            f"each), {ROUNDS} rounds in turns; median wall sverm "
-            f"{median(ours['many']) * 1000:.0f} ms (max {max(ours['many']) * 1000:.0f}), peer "
-            f"{median(peer['many']) * 1000:.0f} ms (max {max(peer['many']) * 1000:.0f}), over "
-            f"each side's lone-run wall above.",
-        ),
-        Figure.ratio_target(
-            "9. peer: server process tree RSS at idle, sverm / LangGraph dev",
-            ours["rss_idle"] / mib, peer["rss_idle"] / mib, "<=", 1, "MiB",
-            f"servers as in 9's first figure; sum of VmRSS over the server's process tree "
-            f"after the warm-up (a run, a status read) and 1 s idle; after all the "
-            f"measurements: sverm "
-            f"{ours['rss_end'] / mib:.0f} MiB, peer {peer['rss_end'] / mib:.0f} MiB.",
-        ),
-    ]  # fmt: skip
-    behind = [f.name.removeprefix("9. peer: ") for f in figures if f.met is False]
-    ctx.note(
-        "Peer: against `langgraph dev` (in-memory runtime) with the same graph shape, sverm's "
-        "embedded server is "
-        + (f"behind on: {'; '.join(behind)}." if behind else "ahead on every row.")
-        + f" A status read takes p50 {ours['load'].p50:.1f} ms on sverm against "
-        f"{peer['load'].p50:.1f} ms; {count} runs at once take a median "
-        f"{median(ours['many']):.1f} s on sverm (SQLite, one process) against "
-        f"{median(peer['many']):.1f} s, lone runs {ours['wall'] / 1000:.2f} s and "
-        f"{peer['wall'] / 1000:.2f} s (the peer's queue picks a run up about "
-        f"{(peer['first'] - ours['first']) / 1000:.1f} s later)."
-    )
+    same = "servers and client as in 9's first figures"
+    peer_many = _many_how("peer", peer, count)
+    rows = []
+    for name in ours:
+        side = found[name]
+        versus = f"{name} / LangGraph dev"
+        lone_how = (f"median of {LONE_RUNS} lone runs each (wall {name} {side['wall']:.0f} ms, "
+                    f"peer {peer['wall']:.0f} ms)")  # fmt: skip
+        many = Figure.ratio_target(
+            f"9. peer: {count} runs at once, median wall / lone run's, {versus}",
+            side["spread"], peer["spread"], "<=", 1, "x",
+            f"{same}; {count} runs created at once by one client (one connection each), "
+            f"{ROUNDS} rounds in turns, a run not ended {MANY_TIMEOUT} s after its POST failed; "
+            f"{_many_how(name, side, count)}, {peer_many}, over each side's lone-run wall.",
+        )  # fmt: skip
+        if side["failed"]:
+            many.met = False
+        rss = (f"sum of VmRSS over the server's process tree after the warm-up (a run, a status "
+               f"read) and 1 s idle; after all the measurements: {name} "
+               f"{side['rss_end'] / mib:.0f} MiB, peer {peer['rss_end'] / mib:.0f} "
+               f"MiB")  # fmt: skip
+        if name == "sverm production":
+            parts = ", ".join(f"{part} {rss / mib:.0f} MiB"
+                              for part, rss in side["rss_parts"].items())  # fmt: skip
+            rss = (f"sum of VmRSS over the process trees of the layout: the Uvicorn master and "
+                   f"its {WEB_CONCURRENCY} workers, the Celery worker and beat ({parts}); "
+                   f"PostgreSQL and Redis are not counted ({found['pg_connections']} "
+                   f"PostgreSQL connections open to the bench database at that moment, the "
+                   f"bench's own left out); after the warm-up (a run, a status read) and 1 s "
+                   f"idle; after all the measurements: {name} {side['rss_end'] / mib:.0f} MiB, "
+                   f"peer {peer['rss_end'] / mib:.0f} MiB")  # fmt: skip
+        rows.append([
+            Figure.ratio_target(
+                f"9. peer: run overhead (wall - {CRITICAL_PATH:g} s critical path) of one run, "
+                f"{versus}", side["overhead"], peer["overhead"], "<=", 1, "ms",
+                f"{described[name]}; {common}. {client}; {lone_how}; wall = POST sent to the "
+                f"stream's end.",
+            ),
+            Figure.ratio_target(
+                f"9. peer: first streamed event after POST, {versus}", side["first"],
+                peer["first"], "<=", 1, "ms",
+                f"{same}; {lone_how}; from the POST sent to the first event received (sverm: "
+                f"the first stored event the stream replays, after the POST's answer and the "
+                f"WebSocket handshake; peer: its first SSE event, `metadata`).",
+            ),
+            Figure.ratio_target(
+                f"9. peer: GET one run's status, 8 keep-alive connections, {versus}",
+                side["load"].rps, peer["load"].rps, ">=", 1, "req/s",
+                f"{same}; bench/loadgen.py, {ctx.sizes.connections} keep-alive connections, "
+                f"closed loop, {ctx.sizes.load_seconds:g} s each in {ROUNDS} alternating slices "
+                f"after {ctx.sizes.warmup_seconds:g} s warm-up per slice; {name} GET "
+                f"/v1/swarms/{{id}} (API key): {side['load'].describe()}; peer GET "
+                f"/threads/{{thread_id}}/runs/{{run_id}} (no auth configured): "
+                f"{peer['load'].describe()}.",
+            ),
+            many,
+            Figure.ratio_target(
+                f"9. peer: server process tree RSS at idle, {versus}", side["rss_idle"] / mib,
+                peer["rss_idle"] / mib, "<=", 1, "MiB", f"{same}; {rss}.",
+            ),
+        ])  # fmt: skip
+    figures = [figure for metric in zip(*rows, strict=True) for figure in metric]
+    _note(ctx, found, ours, figures, count)
     return figures
+
+
+def _note(ctx: Context, found: dict, ours: list[str], figures: list[Figure], count: int) -> None:
+    peer = found["LangGraph dev"]
+    verdicts = []
+    for name in ours:
+        versus = f", {name} / LangGraph dev"
+        behind = [f.name.removeprefix("9. peer: ").removesuffix(versus)
+                  for f in figures if f.met is False and f.name.endswith(versus)]  # fmt: skip
+        verdicts.append(f"{name} is " + (f"behind on: {'; '.join(behind)}" if behind
+                                         else "ahead on every row"))  # fmt: skip
+    reads = ", ".join(f"{found[name]['load'].p50:.1f} ms ({name})" for name in ours)
+    many = ", ".join(
+        f"{median(found[name]['many']):.1f} s ({name}"
+        + (f", {len(found[name]['failed'])} failed" if found[name]["failed"] else "") + ")"
+        if found[name]["many"] else f"none ended ({name})"
+        for name in ours
+    )  # fmt: skip
+    lone = ", ".join(f"{found[name]['wall'] / 1000:.2f} s ({name})" for name in ours)
+    peer_many = f"{median(peer['many']):.1f} s" if peer["many"] else "none ended"
+    ctx.note(
+        f"Peer: against `langgraph dev` (in-memory runtime) with the same graph shape, "
+        f"{'; '.join(verdicts)}. A status read takes p50 {reads} against "
+        f"{peer['load'].p50:.1f} ms; {count} runs at once take a median {many} against "
+        f"{peer_many} on the peer; lone runs {lone} against {peer['wall'] / 1000:.2f} s."
+    )

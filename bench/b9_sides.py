@@ -1,7 +1,9 @@
-"""The two sides of benchmark 9: sverm's embedded server (`make run`: SQLite, in-memory channel
-layer, in-process executor) and the peer, the LangGraph Agent Server (`langgraph dev`, in-memory
-runtime) in a virtualenv of its own; each started on a free port, and a client that creates a
-run and follows its stream to the end the way each side's API offers it."""
+"""The three sides of benchmark 9: sverm's embedded server (`make run`: SQLite, in-memory channel
+layer, in-process executor), sverm's production layout (docker-compose's Uvicorn workers, Celery
+worker and beat on this machine's PostgreSQL and Redis) and the peer, the LangGraph Agent Server
+(`langgraph dev`, in-memory runtime) in a virtualenv of its own; each started on a free port, and
+a client that creates a run and follows its stream to the end the way each side's API offers
+it."""
 
 import asyncio
 import json
@@ -10,6 +12,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +51,14 @@ agents:
 """
 # What the peer inherits from this process: nothing of sverm's configuration.
 PEER_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+# docker-compose.yml's web service: WEB_CONCURRENCY's default, and its Uvicorn options but the
+# logging ones (every server here runs with its access log off: stack.server's uvicorn).
+WEB_CONCURRENCY = 2
+COMPOSE_UVICORN = ("--ws", "websockets-sansio", "--timeout-keep-alive", "75",
+                   "--timeout-graceful-shutdown", "20",
+                   "--forwarded-allow-ips", "127.0.0.1")  # fmt: skip
+# docker-compose.yml's worker service: SVERM_WORKER_CONCURRENCY's default.
+WORKER_CONCURRENCY = 100
 
 
 class PeerUnavailable(Exception):
@@ -66,14 +78,29 @@ class Streamed:
 
 @dataclass
 class Side:
-    """A running server: its name, base URL, process (whose tree holds its memory), the
-    headers its API wants, and a status URL of one finished run."""
+    """A running server: its name, base URL, processes (whose trees hold its memory: one, or
+    a layout's several, named by `parts`), the headers its API wants, and a status URL of one
+    finished run."""
 
     name: str
     base: str
-    process: subprocess.Popen
+    processes: list[subprocess.Popen]
     headers: dict[str, str]
     status_url: str = ""
+    parts: tuple[str, ...] = ()
+
+    @property
+    def sverm(self) -> bool:
+        return self.name.startswith("sverm")
+
+    def rss_parts(self) -> dict[str, int]:
+        """Resident bytes of each process's tree, by part."""
+        names = self.parts or tuple(f"process {index}" for index in range(len(self.processes)))
+        return {name: stack.tree_rss_bytes(process.pid)
+                for name, process in zip(names, self.processes, strict=True)}  # fmt: skip
+
+    def rss_bytes(self) -> int:
+        return sum(self.rss_parts().values())
 
 
 def peer_install(log_dir: Path) -> Path:
@@ -139,7 +166,7 @@ def peer_start(command: Path, log_dir: Path, latency: float, jobs: int) -> Side:
     except Exception:
         stack.stop(process)
         raise
-    return Side("LangGraph dev", base, process, {})
+    return Side("LangGraph dev", base, [process], {})
 
 
 def sverm_start(env: dict[str, str], log_dir: Path, latency: float, threads: int) -> Side:
@@ -177,7 +204,32 @@ def sverm_start(env: dict[str, str], log_dir: Path, latency: float, threads: int
     except Exception:
         stack.stop(process)
         raise
-    return Side("sverm embedded", base, process, {"Authorization": f"Bearer {api_key}"})
+    return Side("sverm embedded", base, [process], {"Authorization": f"Bearer {api_key}"})
+
+
+@contextmanager
+def sverm_production(
+    env: dict[str, str], log_dir: Path, latency: float, headers: dict[str, str]
+) -> Iterator[Side]:
+    """docker-compose's layout on this machine's services: `uvicorn --workers 2` with compose's
+    options (stack.server's uvicorn), a Celery worker with compose's `--pool=threads
+    --concurrency=100` (stack.celery_worker) and beat, on the bench's PostgreSQL database
+    (migrated, holding the tenant whose API key `headers` carry) and Redis (channel layer,
+    broker, cache; SVERM_EXECUTOR=celery); stopped on leaving."""
+    env = {**env, "SVERM_SIMULATED_LATENCY": str(latency)}
+    with ExitStack() as running:
+        worker = running.enter_context(stack.celery_worker(
+            env, log_dir, ["--pool=threads", f"--concurrency={WORKER_CONCURRENCY}"], "w-b9",
+        ))  # fmt: skip
+        beat = stack.spawn("beat-b9", ["celery", "-A", "sverm", "beat", "--loglevel=WARNING",
+                                       "--schedule", str(log_dir / "beat-b9")], env,
+                           log_dir)  # fmt: skip
+        running.callback(stack.stop, beat)
+        base, web = running.enter_context(stack.server_processes(
+            "uvicorn", env, log_dir, WEB_CONCURRENCY, COMPOSE_UVICORN,
+        ))  # fmt: skip
+        parts = (f"Uvicorn master + {WEB_CONCURRENCY} workers", "Celery worker", "beat")
+        yield Side("sverm production", base, [*web, worker, beat], headers, parts=parts)
 
 
 async def _sverm_run(http: httpx.AsyncClient, side: Side, index: int) -> tuple[Streamed, str]:
@@ -225,23 +277,28 @@ async def _peer_run(http: httpx.AsyncClient, side: Side, index: int) -> tuple[St
     return Streamed(first or wall, wall, ok, "" if ok else f"ended with {last!r}"), ""
 
 
-async def _runs_at_once(side: Side, count: int, sverm: bool) -> list[tuple[Streamed, str]]:
+async def _runs_at_once(side: Side, count: int, timeout: float) -> list[tuple[Streamed, str]]:
     limits = httpx.Limits(max_connections=count + 4, max_keepalive_connections=count + 4)
     async with httpx.AsyncClient(timeout=300, limits=limits) as http:
-        one = _sverm_run if sverm else _peer_run
-        answers = await asyncio.gather(*(one(http, side, index) for index in range(count)),
-                                       return_exceptions=True)  # fmt: skip
+        one = _sverm_run if side.sverm else _peer_run
+        answers = await asyncio.gather(
+            *(asyncio.wait_for(one(http, side, index), timeout) for index in range(count)),
+            return_exceptions=True,
+        )
     return [
         answer if not isinstance(answer, BaseException)
+        else (Streamed(0, 0, False, f"not ended within {timeout:g} s"), "")
+        if isinstance(answer, TimeoutError)
         else (Streamed(0, 0, False, f"{type(answer).__name__}: {answer}"), "")
         for answer in answers
     ]  # fmt: skip
 
 
-def runs_streamed(side: Side, count: int) -> list[tuple[Streamed, str]]:
-    """`count` runs created at once by one client, each followed to its end; with their ids
-    (sverm's; the peer's stateless runs are not kept)."""
-    return asyncio.run(_runs_at_once(side, count, sverm=side.name.startswith("sverm")))
+def runs_streamed(side: Side, count: int, timeout: float = 120) -> list[tuple[Streamed, str]]:
+    """`count` runs created at once by one client, each followed to its end (a run not ended
+    within `timeout` seconds of its POST failed: TimeoutError); with their ids (sverm's; the
+    peer's stateless runs are not kept)."""
+    return asyncio.run(_runs_at_once(side, count, timeout))
 
 
 def peer_status_url(side: Side) -> str:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -91,6 +92,19 @@ def server(kind: str, env: dict[str, str], log_dir: Path, processes: int = 1):
     daphne: one process (`make run`'s embedded server, access log off). daphne-multi: N Daphne
     processes accepting on one shared listening socket (as a process manager would run them).
     uvicorn: `uvicorn --workers N` (N=1: a single process, no supervisor)."""
+    with server_processes(kind, env, log_dir, processes) as (base, _started):
+        yield base
+
+
+@contextmanager
+def server_processes(
+    kind: str, env: dict[str, str], log_dir: Path, processes: int = 1, options: Sequence[str] = ()
+):
+    """server(), yielding its URL and the processes it started (each heads its own process
+    group: a benchmark sums their trees' memory); `options` are added to uvicorn's (e.g.
+    docker-compose's `--ws websockets-sansio`)."""
+    if options and kind != "uvicorn":
+        raise ValueError(f"options are for uvicorn, not {kind!r}")
     port = free_port()
     env = {**env, "DJANGO_SETTINGS_MODULE": "bench.settings"}
     name = f"{kind}-{processes}-{port}"
@@ -116,6 +130,7 @@ def server(kind: str, env: dict[str, str], log_dir: Path, processes: int = 1):
                     "--lifespan", "off", "--log-level", "warning"]  # fmt: skip
             if processes > 1:
                 args += ["--workers", str(processes)]
+            args += list(options)
             started.append(spawn(name, [*args, "sverm.asgi:application"], env, log_dir))
         else:
             raise ValueError(f"unknown server kind {kind!r}")
@@ -123,7 +138,7 @@ def server(kind: str, env: dict[str, str], log_dir: Path, processes: int = 1):
         wait_http(base, started[0], log_dir / f"{started[0].bench_name}.log")  # type: ignore[attr-defined]
         if kind != "daphne":
             time.sleep(1.5)  # the other processes/workers come up too
-        yield base
+        yield base, started
     finally:
         for process in started:
             stop(process)
