@@ -124,17 +124,17 @@ def production(log_dir: Path, database_url: str, redis_url: str, web_workers: in
     )  # fmt: skip
     api_key = made.stdout.strip().splitlines()[-1]
     port = stack.free_port()
+    # docker-compose.yml's commands, less the container's host and port.
     commands = {
-        # docker-compose.yml's commands, less the container's host and port.
         "web": ["uvicorn", "sverm.asgi:application", "--host=127.0.0.1", f"--port={port}",
                 f"--workers={web_workers}", "--ws=websockets-sansio", "--lifespan=off",
                 "--log-config=sverm/uvicorn_logging.yaml", "--timeout-keep-alive=75",
-                "--timeout-graceful-shutdown=20"],  # fmt: skip
+                "--timeout-graceful-shutdown=20"],
         "worker": ["celery", "-A", "sverm", "worker", "--loglevel=INFO", "--pool=threads",
-                   "--concurrency=100"],  # fmt: skip
+                   "--concurrency=100"],
         "beat": ["celery", "-A", "sverm", "beat", "--loglevel=INFO", "--schedule",
-                 str(log_dir / "celerybeat-schedule")],  # fmt: skip
-    }
+                 str(log_dir / "celerybeat-schedule")],
+    }  # fmt: skip
     started = {}
     try:
         for name, args in commands.items():

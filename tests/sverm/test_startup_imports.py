@@ -18,8 +18,8 @@ django.setup()
 import sverm.asgi
 from django.urls import get_resolver
 get_resolver().url_patterns
-names = json.loads(sys.argv[1])
-print(json.dumps(sorted(n for n in names if any(m == n or m.startswith(n + ".") for m in sys.modules))))
+tops = {name.split(".")[0] for name in sys.modules}
+print(json.dumps(sorted(set(json.loads(sys.argv[1])) & tops)))
 """
 LAZY = ["openai", "pydantic", "httpx", "twisted", "autobahn", "OpenSSL"]
 
