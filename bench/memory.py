@@ -6,7 +6,7 @@ from /proc/PID/smaps_rollup (bench/README.md, "Where memory goes").
     python -m bench.memory embedded
     python -m bench.memory production --database-url postgres://... --redis-url redis://.../N
 
-The production side migrates the database it is given and flushes the Redis database; it runs
+The production side drops and re-creates the database it is given and flushes the Redis one; it runs
 the same commands as docker-compose.yml (its environment: DEBUG=0, a SECRET_KEY, the URLs).
 """
 
@@ -23,6 +23,7 @@ import httpx
 
 from bench import stack
 from bench.b9_sides import Side, runs_streamed, sverm_start
+from bench.fixtures import database_recreate
 
 MIB = 1024 * 1024
 
@@ -114,6 +115,7 @@ def production(log_dir: Path, database_url: str, redis_url: str, web_workers: in
         SVERM_SIMULATED_LATENCY="0.05",
         SVERM_DATA_DIR=str(log_dir),
     )
+    database_recreate(database_url)
     subprocess.run(["redis-cli", "-u", redis_url, "flushdb"], check=True, capture_output=True)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
                    cwd=stack.ROOT, env=env, check=True, timeout=300)  # fmt: skip
@@ -132,7 +134,7 @@ def production(log_dir: Path, database_url: str, redis_url: str, web_workers: in
                 "--timeout-graceful-shutdown=20"],
         "worker": ["celery", "-A", "sverm", "worker", "--loglevel=INFO", "--pool=threads",
                    "--concurrency=100"],
-        "beat": ["celery", "-A", "sverm", "beat", "--loglevel=INFO", "--schedule",
+        "beat": ["celery", "-A", "sverm.beat", "beat", "--loglevel=INFO", "--schedule",
                  str(log_dir / "celerybeat-schedule")],
     }  # fmt: skip
     started = {}

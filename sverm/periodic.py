@@ -19,8 +19,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections
 
-from sverm.celery import app
-
 logger = logging.getLogger("sverm.periodic")
 
 
@@ -125,7 +123,10 @@ class EmbeddedSchedule:
 
 def _celery_task(name: str):
     """The task registered under `name`, its module imported if it was not yet (a web process
-    imports no tasks module of its own)."""
+    imports no tasks module of its own). Celery's app is imported here, not with this module:
+    settings.py imports this module, and Celery beat's app (sverm/beat.py) has no task."""
+    from sverm.celery import app
+
     if name not in app.tasks:
         app.autodiscover_tasks(force=True)
     return app.tasks[name]
