@@ -27,3 +27,5 @@ class DaphneRunserverConfig(AppConfig):
 
     name = "daphne"
     verbose_name = "Daphne"
+    # Named by its path in INSTALLED_APPS; never the `sverm` entry's config (SvermConfig is).
+    default = False
