@@ -104,7 +104,7 @@ class EmbeddedSchedule:
                 if not cache.add(MARK_PREFIX + entry.name, True, timeout=mark):
                     continue
                 ran.append(entry.name)
-                _celery_task(entry.task)()
+                _work(entry.task)()
             except Exception:
                 logger.exception(
                     "the periodic task %s failed; it runs again in %g s", entry.name, interval
@@ -119,6 +119,20 @@ class EmbeddedSchedule:
         while True:
             time.sleep(TICK_SECONDS)
             self.tick()
+
+
+_local_work: dict[str, Callable[[], object]] = {}
+
+
+def register_local(task: str, work: Callable[[], object]) -> None:
+    """Have the embedded timer run periodic task `task` as `work()`: the same work as its Celery
+    task, without importing Celery (swarms/apps.py registers swarms/periodic.py's)."""
+    _local_work[task] = work
+
+
+def _work(task: str) -> Callable[[], object]:
+    """What the timer calls for `task`: its registered work, else its Celery task."""
+    return _local_work.get(task) or _celery_task(task)
 
 
 def _celery_task(name: str):

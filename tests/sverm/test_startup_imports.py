@@ -43,8 +43,8 @@ def _base_env(tmp_path) -> dict[str, str]:
 def test_the_embedded_server_starts_without_the_heavy_modules_of_some_paths(tmp_path):
     # With a provider configured too: its SDK is imported by its first call, not at start.
     env = {**_base_env(tmp_path), "OPENAI_API_KEY": "sk-test"}
-    # Redis's client too: the embedded mode has no Redis.
-    assert _imported(env, [*LAZY, "redis"]) == []
+    # Redis's client and Celery too: the embedded mode has neither Redis nor a broker.
+    assert _imported(env, [*LAZY, "redis", "celery", "kombu"]) == []
 
 
 def test_a_production_process_starts_without_them(tmp_path):
