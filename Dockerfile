@@ -3,7 +3,7 @@
 #   web     uvicorn sverm.asgi:application ... --log-config sverm/uvicorn_logging.yaml (the default
 #           CMD: Uvicorn workers, credentials in query strings redacted from its logs)
 #   worker  celery -A sverm worker
-#   beat    celery -A sverm beat
+#   beat    celery -A sverm.beat beat (Celery's configuration without Django's apps)
 #   migrate python manage.py migrate --noinput
 # The default CMD is the production server: it needs REDIS_URL (Celery runs the swarms, Redis
 # carries the streams between workers). One container in the embedded mode (SQLite, no Redis)

@@ -1,5 +1,6 @@
-"""sverm: budgeted swarms of LLM agents, as a service."""
+"""sverm: budgeted swarms of LLM agents, as a service.
 
-from sverm.celery import app as celery_app
-
-__all__ = ("celery_app",)
+Celery's app is not imported here (Celery's Django recipe does so that `shared_task` finds it):
+sverm/beat.py's app must load without it, and every Django process imports it anyway, with
+swarms/jobs.py, which sends every task; `celery -A sverm` finds it in sverm/celery.py.
+"""

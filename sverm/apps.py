@@ -1,4 +1,5 @@
-"""App config of the project package: database behaviour every app relies on."""
+"""App configs of the project package: database behaviour every app relies on, and Daphne's
+app without the server it imports."""
 
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
@@ -13,3 +14,18 @@ class SvermConfig(AppConfig):
 
         lookups_register()
         connection_created.connect(sqlite_functions_install, dispatch_uid="sverm.sqlite_upper")
+
+
+class DaphneRunserverConfig(AppConfig):
+    """Daphne's app (its `manage.py runserver`, which serves ASGI and WebSockets), without what
+    Daphne's own app config does on import: import `daphne.server`, i.e. Twisted, autobahn and
+    pyOpenSSL (~29 MiB), into every process that loads the apps, Uvicorn workers, the Celery
+    worker and `manage.py` commands included. A process that serves with Daphne (`runserver`,
+    `python -m sverm.server`) imports the server itself. Daphne's check that its app precedes
+    staticfiles is left out: registering it imports the server again (Celery's worker runs the
+    checks), and INSTALLED_APPS lists this first."""
+
+    name = "daphne"
+    verbose_name = "Daphne"
+    # Named by its path in INSTALLED_APPS; never the `sverm` entry's config (SvermConfig is).
+    default = False

@@ -19,8 +19,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections
 
-from sverm.celery import app
-
 logger = logging.getLogger("sverm.periodic")
 
 
@@ -106,7 +104,7 @@ class EmbeddedSchedule:
                 if not cache.add(MARK_PREFIX + entry.name, True, timeout=mark):
                     continue
                 ran.append(entry.name)
-                _celery_task(entry.task)()
+                _work(entry.task)()
             except Exception:
                 logger.exception(
                     "the periodic task %s failed; it runs again in %g s", entry.name, interval
@@ -123,9 +121,26 @@ class EmbeddedSchedule:
             self.tick()
 
 
+_local_work: dict[str, Callable[[], object]] = {}
+
+
+def register_local(task: str, work: Callable[[], object]) -> None:
+    """Have the embedded timer run periodic task `task` as `work()`: the same work as its Celery
+    task, without importing Celery (swarms/apps.py registers swarms/periodic.py's)."""
+    _local_work[task] = work
+
+
+def _work(task: str) -> Callable[[], object]:
+    """What the timer calls for `task`: its registered work, else its Celery task."""
+    return _local_work.get(task) or _celery_task(task)
+
+
 def _celery_task(name: str):
     """The task registered under `name`, its module imported if it was not yet (a web process
-    imports no tasks module of its own)."""
+    imports no tasks module of its own). Celery's app is imported here, not with this module:
+    settings.py imports this module, and Celery beat's app (sverm/beat.py) has no task."""
+    from sverm.celery import app
+
     if name not in app.tasks:
         app.autodiscover_tasks(force=True)
     return app.tasks[name]

@@ -74,7 +74,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # APPS
 # ------------------------------------------------------------------------------
 DJANGO_APPS = [
-    "daphne",
+    # Daphne's `runserver`; its own app config would import the server into every process.
+    "sverm.apps.DaphneRunserverConfig",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

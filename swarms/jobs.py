@@ -13,10 +13,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
-from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from sverm.api.errors import ServiceUnavailable
-from sverm.celery import app
 
 logger = logging.getLogger("sverm.jobs")
 
@@ -44,6 +42,12 @@ def enqueue(name: str, *args, countdown: float = 0) -> None:
 
 
 def _send(name: str, args: tuple, countdown: float) -> None:
+    # Celery (~9 MiB with kombu) is imported by the first job sent: a process that runs its jobs
+    # itself (the embedded mode) never imports it.
+    from kombu.exceptions import OperationalError as BrokerUnreachable
+
+    from sverm.celery import app
+
     try:
         app.send_task(name, args, countdown=countdown or None)
     except BrokerUnreachable as error:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.layers import get_channel_layer
-from redis.exceptions import RedisError
+from django.conf import settings
 
 from sverm.api.money import money_fields_rendered
 from sverm.money import money_json
@@ -22,8 +22,18 @@ from swarms.models import Run, RunEvent
 
 logger = logging.getLogger(__name__)
 
-# What the channel layer raises when Redis is unreachable (the in-memory layer never does).
-LAYER_ERRORS = (RedisError, ConnectionError)
+
+def _layer_errors() -> tuple[type[Exception], ...]:
+    """What the channel layer raises when Redis is unreachable (the in-memory layer never does).
+    Redis's client (~8 MiB) is imported only where the configured layer is channels-redis's."""
+    if not settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis."):
+        return (ConnectionError,)
+    from redis.exceptions import RedisError
+
+    return (RedisError, ConnectionError)
+
+
+LAYER_ERRORS = _layer_errors()
 
 
 @dataclass(frozen=True)

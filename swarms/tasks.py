@@ -6,9 +6,7 @@ from django.db import InterfaceError, OperationalError
 
 from swarms import jobs
 from swarms.executor import execute_run
-from swarms.services.dispatch import runs_redispatch_queued
-from swarms.services.lifecycle import runs_reap_stale
-from swarms.services.retention import retention_enforce
+from swarms.periodic import retention_apply, stale_runs_recover
 from swarms.webhooks.delivery import webhook_attempt
 
 
@@ -38,12 +36,10 @@ def deliver_webhook_task(run_id: str, message_id: str, attempt: int, manual: boo
 def reap_stale_runs_task() -> list[str]:
     """Resume (or fail) runs whose worker stopped sending heartbeats, and send again the start of
     runs queued for long (it may not have reached the broker)."""
-    reaped = runs_reap_stale()
-    runs_redispatch_queued()
-    return reaped
+    return stale_runs_recover()
 
 
 @shared_task(name="swarms.prune_retention")
 def prune_retention_task() -> dict:
     """Prune expired runs' events and output, purge the expired trash."""
-    return retention_enforce().as_dict()
+    return retention_apply()

@@ -251,7 +251,10 @@ def celery_app_and_subcommand(argv: list[str]) -> tuple[Celery, str, list[str]]:
 def check_celery(argv: list[str]) -> None:
     app, subcommand, rest = celery_app_and_subcommand(argv)
     assert isinstance(app, Celery)
-    assert app is importlib.import_module("sverm.celery").app
+    # Beat's app is Celery's configuration without Django's apps (sverm/beat.py).
+    assert (
+        app is importlib.import_module("sverm.beat" if subcommand == "beat" else "sverm.celery").app
+    )
     assert subcommand in celery_cli.commands, f"celery has no {subcommand!r} command"
     parent = click.Context(celery_cli, info_name="celery")
     parent.obj = CLIContext(app=app, no_color=True, workdir=None, quiet=True)
@@ -415,7 +418,7 @@ def test_every_role_is_run():
     assert by_where["migrate.command"][:3] == ["python", "manage.py", "migrate"]
     assert by_where["web.command"][:2] == ["uvicorn", "sverm.asgi:application"]
     assert by_where["worker.command"][:4] == ["celery", "-A", "sverm", "worker"]
-    assert by_where["beat.command"][:4] == ["celery", "-A", "sverm", "beat"]
+    assert by_where["beat.command"][:4] == ["celery", "-A", "sverm.beat", "beat"]
 
 
 def test_web_healthcheck_hits_readyz_on_the_served_port():

@@ -22,7 +22,6 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from sverm.api.errors import RateLimited
 from sverm.api.middleware import RATE_LIMIT_HEADERS_ATTR
-from sverm.cache import FailSafeRedisCache
 
 WINDOW_SECONDS = 60
 # Counters outlive their window by this much so a slow request still finds its own.
@@ -47,14 +46,17 @@ def window_hit(key: str, window_end: int) -> int:
     production cache counts in this process's memory (sverm/cache.py): the limit fails open to
     one per process rather than failing the request."""
     backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return _local_hit(backend, key, window_end)
+    # Imports Redis's client (~8 MiB), which a process whose cache is in memory never loads.
+    from sverm.cache import FailSafeRedisCache
+
     if isinstance(backend, FailSafeRedisCache):
         return backend.when_reachable(
             lambda: _redis_hit(backend, key, window_end),
             lambda: _local_hit(backend.local, key, window_end),
         )
-    if isinstance(backend, RedisCache):
-        return _redis_hit(backend, key, window_end)
-    return _local_hit(backend, key, window_end)
+    return _redis_hit(backend, key, window_end)
 
 
 def _redis_hit(backend: RedisCache, key: str, window_end: int) -> int:

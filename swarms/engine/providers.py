@@ -10,9 +10,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-import httpx
-import openai
-
 from swarms.engine import simulation
 from swarms.engine.chat import Completion, CompletionRequest, Message
 
@@ -139,6 +136,10 @@ class OpenAIProvider(Provider):
     ) -> None:
         if max_tokens_param not in ("max_tokens", "max_completion_tokens"):
             raise ValueError("max_tokens_param must be 'max_tokens' or 'max_completion_tokens'")
+        # The SDK (~1,000 modules, ~35 MiB with pydantic) is imported by the first provider
+        # that needs it: a process that only simulates, or only serves the API, never does.
+        import openai
+
         self.name = name
         self.max_tokens_param = max_tokens_param
         self._client = openai.AsyncOpenAI(
@@ -156,6 +157,9 @@ class OpenAIProvider(Provider):
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        import httpx
+        import openai
+
         options = {} if request.timeout_seconds is None else {"timeout": request.timeout_seconds}
         try:
             response = await self._client.chat.completions.create(

@@ -12,8 +12,8 @@ import time
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
-import httpx
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -26,6 +26,9 @@ from swarms.models import TERMINAL_STATUSES, Run, WebhookDelivery, WebhookEndpoi
 from swarms.serializers import V1RunStatusSerializer
 from swarms.webhooks.signing import signed_headers, signing_secrets
 from swarms.webhooks.ssrf import Target, WebhookRefused, resolve_target
+
+if TYPE_CHECKING:
+    import httpx
 
 JITTER = 0.1  # each delay is stretched by up to 10%
 RETRY_AFTER_STATUSES = {429, 502, 504}
@@ -107,7 +110,11 @@ def retry_after_seconds(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def _post(target: Target, headers: dict[str, str], body: bytes) -> httpx.Response:
+def _post(target: Target, headers: dict[str, str], body: bytes) -> "httpx.Response":
+    # Imported by the first delivery: a process that sends none (a web worker, mostly) does
+    # not hold the client (~7 MiB).
+    import httpx
+
     timeout = float(settings.SVERM_WEBHOOK_TIMEOUT)
     extensions = {"sni_hostname": target.server_name} if target.url.startswith("https") else {}
     with httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False) as client:
@@ -148,6 +155,8 @@ def webhook_attempt(run_id: str, message_id: str, attempt: int, manual: bool = F
     # receivers cannot starve the process's run writes; the outcome is recorded on one again.
     _release_connection()
     started = time.monotonic()
+    import httpx
+
     try:
         target = resolve_target(url)
         response = _post(target, headers, body)

@@ -136,3 +136,15 @@ def test_a_failing_task_is_logged_and_stops_no_other(settings, closed, clock, ca
     assert calls == ["probe"]
     assert "the periodic task broken failed; it runs again in 10 s" in caplog.text
     assert len(closed) == 1
+
+
+def test_the_timer_runs_registered_work_without_celery(settings, closed, clock, monkeypatch):
+    # swarms/apps.py registers the work of every declared task: none goes through Celery.
+    for entry in PERIODIC_TASKS:
+        assert entry.task in periodic._local_work
+    monkeypatch.setattr(periodic, "_local_work", {"tests.local_only": lambda: calls.append("w")})
+    monkeypatch.setattr(periodic, "_celery_task", lambda name: pytest.fail(f"Celery for {name}"))
+    settings.SVERM_TEST_PROBE_SECONDS = 30
+    local = PeriodicTask("local", "tests.local_only", every="SVERM_TEST_PROBE_SECONDS")
+    assert EmbeddedSchedule(entries=(local,), clock=clock).tick() == ["local"]
+    assert calls == ["w"]

@@ -130,7 +130,7 @@ def test_https_sends_sni_and_host_for_the_name_to_the_pinned_ip(settings, monkey
 
     real = httpx.Client
     monkeypatch.setattr(
-        webhook_delivery.httpx,
+        httpx,
         "Client",
         lambda **kw: real(transport=httpx.MockTransport(handler), **kw),
     )
