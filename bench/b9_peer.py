@@ -47,9 +47,10 @@ def _lone(side: Side) -> tuple[Streamed, str]:
     return run, run_id
 
 
-def _load(side: Side, ctx: Context, seconds: float) -> Load:
-    return loadgen.run(side.status_url, headers=side.headers, connections=ctx.sizes.connections,
-                       seconds=seconds, warmup=ctx.sizes.warmup_seconds)  # fmt: skip
+def _load(side: Side, ctx: Context, seconds: float, url: str = "") -> Load:
+    return loadgen.run(url or side.status_url, headers=side.headers,
+                       connections=ctx.sizes.connections, seconds=seconds,
+                       warmup=ctx.sizes.warmup_seconds)  # fmt: skip
 
 
 def _pg_connections() -> int:
@@ -67,12 +68,19 @@ def _pg_connections() -> int:
 def _measure(ctx: Context, sides: list[Side], count: int) -> dict:
     """Every measurement in turns (embedded, production, peer, embedded, ...), so every side
     sees the same moments of the machine."""
-    found: dict = {side.name: {"lone": [], "many": [], "failed": [], "load": []} for side in sides}
+    found: dict = {
+        side.name: {"lone": [], "many": [], "failed": [], "load": [], "api_load": []}
+        for side in sides
+    }
     for side in sides:  # warm-up: a run and a status read on each
         _lone(side)
     for side in sides:
-        side.status_url = (f"{side.base}/v1/swarms/{_lone(side)[1]}" if side.sverm
-                           else peer_status_url(side))  # fmt: skip
+        if side.sverm:
+            run_id = _lone(side)[1]
+            side.status_url = f"{side.base}/v1/swarms/{run_id}"
+            side.api_status_url = f"{side.base}/api/runs/{run_id}"
+        else:
+            side.status_url = peer_status_url(side)
     time.sleep(1)
     found["pg_connections"] = _pg_connections()
     for side in sides:
@@ -86,6 +94,10 @@ def _measure(ctx: Context, sides: list[Side], count: int) -> dict:
     for _ in range(ROUNDS):
         for side in sides:
             found[side.name]["load"].append(_load(side, ctx, ctx.sizes.load_seconds / ROUNDS))
+            if side.api_status_url:
+                found[side.name]["api_load"].append(
+                    _load(side, ctx, ctx.sizes.load_seconds / ROUNDS, side.api_status_url)
+                )
     for _ in range(ROUNDS):
         for side in sides:
             runs = [run for run, _id in runs_streamed(side, count, MANY_TIMEOUT)]
@@ -129,11 +141,14 @@ def _summarize(found: dict, name: str) -> None:
     """A side's medians, in place; its failed status reads raise (its failed runs at once are
     the figure's to report)."""
     side = found[name]
-    load: Load = Load.merge(side["load"])
-    if load.errors or not load.requests:
-        raise RuntimeError(f"{name}: GET status {load.errors} errors of {load.requests}: "
-                           f"{load.statuses}")  # fmt: skip
-    side["load"] = load
+    for kind in ("load", "api_load"):
+        if kind == "api_load" and not side[kind]:  # the peer has one status read
+            continue
+        load: Load = Load.merge(side[kind])
+        if load.errors or not load.requests:
+            raise RuntimeError(f"{name}: GET status {load.errors} errors of {load.requests}: "
+                               f"{load.statuses}")  # fmt: skip
+        side[kind] = load
     side["wall"] = median([run.wall for run in side["lone"]]) * 1000
     side["first"] = median([run.first for run in side["lone"]]) * 1000
     side["overhead"] = side["wall"] - CRITICAL_PATH * 1000
@@ -239,6 +254,13 @@ def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Fi
                 f"/v1/swarms/{{id}} (API key): {side['load'].describe()}; peer GET "
                 f"/threads/{{thread_id}}/runs/{{run_id}} (no auth configured): "
                 f"{peer['load'].describe()}.",
+            ),
+            Figure.ratio_target(
+                f"9. peer: GET one run's status on /api, 8 keep-alive connections, {versus}",
+                side["api_load"].rps, peer["load"].rps, ">=", 1, "req/s",
+                f"as the figure above, with {name} GET /api/runs/{{id}} of the same run (API "
+                f"key, the full run: task, output, budget, times): "
+                f"{side['api_load'].describe()}; against the same peer read.",
             ),
             many,
             Figure.ratio_target(

@@ -87,6 +87,8 @@ class Side:
     processes: list[subprocess.Popen]
     headers: dict[str, str]
     status_url: str = ""
+    # sverm's other status read, GET /api/runs/{id} of the same run.
+    api_status_url: str = ""
     parts: tuple[str, ...] = ()
 
     @property
