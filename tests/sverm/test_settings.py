@@ -37,7 +37,7 @@ def test_embedded_mode_generates_and_keeps_a_secret_key(tmp_path):
     assert key_file.read_text() == values["key"] and len(values["key"]) >= 50
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert json.loads(load_settings(tmp_path).stdout)["key"] == values["key"]
-    assert values["db"] == "django.db.backends.sqlite3"
+    assert values["db"] == "sverm.sqlite_backend"
     assert values["db_name"] == str(tmp_path / "sverm.sqlite3")
     assert values["layer"] == "sverm.layers.ThreadSafeInMemoryChannelLayer"
     assert values["cache"] == "django.core.cache.backends.locmem.LocMemCache"
