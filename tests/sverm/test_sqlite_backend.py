@@ -152,3 +152,43 @@ def test_the_embedded_database_commits_without_waiting_for_the_disk(file_db, set
     with db.cursor() as cursor:
         cursor.execute("PRAGMA synchronous")
         assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.parametrize("wrapper", [DatabaseWrapper, StockWrapper], ids=["ours", "stock"])
+def test_a_write_outside_a_transaction_queues_on_the_lock_too(file_db, wrapper):
+    """An autocommit UPDATE (a run's claim) is a transaction of its own: ours sends it to SQLite
+    once the transaction holding the lock has ended; the stock backend sends it into SQLite's
+    busy handler at once. Reads are not held back."""
+    holder, waiter = file_db(wrapper), file_db(wrapper)
+    seen: list[str] = []
+    ended = threading.Event()
+    _begin_traced(waiter, seen, ended)
+    with waiter.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM t")  # a read while nobody writes
+    holder.set_autocommit(False, force_begin_transaction_with_broken_autocommit=True)
+    with holder.cursor() as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")
+    read: list[int] = []
+
+    def write() -> None:
+        with waiter.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM t")
+            read.append(cursor.fetchone()[0])
+            cursor.execute("UPDATE t SET n = n + 1")
+        waiter.close()
+
+    second = threading.Thread(target=write)
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and read == [0]  # the read went through; the write waits
+    ended.set()
+    holder.commit()
+    holder.set_autocommit(True)
+    second.join(5)
+    assert not second.is_alive()
+    updates = [line for line in seen if line.startswith("UPDATE")]
+    assert updates == (["UPDATE after"] if wrapper is DatabaseWrapper else ["UPDATE during"])
+    assert not write_lock(holder.settings_dict["NAME"]).locked()
+    with holder.cursor() as cursor:
+        cursor.execute("SELECT n FROM t")
+        assert cursor.fetchall() == [(2,)]
