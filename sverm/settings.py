@@ -168,10 +168,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL
     # A pooled connection is checked as it is handed out, so one that a PostgreSQL restart or a
     # failover closed is replaced rather than failing its next query.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# SQLite's `synchronous` in WAL mode. FULL (the default) syncs the log at every commit, so a
+# recorded charge or checkpoint survives an OS crash or power loss too: a resumed run never pays
+# again for a call whose record the disk lost. It costs about 5 ms a commit on a common SSD, with
+# the write lock held, which bounds many runs at once (bench/README, "Many runs at once").
+# NORMAL syncs at checkpoints only: a commit survives the process crashing, but an OS crash may
+# lose the last few (never corrupting the file), and with them what a run had paid.
+SQLITE_SYNCHRONOUS = os.environ.get("SVERM_SQLITE_SYNCHRONOUS", "FULL").upper()
+if SQLITE_SYNCHRONOUS not in ("NORMAL", "FULL", "EXTRA"):
+    raise ImproperlyConfigured("SVERM_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA.")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's SQLite backend with this process's write transactions queued on a lock rather
+    # than on SQLite's sleeping busy handler (sverm/sqlite_backend/base.py says why).
+    DATABASES["default"]["ENGINE"] = "sverm.sqlite_backend"
     # WAL lets the stream readers and the executor write without "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 20}
+        {
+            "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS};",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
     )
 
 # ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import logging
 import random
 import re
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -149,6 +150,17 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             pass
         finally:
             self.stop()
+
+    async def dispatch(self, message):
+        """Channels' dispatch without the `close_old_connections` hop it makes before every
+        handler (connect, each client message, disconnect): that hop is a thread-sensitive
+        `sync_to_async`, so it queues on the one thread that every stream's database reads share,
+        behind all of them, for nothing. The streams read the database only through
+        `database_sync_to_async`, which closes stale connections around each call itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     def live_put(self, message: dict) -> None:
         """A message from the group's relay (which must not wait on any one stream)."""

@@ -719,3 +719,18 @@ async def test_a_lost_last_event_reaches_a_quiet_stream_by_the_resync(workspace,
         messages, code = await stream.until_close()
     assert (seqs(messages), code) == ([2, 3], 1000)
     assert messages[-1]["type"] == "run.completed"
+
+
+async def test_a_stream_makes_no_connection_cleanup_hop_of_its_own(finished, jwt, monkeypatch):
+    """Channels' dispatch hops to the shared sync thread to close old connections before every
+    handler; the streams' reads close them around themselves, so the streams skip that hop (it
+    queued each of 100 streams opened at once behind all the others' reads)."""
+    hops = []
+
+    async def counted() -> None:
+        hops.append(1)
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", counted)
+    messages, code = await follow(run_path(finished, "v1"), token=jwt)
+    assert seqs(messages) == list(range(1, 8)) and code == 1000
+    assert hops == []

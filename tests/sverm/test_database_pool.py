@@ -64,7 +64,7 @@ def test_persistent_connections_and_the_pool_together_refuse_to_start(tmp_path):
 
 def test_sqlite_has_no_pool(tmp_path):
     values = loaded(database_settings(tmp_path))
-    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["engine"] == "sverm.sqlite_backend"
     assert "pool" not in values["options"]
 
 

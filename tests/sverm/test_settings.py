@@ -15,7 +15,8 @@ PRINT = (
     "'key': s.SECRET_KEY, 'db': s.DATABASES['default']['ENGINE'],"
     "'db_name': str(s.DATABASES['default']['NAME']),"
     "'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'cache': s.CACHES['default']['BACKEND'],"
-    "'broker': s.CELERY_BROKER_URL, 'hosts': s.ALLOWED_HOSTS, 'debug': s.DEBUG}))"
+    "'broker': s.CELERY_BROKER_URL, 'hosts': s.ALLOWED_HOSTS, 'debug': s.DEBUG,"
+    "'init': s.DATABASES['default'].get('OPTIONS', {}).get('init_command', '')}))"
 )
 CLEARED = ("SECRET_KEY", "REDIS_URL", "DATABASE_URL", "DEBUG", "ALLOWED_HOSTS", "CELERY_BROKER_URL")
 
@@ -37,12 +38,21 @@ def test_embedded_mode_generates_and_keeps_a_secret_key(tmp_path):
     assert key_file.read_text() == values["key"] and len(values["key"]) >= 50
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert json.loads(load_settings(tmp_path).stdout)["key"] == values["key"]
-    assert values["db"] == "django.db.backends.sqlite3"
+    assert values["db"] == "sverm.sqlite_backend"
     assert values["db_name"] == str(tmp_path / "sverm.sqlite3")
     assert values["layer"] == "sverm.layers.ThreadSafeInMemoryChannelLayer"
     assert values["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert values["broker"] == "memory://"
     assert values["debug"] is False
+    assert "PRAGMA synchronous=FULL" in values["init"]
+
+
+def test_sqlite_synchronous_is_chosen_by_the_environment(tmp_path):
+    values = json.loads(load_settings(tmp_path, SVERM_SQLITE_SYNCHRONOUS="normal").stdout)
+    assert "PRAGMA synchronous=NORMAL" in values["init"]
+    refused = load_settings(tmp_path, SVERM_SQLITE_SYNCHRONOUS="OFF")
+    assert refused.returncode != 0
+    assert "SVERM_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA" in refused.stderr
 
 
 def test_redis_switches_layer_cache_and_broker(tmp_path):
