@@ -171,6 +171,19 @@ def peer_start(command: Path, log_dir: Path, latency: float, jobs: int) -> Side:
     return Side("LangGraph dev", base, [process], {})
 
 
+def migrated_tenant(env: dict[str, str]) -> str:
+    """The API key of a team-plan tenant (bench/fixtures.py) in the database `env` names,
+    migrated first; each step in a process of its own, as a user would run them."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                   cwd=stack.ROOT, env=env, check=True, timeout=300)  # fmt: skip
+    made = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); "
+         "from bench.fixtures import tenant_create; print(tenant_create().api_key)"],
+        cwd=stack.ROOT, env=env, check=True, timeout=120, capture_output=True, text=True,
+    )  # fmt: skip
+    return made.stdout.strip().splitlines()[-1]
+
+
 def sverm_start(env: dict[str, str], log_dir: Path, latency: float, threads: int) -> Side:
     """`make run`'s server (`python -m sverm.server`, Daphne, access log off) in the embedded
     mode, on a fresh SQLite database with a team-plan workspace and its API key; the executor
@@ -188,14 +201,7 @@ def sverm_start(env: dict[str, str], log_dir: Path, latency: float, threads: int
         SVERM_SIMULATED_LATENCY=str(latency),
         SVERM_EXECUTOR_MAX_RUNS=str(threads),
     )
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=stack.ROOT, env=env, check=True, timeout=300)  # fmt: skip
-    made = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); "
-         "from bench.fixtures import tenant_create; print(tenant_create().api_key)"],
-        cwd=stack.ROOT, env=env, check=True, timeout=120, capture_output=True, text=True,
-    )  # fmt: skip
-    api_key = made.stdout.strip().splitlines()[-1]
+    api_key = migrated_tenant(env)
     port = stack.free_port()
     name = f"sverm-embedded-{port}"
     process = stack.spawn(name, ["sverm.server", "-v", "0", "-b", "127.0.0.1", "-p", str(port),

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench import stack
-from bench.b9_sides import Side, runs_streamed, sverm_start
+from bench.b9_sides import Side, migrated_tenant, runs_streamed, sverm_start
 from bench.fixtures import database_recreate
 
 MIB = 1024 * 1024
@@ -117,14 +117,7 @@ def production(log_dir: Path, database_url: str, redis_url: str, web_workers: in
     )
     database_recreate(database_url)
     subprocess.run(["redis-cli", "-u", redis_url, "flushdb"], check=True, capture_output=True)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=stack.ROOT, env=env, check=True, timeout=300)  # fmt: skip
-    made = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); "
-         "from bench.fixtures import tenant_create; print(tenant_create().api_key)"],
-        cwd=stack.ROOT, env=env, check=True, timeout=120, capture_output=True, text=True,
-    )  # fmt: skip
-    api_key = made.stdout.strip().splitlines()[-1]
+    api_key = migrated_tenant(env)
     port = stack.free_port()
     # docker-compose.yml's commands, less the container's host and port.
     commands = {
