@@ -5,11 +5,14 @@ refused within SVERM_FAST_READ_CACHE_SECONDS, as the README says."""
 import time
 
 import httpx
+import pytest
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import api_key_authenticate
 from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
 
 CACHE_SECONDS = 2.0
 
