@@ -34,6 +34,16 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 REDIS_URL = os.environ.get("SVERM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test in this folder is an integration test, marked or not: the SQLite run
+    (`-m "not integration"`) leaves them all out, before the mark's own selection runs."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.integration)
+
+
 def unavailable(reason: str):
     if IN_CI:
         pytest.fail(f"{reason} (CI=true requires it)")
