@@ -147,7 +147,8 @@ def integration_remove(*, integration: Integration) -> None:
 # ---------------------------------------------------------------------------------------------
 # API keys
 # ---------------------------------------------------------------------------------------------
-def _hash_key(raw_key: str) -> str:
+def api_key_digest(raw_key: str) -> str:
+    """What a key is stored and looked up by (`ApiKey.hashed_key`)."""
     # Keys carry ~238 bits of randomness, so a fast hash is safe; no salt or KDF is needed.
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
@@ -163,7 +164,7 @@ def api_key_create(
         name=name,
         role=role,
         prefix=raw_key[: len(API_KEY_PREFIX) + _API_KEY_LOOKUP_LENGTH],
-        hashed_key=_hash_key(raw_key),
+        hashed_key=api_key_digest(raw_key),
         created_by=created_by,
     )
     return api_key, raw_key
@@ -176,7 +177,7 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey:
     if not secret or secret.strip(_API_KEY_ALPHABET):
         raise Unauthorized("Invalid API key.")
     prefix = raw_key[: len(API_KEY_PREFIX) + _API_KEY_LOOKUP_LENGTH]
-    digest = _hash_key(raw_key)
+    digest = api_key_digest(raw_key)
     match = None
     for candidate in ApiKey.objects.select_related("created_by", "workspace").filter(prefix=prefix):
         if hmac.compare_digest(candidate.hashed_key, digest):

@@ -32,13 +32,13 @@ for header. `SVERM_FAST_READS=false` turns this off.
 """
 
 import asyncio
-import hashlib
 import logging
 import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from io import BytesIO
 
 from cachetools import TTLCache
@@ -56,7 +56,7 @@ from rest_framework.serializers import Serializer
 
 from accounts.models import ApiKey, PlanLimits, User, Workspace
 from accounts.roles import Role
-from accounts.services import API_KEY_PREFIX, api_key_authenticate
+from accounts.services import API_KEY_PREFIX, api_key_authenticate, api_key_digest
 from accounts.tenancy import caller_build
 from accounts.throttling import api_key_quota
 from sverm.api.errors import Unauthorized
@@ -100,6 +100,11 @@ class Read:
     run_id: str
     api_key: str
 
+    @cached_property
+    def digest(self) -> str:
+        """The key as it is stored, and as this process remembers it."""
+        return api_key_digest(self.api_key)
+
 
 def read_of(scope: dict) -> Read | None:
     """The hot read `scope` asks for, or None when Django should answer it."""
@@ -133,13 +138,14 @@ def read_of(scope: dict) -> Read | None:
     return Read(route, path.rsplit("/", 1)[1], raw)
 
 
-def serve(read: Read, scope: dict) -> HttpResponse | None:
-    """The read's response as the view would answer it, or None to leave it to Django. Runs on
-    a read thread, between Django's request signals (connections closed or kept as after any
-    request)."""
+def serve(read: Read, scope: dict, memory_tried: bool = False) -> HttpResponse | None:
+    """The read's response as the view would answer it, or None to leave it to Django; from
+    memory when it holds the read (unless the caller has just looked), else from the database.
+    Runs on a read thread, between Django's request signals (connections closed or kept as after
+    any request)."""
     signals.request_started.send(sender=FastReads, scope=scope)
     try:
-        return _answer(read, scope)
+        return (None if memory_tried else remembered(read, scope)) or _answer(read, scope)
     finally:
         signals.request_finished.send(sender=FastReads)
 
@@ -232,14 +238,10 @@ def _forget_run(sender, instance, **kwargs) -> None:
         _memory.forget_run(instance.pk)
 
 
-def _digest(raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode()).hexdigest()
-
-
 def remembered(read: Read, scope: dict) -> HttpResponse | None:
     """The read answered from memory alone (no database), or None."""
     kept = memory()
-    grant = kept.grant(_digest(read.api_key))
+    grant = kept.grant(read.digest)
     if grant is None:
         return None
     finished = kept.finished(read.route, read.run_id)
@@ -249,16 +251,14 @@ def remembered(read: Read, scope: dict) -> HttpResponse | None:
 
 
 def _answer(read: Read, scope: dict) -> HttpResponse | None:
-    answer = remembered(read, scope)
-    if answer is not None:
-        return answer
+    """The read from the database, remembering the key and, once finished, the run's body."""
     try:
         api_key = api_key_authenticate(raw_key=read.api_key)
     except Unauthorized:
         return None
     kept = memory()
     quota = api_key_quota(api_key) if settings.SVERM_RATE_LIMITS else None
-    kept.keep_grant(_digest(read.api_key), Grant(api_key.workspace_id, quota))
+    kept.keep_grant(read.digest, Grant(api_key.workspace_id, quota))
     caller = caller_build(user=api_key.created_by, credential=api_key)
     runs = Run.objects.for_caller(caller, Role.VIEWER).filter(pk=read.run_id)
     if read.route.v1:
@@ -317,10 +317,10 @@ class FastReads:
         self.threads = threads
         self._executor: ThreadPoolExecutor | None = None
 
-    async def _on_thread(self, read: Read, scope: dict) -> HttpResponse | None:
+    async def _on_thread(self, read: Read, scope: dict, memory_tried: bool):
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, serve, read, scope)
+            return await loop.run_in_executor(self.executor, serve, read, scope, memory_tried)
         except Exception:  # e.g. the database unreachable: Django answers it (503), and logs it
             logger.debug("fast read of %s left to Django", scope["path"], exc_info=True)
             return None
@@ -336,9 +336,10 @@ class FastReads:
         if read is not None:
             # From memory on the event loop when nothing there waits on a network (the counter
             # is in this process too), else on a read thread.
-            response = remembered(read, scope) if _cache_is_local() else None
+            local = _cache_is_local()
+            response = remembered(read, scope) if local else None
             if response is None:
-                response = await self._on_thread(read, scope)
+                response = await self._on_thread(read, scope, memory_tried=local)
             if response is not None:
                 await send({
                     "type": "http.response.start",

@@ -18,6 +18,8 @@ cache locks tables, not the file, and fails at once rather than waiting.
 """
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
@@ -42,20 +44,12 @@ class LockingCursorWrapper(base.SQLiteCursorWrapper):
     database: "DatabaseWrapper"
 
     def execute(self, query, params=None):
-        if not self.database.autocommit_write(query):
+        with self.database.autocommit_write(query):
             return super().execute(query, params)
-        try:
-            return super().execute(query, params)
-        finally:
-            self.database.write_lock().release()
 
     def executemany(self, query, param_list):
-        if not self.database.autocommit_write(query):
+        with self.database.autocommit_write(query):
             return super().executemany(query, param_list)
-        try:
-            return super().executemany(query, param_list)
-        finally:
-            self.database.write_lock().release()
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -74,15 +68,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not self.write_lock().acquire(timeout=timeout):
             raise OperationalError("database is locked")
 
-    def autocommit_write(self, query: str) -> bool:
-        """Take the write lock for `query` when it writes outside a transaction (the caller
-        releases it once the statement ran); whether it was taken."""
-        if self.holds_write_lock or self.in_atomic_block or self.is_in_memory_db():
-            return False
-        if not query.lstrip()[:7].upper().startswith(WRITE_VERBS):
-            return False
+    @contextmanager
+    def autocommit_write(self, query: str) -> Iterator[None]:
+        """Holds the write lock around `query` when it writes outside a transaction."""
+        alone = not (self.holds_write_lock or self.in_atomic_block or self.is_in_memory_db())
+        if not (alone and query.lstrip()[:7].upper().startswith(WRITE_VERBS)):
+            yield
+            return
         self._acquire_write_lock()
-        return True
+        try:
+            yield
+        finally:
+            self.write_lock().release()
 
     def _start_transaction_under_autocommit(self):
         if self.is_in_memory_db():
