@@ -116,6 +116,17 @@ def _text_errors(value: Any, segments: list[str]) -> list[dict]:
     return []
 
 
+# libyaml's parser (PyYAML's C extension, when built with it) with PyYAML's safe constructor:
+# the same values as `yaml.safe_load`, parsed about ten times faster (a definition is parsed on
+# every run created from YAML). Its errors are worded differently, so a document it refuses is
+# parsed again by `yaml.safe_load`, whose error is the one reported.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _yaml_fast(text: str) -> Any:
+    return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 (a safe loader)
+
+
 def _load_yaml(text: str) -> Any:
     def refuse(detail: str) -> InvalidRequest:
         return InvalidRequest(
@@ -128,6 +139,10 @@ def _load_yaml(text: str) -> Any:
     problem = _text_problem(text)
     if problem:
         raise refuse(problem)
+    try:
+        return _yaml_fast(text)
+    except (yaml.YAMLError, RecursionError):
+        pass  # said again by PyYAML's own parser, whose messages name what is wrong and where
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
