@@ -216,14 +216,15 @@ def _source_parse(source: str | Mapping, *, known_models: Any = _ANY_MODEL) -> P
     return ParsedSource(definition=definition, yaml=text, metadata=metadata)
 
 
-def definition_parse(*, source: str | dict) -> tuple[dict, str]:
+def definition_parse(*, source: str | dict, prices: Mapping | None = None) -> tuple[dict, str]:
     """YAML text or a dict -> (validated definition dict, YAML text).
 
     Raises InvalidRequest listing every problem, each also in `field_errors` with its path
     (`definition.agents[2].model`, pointer `#/definition/agents/2/model`); YAML syntax errors name
     line and column. Top-level `name` and `description` are metadata: accepted, not in the result.
+    `prices` (`price_map()`'s, when the caller has read them) saves reading the priced models.
     """
-    parsed = _source_parse(source)
+    parsed = _source_parse(source, **({} if prices is None else {"known_models": set(prices)}))
     return parsed.definition, parsed.yaml
 
 

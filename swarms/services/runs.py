@@ -21,7 +21,7 @@ from billing.services import usage_run_started
 from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest, NotFound, RateLimited
 from sverm.money import MONEY_PLACES, money, usd
 from swarms import jobs
-from swarms.engine import Definition, estimate_cost, minimum_cost, validate_definition
+from swarms.engine import Definition, Price, estimate_cost, minimum_cost, validate_definition
 from swarms.engine.events import RUN_CANCELLED
 from swarms.models import Run, RunStatus, Swarm, SwarmVersion
 from swarms.providers import check_models_routable, price_map, simulated_mode
@@ -76,16 +76,18 @@ def run_create(
     version: SwarmVersion | None = None,
     template_id: str = "",
     webhook_url: str = "",
+    prices: dict[str, Price] | None = None,
 ) -> Run:
     """Queue a run after checking its definition, that its expected cost fits the budget
     (422 `budget_exceeded` otherwise) and the plan's run quotas (429 `rate_limited`); it is
-    dispatched once the transaction commits."""
+    dispatched once the transaction commits. `prices`: `price_map()`, when the caller has read
+    it."""
     if swarm is not None and swarm.deleted_at is not None:
         raise Conflict(f"Swarm {swarm.pk} is deleted; restore it before running it.")
     budget = (
         max_budget_usd if max_budget_usd is not None else Decimal(settings.SVERM_DEFAULT_BUDGET_USD)
     )
-    prices = price_map()
+    prices = price_map() if prices is None else prices
     parsed = _checked_definition(definition, prices)
     expected, _worst = estimate_cost(parsed, task, prices)
     # Refused only when even the cheapest path to completion (every call's output clamped to
@@ -166,11 +168,12 @@ def run_create_from_source(
     """Start a `/v1` run in `workspace_id` from `source`: a template id (one the caller may read
     there, 404 otherwise) or an inline YAML definition (422 listing its problems)."""
     source = source.strip()
+    prices = price_map()  # read once, for the definition's models and the run's estimate
     if TEMPLATE_ID.match(source):
         template = template_get(caller=caller, template_id=source, workspace_id=workspace_id)
         definition, template_id = template.definition, template.pk
     else:
-        definition, _yaml = definition_parse(source=source)
+        definition, _yaml = definition_parse(source=source, prices=prices)
         template_id = ""
     return run_create(
         workspace_id=workspace_id,
@@ -180,6 +183,7 @@ def run_create_from_source(
         created_by=created_by,
         template_id=template_id,
         webhook_url=webhook_url,
+        prices=prices,
     )
 
 

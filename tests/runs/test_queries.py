@@ -64,3 +64,15 @@ def test_the_event_list_costs_a_fixed_number_of_queries(
     # user, memberships, the run's scope check, count, page
     with django_assert_max_num_queries(5):
         assert len(api_client.get(f"/api/runs/{run.pk}/events").json()["data"]) == 40
+
+
+def test_a_v1_run_from_yaml_reads_the_prices_once(key_client, workspace):
+    """The definition's models and the run's estimate are checked against one read of the
+    price table."""
+    client, _, _ = key_client(workspace)
+    source = "topology: sequential\nagents:\n  - id: a\n    role: worker\n    model: gpt-4o-mini\n"
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/v1/swarms", {"template": source, "task": "t"}, format="json")
+    assert response.status_code == 201, response.content
+    priced = [query for query in queries if "billing_modelprice" in query["sql"]]
+    assert len(priced) == 1, [query["sql"] for query in priced]
