@@ -1,6 +1,7 @@
-"""On PostgreSQL a batch is written in one statement of CTEs; everywhere the ORM path is the
-reference. The same batches through both must leave the same rows: events, checkpoints, ledger,
-rollup and the run row, and nothing at all once the lease is lost."""
+"""Each backend writes a batch its own way: PostgreSQL in one statement of CTEs, SQLite in fixed
+SQL statements; the ORM path, which any backend can take, is the reference. The same batches
+through the backend's own path and the ORM's must leave the same rows: events, checkpoints,
+ledger, rollup and the run row, and nothing at all once the lease is lost."""
 
 from decimal import Decimal
 
@@ -11,12 +12,13 @@ from billing.models import MonthlyUsage, UsageRecord
 from swarms.engine import RunResult, Step, Usage
 from swarms.models import Run, RunEvent, RunStatus, RunStep
 from swarms.services.lifecycle import run_finish
-from swarms.services.recorders import OrmRecorder, StatementRecorder
+from swarms.services.recorders import OrmRecorder, SqliteRecorder, StatementRecorder, recorder_for
 from tests.factories import make_run
 
+NATIVE_RECORDERS = {"postgresql": StatementRecorder, "sqlite": SqliteRecorder}
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path"),
+    pytest.mark.skipif(connection.vendor not in NATIVE_RECORDERS, reason="no path of its own"),
 ]
 
 
@@ -62,7 +64,14 @@ def rollup(workspace) -> tuple:
     return (row.tokens_in, row.tokens_out, row.cost_usd)
 
 
-STATEMENT, ORM = StatementRecorder(), OrmRecorder()
+STATEMENT, ORM = NATIVE_RECORDERS.get(connection.vendor, OrmRecorder)(), OrmRecorder()
+
+
+def test_the_backend_records_through_its_own_path():
+    assert type(recorder_for(connection)) is NATIVE_RECORDERS[connection.vendor]
+    # A batch that reserves a call and changes it goes through the ORM everywhere.
+    twice = [step("w-1", "reserved"), step("w-1", "released")]
+    assert type(recorder_for(connection, steps=twice)) is OrmRecorder
 
 
 def record(recorder, run: Run, steps: list[Step], events: list) -> list[RunEvent] | None:
@@ -89,7 +98,7 @@ def test_both_paths_leave_the_same_rows(workspace):
     }  # fmt: skip
 
 
-def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
+def test_a_lost_lease_writes_nothing_on_the_backends_path(workspace):
     run = make_run(workspace)
     record(STATEMENT, run, *BATCHES[0])
     before = state(run)
@@ -100,7 +109,7 @@ def test_a_lost_lease_writes_nothing_in_one_statement(workspace):
     assert not UsageRecord.objects.filter(run_id=run.pk).exists()
 
 
-def test_finishing_in_one_statement_ends_the_run_as_the_orm_path_does(workspace):
+def test_finishing_on_the_backends_path_ends_the_run_as_the_orm_path_does(workspace):
     one, other = make_run(workspace), make_run(workspace)
     for run in (one, other):
         record(ORM, run, *BATCHES[0])
