@@ -12,6 +12,7 @@ most every RETRY_SECONDS, so requests do not each wait on a connection that fail
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -144,3 +145,27 @@ class FailSafeRedisCache(RedisCache):
     def clear(self):
         self.local.clear()
         return self._either("clear")
+
+
+# One asyncio client per event loop and Redis server: its connections belong to the loop that
+# opened them (a Uvicorn worker has one loop; a test may run several, one after the other).
+_async_clients: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def async_client(backend: RedisCache):
+    """An asyncio client (redis-py's `redis.asyncio`) to the server `backend` writes to (its
+    first: Django's RedisCacheClient), for the running event loop, with the cache's connection
+    options (its timeouts): for a caller on the event loop that must not hand a round trip to a
+    thread (swarms/fast_reads.py)."""
+    import asyncio
+
+    import redis.asyncio
+
+    client = backend._cache
+    url = client._servers[client._get_connection_pool_index(True)]
+    by_url = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    if url not in by_url:
+        options = dict(client._pool_options)
+        options.pop("parser_class", None)  # the sync client's parser
+        by_url[url] = redis.asyncio.Redis.from_url(url, **options)
+    return by_url[url]

@@ -19,8 +19,10 @@ is an API key that checked out (with its plan's per-minute limit), for SVERM_FAS
 (2 s by default, 0: not kept). A save or delete of a run, key, user, workspace or plan in this
 process drops what it touches at once (`forget_on_change`); another process's change shows here
 within those seconds: a revoked key still reads a finished run's status for up to that long on a
-process that verified it just before. Where the cache is this process's own (the embedded
-default), a read found in memory is answered on the event loop, with no thread hop at all.
+process that verified it just before. A read found in memory is answered on the event loop, with
+no thread hop at all: its count is made in this process's memory where the cache is (the
+embedded default), or with Redis's asyncio client (production: `quota_hit_on_loop`, the same
+counter); while Redis is unreachable a read thread counts it in the process's memory instead.
 
 Anything else goes to Django unchanged, before any work is done or after the work found it is
 not the plain case: another method, a query string, a JWT, a cookie, `Sverm-Workspace`, an
@@ -61,7 +63,7 @@ from accounts.tenancy import caller_build
 from accounts.throttling import api_key_quota
 from sverm.api.errors import Unauthorized
 from sverm.api.middleware import REQUEST_ID_HEADER, request_id_from
-from sverm.api.throttling import MinuteQuota, quota_hit
+from sverm.api.throttling import MinuteQuota, QuotaHit, quota_hit, quota_hit_on_loop
 from swarms.models import Run
 from swarms.serializers import RunSerializer, V1RunStatusSerializer
 
@@ -238,8 +240,8 @@ def _forget_run(sender, instance, **kwargs) -> None:
         _memory.forget_run(instance.pk)
 
 
-def remembered(read: Read, scope: dict) -> HttpResponse | None:
-    """The read answered from memory alone (no database), or None."""
+def _kept(read: Read) -> tuple[Grant, Finished] | None:
+    """The key's grant and the finished run's body, when memory holds both (of one workspace)."""
     kept = memory()
     grant = kept.grant(read.digest)
     if grant is None:
@@ -247,7 +249,45 @@ def remembered(read: Read, scope: dict) -> HttpResponse | None:
     finished = kept.finished(read.route, read.run_id)
     if finished is None or finished.workspace_id != grant.workspace_id:
         return None
+    return grant, finished
+
+
+def remembered(read: Read, scope: dict) -> HttpResponse | None:
+    """The read answered from memory alone (no database), or None."""
+    kept = _kept(read)
+    if kept is None:
+        return None
+    grant, finished = kept
     return _respond(read, scope, finished.body, grant.quota)
+
+
+# `remembered_on_loop`'s answers besides a response and None (memory does not hold the read):
+# the read is Django's to answer (its quota refuses it), or memory holds it but Redis could not
+# count it here (a read thread counts it, falling back to the process's memory).
+TO_DJANGO = object()
+UNCOUNTED = object()
+
+
+async def remembered_on_loop(read: Read, scope: dict) -> HttpResponse | object | None:
+    """`remembered` on the event loop where the rate-limit counter is Redis's: the request is
+    counted with Redis's asyncio client, so a read from memory needs no thread. None when memory
+    does not hold the read, UNCOUNTED when Redis cannot count it here, TO_DJANGO when the quota
+    refuses it (Django answers the 429)."""
+    kept = _kept(read)
+    if kept is None:
+        return None
+    grant, finished = kept
+    request = _request(scope)
+    if request is None:
+        return TO_DJANGO
+    hit = None
+    if grant.quota is not None and settings.SVERM_RATE_LIMITS:
+        hit = await quota_hit_on_loop(grant.quota)
+        if hit is None:
+            return UNCOUNTED
+        if hit.exceeded:
+            return TO_DJANGO
+    return _response(read, request, finished.body, hit)
 
 
 def _answer(read: Read, scope: dict) -> HttpResponse | None:
@@ -275,20 +315,30 @@ def _answer(read: Read, scope: dict) -> HttpResponse | None:
 def _respond(read: Read, scope: dict, body: bytes, quota: MinuteQuota | None):
     """The view's response around `body`, with the request counted against `quota`; None when
     the quota refuses it (Django answers the 429)."""
-    request = ASGIRequest(scope, BytesIO())
-    if _SECURITY.process_request(request) is not None:  # an HTTPS redirect: Django's answer
+    request = _request(scope)
+    if request is None:
         return None
-    rate_headers = {}
+    hit = None
     if quota is not None and settings.SVERM_RATE_LIMITS:
         hit = quota_hit(quota)
         if hit.exceeded:
             return None
-        rate_headers = hit.headers
+    return _response(read, request, body, hit)
+
+
+def _request(scope: dict) -> ASGIRequest | None:
+    """The request, or None when SecurityMiddleware redirects it to HTTPS (Django's answer)."""
+    request = ASGIRequest(scope, BytesIO())
+    return None if _SECURITY.process_request(request) is not None else request
+
+
+def _response(read: Read, request: ASGIRequest, body: bytes, hit: QuotaHit | None):
+    """The view's response around `body`, with the rate-limit headers of `hit` (if counted)."""
     response = HttpResponse(body, content_type="application/json")
     response["Allow"] = read.route.allow
     response["Content-Length"] = str(len(body))
     response[REQUEST_ID_HEADER] = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
-    for name, value in rate_headers.items():
+    for name, value in (hit.headers if hit is not None else {}).items():
         response[name] = value
     _SECURITY.process_response(request, response)
     _XFRAME.process_response(request, response)
@@ -334,12 +384,18 @@ class FastReads:
     async def __call__(self, scope, receive, send):
         read = read_of(scope) if settings.SVERM_FAST_READS else None
         if read is not None:
-            # From memory on the event loop when nothing there waits on a network (the counter
-            # is in this process too), else on a read thread.
-            local = _cache_is_local()
-            response = remembered(read, scope) if local else None
-            if response is None:
-                response = await self._on_thread(read, scope, memory_tried=local)
+            # From memory on the event loop: with the counter in this process's memory, or in
+            # Redis through its asyncio client; else (or when memory does not hold the read,
+            # or Redis cannot count it now) on a read thread.
+            if _cache_is_local():
+                response = remembered(read, scope)
+            else:
+                response = await remembered_on_loop(read, scope)
+            if response is None or response is UNCOUNTED:
+                tried = response is None  # memory was, unless only the count failed
+                response = await self._on_thread(read, scope, memory_tried=tried)
+            if response is TO_DJANGO:
+                response = None
             if response is not None:
                 await send({
                     "type": "http.response.start",

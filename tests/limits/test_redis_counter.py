@@ -1,6 +1,7 @@
 """The request counter on Django's RedisCache (production): one pipelined round trip per
 request, atomic under concurrency, expiring after its window. Skipped without a Redis server."""
 
+import asyncio
 import os
 import threading
 import time
@@ -9,6 +10,7 @@ from unittest import mock
 
 import pytest
 import redis
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 
 from sverm.api import throttling
@@ -84,3 +86,31 @@ def test_the_api_limit_on_redis(redis_cache, key_client, workspace):
     response = client.get("/v1/swarms")
     assert_v1_error(response, 429, "rate_limited")
     assert limit_headers(response) == (10, 0, WINDOW_END)
+
+
+def test_the_event_loops_count_is_the_same_counter(redis_cache):
+    """`quota_hit_on_loop` (Redis's asyncio client, for the fast reads on the event loop) and
+    `quota_hit` count on one counter, with its expiry, atomically under concurrency."""
+    quota = throttling.MinuteQuota(limit=500, identity=f"key:{uuid.uuid4().hex}", subject="k")
+
+    async def on_loop(times: int) -> list[int]:
+        hits = await asyncio.gather(*(throttling.quota_hit_on_loop(quota) for _ in range(times)))
+        return [hit.count for hit in hits]
+
+    counts = [throttling.quota_hit(quota).count]
+    counts += asyncio.run(on_loop(1))
+    counts.append(throttling.quota_hit(quota).count)
+    assert counts == [1, 2, 3]
+    assert sorted(asyncio.run(on_loop(50))) == list(range(4, 54))
+    hit = throttling.quota_hit(quota)
+    assert hit.count == 54
+    _now, reset, key = throttling._window(quota)
+    assert hit.reset == reset
+    ttl = redis.Redis.from_url(REDIS_URL).ttl(redis_cache.make_and_validate_key(key))
+    assert 0 < ttl <= 60 + throttling.COUNTER_GRACE_SECONDS
+
+
+def test_the_event_loop_does_not_count_where_the_cache_is_not_redis():
+    quota = throttling.MinuteQuota(limit=5, identity="key:x", subject="k")
+    with mock.patch.object(throttling, "caches", {"default": LocMemCache("t", {})}):
+        assert asyncio.run(throttling.quota_hit_on_loop(quota)) is None
