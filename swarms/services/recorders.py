@@ -206,18 +206,7 @@ class SqliteRecorder:
                 )  # fmt: skip
             charged = _sqlite_steps_write(cursor, run, lease, steps, at)
             if charged:
-                usage_records_add(
-                    [
-                        UsageRecord(
-                            workspace_id=run.workspace_id, run_id=run.pk,
-                            swarm_id=run.swarm_id or "", swarm_type=run.swarm_type,
-                            agent_id=usage.agent_id, model=usage.model, provider=usage.provider,
-                            tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
-                            cost_usd=usage.cost_usd,
-                        )
-                        for usage in charged
-                    ]
-                )  # fmt: skip
+                usage_records_add(_ledger_rows(run, charged))
             if rows:  # streams are best effort; `run` saves the query for status messages
                 transaction.on_commit(lambda: publish_many(rows, run=run), robust=True)
         return rows
@@ -456,14 +445,17 @@ def _steps_write(run: Run, lease: int, steps: Sequence[Step]) -> None:
         ):  # fmt: skip
             charged.append(usage)
     if charged:
-        usage_records_add(
-            [
-                UsageRecord(
-                    workspace_id=run.workspace_id, run_id=run.pk, swarm_id=run.swarm_id or "",
-                    swarm_type=run.swarm_type, agent_id=usage.agent_id, model=usage.model,
-                    provider=usage.provider, tokens_in=usage.tokens_in,
-                    tokens_out=usage.tokens_out, cost_usd=usage.cost_usd,
-                )
-                for usage in charged
-            ]
-        )  # fmt: skip
+        usage_records_add(_ledger_rows(run, charged))
+
+
+def _ledger_rows(run: Run, charged: Sequence) -> list[UsageRecord]:
+    """The ledger rows of the calls a batch settled (their `Usage`), for billing to write."""
+    return [
+        UsageRecord(
+            workspace_id=run.workspace_id, run_id=run.pk, swarm_id=run.swarm_id or "",
+            swarm_type=run.swarm_type, agent_id=usage.agent_id, model=usage.model,
+            provider=usage.provider, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
+            cost_usd=usage.cost_usd,
+        )
+        for usage in charged
+    ]  # fmt: skip
