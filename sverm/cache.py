@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -105,6 +105,19 @@ class FailSafeRedisCache(RedisCache):
                 self.outage.succeeded()
                 return result
         return otherwise()
+
+    async def when_reachable_on_loop(self, on_redis: Callable[[], Awaitable[T]]) -> T | None:
+        """`when_reachable` for a caller on the event loop: `await on_redis()`, or None when
+        Redis is (or was lately found, or is now found) unreachable."""
+        if not self.outage.worth_trying():
+            return None
+        try:
+            result = await on_redis()
+        except UNREACHABLE as error:
+            self.outage.failed(error)
+            return None
+        self.outage.succeeded()
+        return result
 
     def _either(self, operation: str, *args, **kwargs):
         return self.when_reachable(

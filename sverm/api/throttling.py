@@ -150,27 +150,26 @@ async def quota_hit_on_loop(quota: MinuteQuota) -> QuotaHit | None:
         return None
     from redis.exceptions import RedisError
 
-    from sverm.cache import UNREACHABLE, FailSafeRedisCache, async_client
+    from sverm.cache import FailSafeRedisCache, async_client
 
-    outage = backend.outage if isinstance(backend, FailSafeRedisCache) else None
-    if outage is not None and not outage.worth_trying():
-        return None
     now, reset, key = _window(quota)
     full_key = backend.make_and_validate_key(key)
-    try:
+
+    async def count() -> int:
         async with async_client(backend).pipeline(transaction=False) as pipe:
             pipe.incr(full_key)
             pipe.expireat(full_key, reset + COUNTER_GRACE_SECONDS)
-            count, _ = await pipe.execute()
-    except UNREACHABLE as error:
-        if outage is not None:
-            outage.failed(error)
-        return None
+            counted, _ = await pipe.execute()
+        return int(counted)
+
+    try:
+        if isinstance(backend, FailSafeRedisCache):
+            counted = await backend.when_reachable_on_loop(count)
+        else:
+            counted = await count()
     except (RedisError, OSError):
         return None
-    if outage is not None:
-        outage.succeeded()
-    return QuotaHit(quota=quota, count=int(count), reset=reset, now=now)
+    return None if counted is None else QuotaHit(quota=quota, count=counted, reset=reset, now=now)
 
 
 class PerMinuteRateThrottle(BaseThrottle):

@@ -8,7 +8,6 @@ tested against). Which one is decided in `recorder_for` only, from the connectio
 
 import json
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any, Protocol
 
 from django.db import connection, connections, transaction
@@ -250,10 +249,9 @@ def _sqlite_steps_write(cursor, run: Run, lease: int, steps: Sequence[Step], at:
         cursor.executemany(
             "INSERT INTO swarms_runstep (run_id, key, attempt, agent_id, model, provider, status, "
             "reserved_usd, cost_usd, tokens_in, tokens_out, output, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, '', %s, %s, %s, 0, 0, '', %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, '', %s, %s, 0, 0, 0, '', %s, %s)",
             [(run.pk, step.key, lease, step.agent_id, step.model, step.status,
-              _prep(RunStep, "reserved_usd", step.reserved_usd),
-              _prep(RunStep, "cost_usd", Decimal(0)), at, at)
+              _prep(RunStep, "reserved_usd", step.reserved_usd), at, at)
              for step in reserved],
         )  # fmt: skip
     for status in (RunStepStatus.RELEASED, RunStepStatus.INTERRUPTED):

@@ -17,6 +17,7 @@ import pytest
 from django.db import connection
 from django.db.backends.sqlite3.base import SQLiteCursorWrapper
 
+from accounts.roles import Role
 from billing.models import ModelPrice, UsageRecord
 from swarms import services
 from swarms.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
@@ -205,3 +206,11 @@ def not_executing(db, settings):
 
 def seqs(items: Iterable[dict]) -> list[int]:
     return [item["seq"] for item in items]
+
+
+@pytest.fixture
+def keyed(workspace, key_client):
+    """A viewer's API key of `workspace` and the headers a status read sends with it (the fast
+    reads' tests)."""
+    _client, api_key, raw = key_client(workspace, Role.VIEWER)
+    return api_key, {"Authorization": f"Bearer {raw}", "X-Request-ID": "req-fast-1"}

@@ -12,7 +12,6 @@ from django.core.cache import cache
 from django.db import connection
 
 from accounts.models import PlanLimits
-from accounts.roles import Role
 from accounts.services import api_key_revoke
 from swarms import fast_reads
 from swarms.models import Run, RunStatus
@@ -71,12 +70,6 @@ def get(app, path: str, headers: dict[str, str], method: str = "GET") -> httpx.R
             return await http.request(method, path, headers=headers)
 
     return asyncio.run(call())
-
-
-@pytest.fixture
-def keyed(workspace, key_client):
-    _client, api_key, raw = key_client(workspace, Role.VIEWER)
-    return api_key, {"Authorization": f"Bearer {raw}", "X-Request-ID": "req-fast-1"}
 
 
 def paths_of(run: Run) -> list[str]:

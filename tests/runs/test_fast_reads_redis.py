@@ -15,7 +15,7 @@ from swarms.models import RunStatus
 from tests.factories import make_run
 from tests.limits.test_redis_counter import REDIS_URL, _reachable
 from tests.processes import free_port
-from tests.runs.test_fast_reads import STATIC_HEADERS, Spy, get, keyed  # noqa: F401
+from tests.runs.test_fast_reads import STATIC_HEADERS, Spy, get
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -67,7 +67,7 @@ def remaining(answer) -> int:
 
 
 @pytest.mark.usefixtures("on_redis")
-def test_a_read_from_memory_is_counted_on_the_event_loop(django_app, workspace, keyed):  # noqa: F811
+def test_a_read_from_memory_is_counted_on_the_event_loop(django_app, workspace, keyed):
     _key, headers = keyed
     run = make_run(workspace, status=RunStatus.COMPLETED, output="Done.")
     path = f"/v1/swarms/{run.pk}"
@@ -87,7 +87,7 @@ def test_a_read_from_memory_is_counted_on_the_event_loop(django_app, workspace, 
 
 
 @pytest.mark.usefixtures("on_redis")
-def test_the_plan_limit_holds_on_the_event_loop(django_app, workspace, keyed):  # noqa: F811
+def test_the_plan_limit_holds_on_the_event_loop(django_app, workspace, keyed):
     PlanLimits.objects.update_or_create(
         plan=workspace.plan,
         defaults={"requests_per_minute": 3, "concurrent_runs": 1, "runs_per_day": None},
@@ -106,7 +106,7 @@ def test_the_plan_limit_holds_on_the_event_loop(django_app, workspace, keyed):  
 
 
 @pytest.mark.usefixtures("redis_down")
-def test_with_redis_down_a_read_from_memory_is_counted_in_memory(django_app, workspace, keyed):  # noqa: F811
+def test_with_redis_down_a_read_from_memory_is_counted_in_memory(django_app, workspace, keyed):
     _key, headers = keyed
     run = make_run(workspace, status=RunStatus.COMPLETED)
     path = f"/v1/swarms/{run.pk}"
