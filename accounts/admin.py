@@ -56,7 +56,7 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "id", "plan", "member_count", "created_at"]
+    list_display = ["name", "id", "plan", "member_count", "allowed_tools", "created_at"]
     list_filter = ["plan", "created_at"]
     search_fields = ["name", "id", "memberships__user__email"]
     readonly_fields = ["id", "created_at", "updated_at"]

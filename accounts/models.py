@@ -1,8 +1,11 @@
 """Users (email login), workspaces (the tenant), memberships with roles, API keys, and the limits
 of each plan."""
 
+import re
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db import models
 from django.db.models.functions import Lower
@@ -118,10 +121,38 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.email
 
 
+# A tool name (swarms.engine.schema.TOOL_NAME) where * may stand for any run of characters.
+TOOL_PATTERN = re.compile(r"[A-Za-z*][A-Za-z0-9_*-]{0,63}")
+
+
+def default_allowed_tools() -> list[str]:
+    """New workspaces may use the built-in tools; tools of MCP servers are allowed one by one."""
+    return ["http_fetch"]
+
+
+def tool_patterns_validator(value) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) and TOOL_PATTERN.fullmatch(item) for item in value
+    ):
+        raise ValidationError(
+            "Must be a list of tool names or patterns: letters, digits, '_', '-' and '*'.",
+            code="invalid_tool_patterns",
+        )
+
+
 class Workspace(models.Model):
     id = PrefixedIdField(prefix="wsp")
     name = models.CharField(max_length=200)
     plan = models.CharField(max_length=10, choices=Plan.choices, default=Plan.FREE)
+    allowed_tools = models.JSONField(
+        default=default_allowed_tools,
+        blank=True,
+        validators=[tool_patterns_validator],
+        help_text=(
+            "The workspace allowlist: tools its agents may call, by name, or by pattern with * "
+            '(e.g. "search__*" for every tool of an MCP server). An empty list allows none.'
+        ),
+    )
     members = models.ManyToManyField(User, through="Membership", related_name="workspaces")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -97,6 +97,7 @@ LOCAL_APPS = [
     "templates_app",
     "swarms",
     "billing",
+    "tools",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -288,6 +289,15 @@ CELERY_BEAT_SCHEDULE = beat_schedule(globals())
 SVERM_WEBHOOK_ALLOWED_HOSTS = env_list("SVERM_WEBHOOK_ALLOWED_HOSTS", [])
 SVERM_WEBHOOK_TIMEOUT = float(os.environ.get("SVERM_WEBHOOK_TIMEOUT", "15"))
 MAX_WEBHOOK_RETRY_DELAY = 86400  # a day: Standard Webhooks' longest delay
+
+# Tools agents call (tools/): how long one call may take and how much of its result the model
+# reads; the built-in http_fetch's hosts that may be fetched although private/loopback (comma
+# list, the same SSRF guard as webhooks), its time limit and how many bytes it reads at most.
+SVERM_TOOL_TIMEOUT_SECONDS = float(os.environ.get("SVERM_TOOL_TIMEOUT_SECONDS", "30"))
+SVERM_TOOL_MAX_RESULT_CHARS = int(os.environ.get("SVERM_TOOL_MAX_RESULT_CHARS", "20000"))
+SVERM_TOOL_FETCH_ALLOWED_HOSTS = env_list("SVERM_TOOL_FETCH_ALLOWED_HOSTS", [])
+SVERM_TOOL_FETCH_TIMEOUT_SECONDS = float(os.environ.get("SVERM_TOOL_FETCH_TIMEOUT_SECONDS", "15"))
+SVERM_TOOL_FETCH_MAX_BYTES = int(os.environ.get("SVERM_TOOL_FETCH_MAX_BYTES", "2000000"))
 
 
 def env_delays(name: str, default: list[float]) -> list[float]:

@@ -30,6 +30,7 @@ from swarms.engine import (
     run_swarm,
 )
 from swarms.engine.events import AGENT_DELEGATED, RUN_STARTED, TERMINAL_EVENTS
+from swarms.engine.tools import Toolbox
 from swarms.models import Run
 from swarms.providers import model_routes, price_map, router_for
 from swarms.selectors import Checkpoints, delegation_key, run_checkpoints
@@ -43,6 +44,7 @@ from swarms.services.lifecycle import (
     run_resume_claim,
     runs_cancel_requested,
 )
+from tools.selectors import run_toolbox
 
 logger = logging.getLogger("sverm.executor")
 
@@ -234,7 +236,7 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
     if lease is None:
         logger.info("run %s is not queued nor stale; nothing to do", run_id)
         return
-    run, checkpoints, prices, routes = await lane(_started)(run_id, lease)
+    run, checkpoints, prices, routes, toolbox = await lane(_started)(run_id, lease)
     if checkpoints is not None:
         logger.warning(
             "run %s resumed (attempt %s): %s settled calls replayed, $%s held for interrupted ones",
@@ -261,7 +263,7 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
     host.watch(run_id, token)
     terminal: list[Event] = []  # the engine's last event, written with the run's status
     try:
-        result = await _drive(run, spec, routes, token, lease, checkpoints, terminal, lane)
+        result = await _drive(run, spec, routes, toolbox, token, lease, checkpoints, terminal, lane)
         ended = terminal[-1] if terminal else None
         finished = await lane(run_finish)(
             run_id=run_id,
@@ -297,12 +299,17 @@ def call_policy() -> CallPolicy:
     )
 
 
-def _started(run_id: str, lease: int) -> tuple[Run, Checkpoints | None, dict, dict[str, str]]:
+def _started(
+    run_id: str, lease: int
+) -> tuple[Run, Checkpoints | None, dict, dict[str, str], Toolbox | None]:
     """What executing a claimed run needs, read on its lane (never on the event loop): its row,
-    what earlier attempts left, the prices and which provider serves each model."""
+    what earlier attempts left, the prices, which provider serves each model, and the tools its
+    agents may call (None when none lists any)."""
     run = Run.objects.get(pk=run_id)
     checkpoints = run_checkpoints(run_id=run_id) if lease > 1 else None
-    return run, checkpoints, price_map(), model_routes()
+    uses_tools = any(agent.get("tools") for agent in run.definition.get("agents", []))
+    toolbox = run_toolbox(workspace_id=run.workspace_id) if uses_tools else None
+    return run, checkpoints, price_map(), model_routes(), toolbox
 
 
 # A database write that fails because the connection dropped (a PostgreSQL restart, a failover)
@@ -331,6 +338,7 @@ async def _drive(
     run: Run,
     spec: RunInput,
     routes: dict[str, str],
+    toolbox: Toolbox | None,
     token: CancelToken,
     lease: int,
     checkpoints: Checkpoints | None,
@@ -385,7 +393,7 @@ async def _drive(
         asyncio.create_task(time_limit()),
     ]
     try:
-        return await run_swarm(spec, router=router, on_batch=store, cancel=token)
+        return await run_swarm(spec, router=router, on_batch=store, cancel=token, tools=toolbox)
     finally:
         for helper in helpers:
             helper.cancel()

@@ -2,7 +2,7 @@
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db.models import Sum
@@ -13,11 +13,18 @@ from billing.models import UsageRecord
 from sverm.api.errors import InvalidRequest, NotFound
 from sverm.money import money_shares
 from swarms.engine import Step, Usage
-from swarms.engine.events import AGENT_COMPLETED, AGENT_DELEGATED, AGENT_MESSAGE, TERMINAL_EVENTS
+from swarms.engine.events import (
+    AGENT_COMPLETED,
+    AGENT_DELEGATED,
+    AGENT_MESSAGE,
+    TERMINAL_EVENTS,
+    TOOL_CALLED,
+    TOOL_RESULT,
+)
 from swarms.models import Run, RunEvent, RunStep, RunStepStatus, Swarm
 
 LOG_ACTIONS = {AGENT_DELEGATED: "delegate", AGENT_MESSAGE: "message",
-               AGENT_COMPLETED: "complete"}  # fmt: skip
+               AGENT_COMPLETED: "complete", TOOL_CALLED: "tool_call"}  # fmt: skip
 
 
 def run_workspace_for_swarm(*, caller: Caller, swarm: Swarm, workspace_id: str | None) -> str:
@@ -47,6 +54,19 @@ class AgentCost:
     cost_usd: Decimal
     tokens_in: int
     tokens_out: int
+    tool_calls: int = 0
+    tool_duration_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """One tool's calls in a run: how many, how many failed (refusals among them), how long."""
+
+    tool: str
+    calls: int
+    errors: int
+    refused: int
+    duration_ms: int
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,7 @@ class CostReport:
     total_usd: Decimal
     total_tokens: int
     agents: list[AgentCost]
+    tools: list[ToolUse] = field(default_factory=list)
 
 
 def run_cost_report(*, run: Run) -> CostReport:
@@ -67,15 +88,45 @@ def run_cost_report(*, run: Run) -> CostReport:
         .order_by("agent_id", "model")
     )
     total, shown = money_shares([Decimal(r["cost"]) for r in rows])
+    calls, duration, tools = _tool_uses(run)
     agents = [
-        AgentCost(r["agent_id"], r["model"], shown[i], r["tokens_in"], r["tokens_out"])
+        AgentCost(
+            r["agent_id"], r["model"], shown[i], r["tokens_in"], r["tokens_out"],
+            calls[r["agent_id"]], duration[r["agent_id"]],
+        )
         for i, r in enumerate(rows)
-    ]
+    ]  # fmt: skip
     return CostReport(
         total_usd=total,
         total_tokens=sum(a.tokens_in + a.tokens_out for a in agents),
         agents=agents,
+        tools=tools,
     )
+
+
+def _tool_uses(run: Run) -> tuple[Counter[str], Counter[str], list[ToolUse]]:
+    """Tool calls per agent (count, milliseconds) and per tool, from the run's `tool.result`
+    events (one query)."""
+    calls: Counter[str] = Counter()
+    duration: Counter[str] = Counter()
+    by_tool: dict[str, Counter[str]] = {}
+    results = RunEvent.objects.filter(run_id=run.pk, type=TOOL_RESULT).values_list(
+        "agent_id", "data"
+    )
+    for agent_id, data in results:
+        spent = int(data.get("duration_ms") or 0)
+        calls[agent_id] += 1
+        duration[agent_id] += spent
+        tool = by_tool.setdefault(str(data.get("tool", "")), Counter())
+        tool["calls"] += 1
+        tool["errors"] += 1 if data.get("error") else 0
+        tool["refused"] += 1 if data.get("rule_source") else 0
+        tool["duration_ms"] += spent
+    tools = [
+        ToolUse(name, c["calls"], c["errors"], c["refused"], c["duration_ms"])
+        for name, c in sorted(by_tool.items())
+    ]
+    return calls, duration, tools
 
 
 def run_agent_logs(*, run: Run) -> list[dict]:
@@ -84,16 +135,22 @@ def run_agent_logs(*, run: Run) -> list[dict]:
     for event in events:
         data = event.data or {}
         summary = data.get("summary") or (data.get("output") or "")[:200]
+        if event.type == TOOL_CALLED:
+            summary = _clip(data.get("arguments") or "", 200)
         logs.append(
             {
                 "agent_id": event.agent_id,
                 "timestamp": event.created_at,
                 "action": LOG_ACTIONS[event.type],
-                "target": data.get("target"),
+                "target": data.get("target") or data.get("tool"),
                 "summary": summary,
             }
         )
     return logs
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def run_result(*, run: Run) -> dict:

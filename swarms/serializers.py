@@ -155,12 +155,27 @@ class AgentCostSerializer(serializers.Serializer):
     costUsd = MoneyField(source="cost_usd")
     tokensIn = serializers.IntegerField(source="tokens_in")
     tokensOut = serializers.IntegerField(source="tokens_out")
+    toolCalls = serializers.IntegerField(
+        source="tool_calls", help_text="Tool calls the agent made (refused ones included)."
+    )
+    toolDurationMs = serializers.IntegerField(
+        source="tool_duration_ms", help_text="Milliseconds its tool calls took together."
+    )
+
+
+class ToolUseSerializer(serializers.Serializer):
+    tool = serializers.CharField()
+    calls = serializers.IntegerField()
+    errors = serializers.IntegerField(help_text="Calls that failed or were refused.")
+    refused = serializers.IntegerField(help_text="Calls an allowlist refused.")
+    durationMs = serializers.IntegerField(source="duration_ms")
 
 
 class CostReportSerializer(serializers.Serializer):
     totalUsd = MoneyField(source="total_usd")
     totalTokens = serializers.IntegerField(source="total_tokens")
     agents = AgentCostSerializer(many=True)
+    tools = ToolUseSerializer(many=True, help_text="The run's tool calls, by tool.")
 
 
 class AgentLogSerializer(serializers.Serializer):

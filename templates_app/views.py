@@ -166,7 +166,18 @@ TEMPLATE_YAML_SCHEMA = {
             "enum": ["hierarchical", "sequential", "parallel", "debate"],
         },
         "instructions": {"type": "string"},
-        "limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "limits": {
+            "type": "object",
+            "properties": {
+                "max_parallel": {"type": "integer"},
+                "max_steps": {"type": "integer"},
+                "rounds": {"type": "integer"},
+                "max_tool_calls": {
+                    "type": "integer",
+                    "description": "Tool calls per agent turn (0-20, default 4).",
+                },
+            },
+        },
         "agents": {
             "type": "array",
             "items": {
@@ -179,6 +190,11 @@ TEMPLATE_YAML_SCHEMA = {
                     "instructions": {"type": "string"},
                     "max_tokens": {"type": "integer"},
                     "replicas": {"type": "integer"},
+                    "tools": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "The tools the agent may call (e.g. http_fetch).",
+                    },
                 },
             },
         },

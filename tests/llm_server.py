@@ -36,6 +36,9 @@ class Behaviour:
     over_report: int = 0  # report this many completion tokens more than max_tokens
     fail_status: int = 0  # answer every request with this HTTP status (0: answer normally)
     fail_first: int = 0  # answer the first N requests with HTTP 500
+    # Ask for this tool call, {"name": ..., "arguments": {...}}, when the request offers that
+    # tool (and lets it be called) and no tool has answered yet in its messages.
+    tool_call: dict | None = None
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Asked:
     answered: bool = False
     completion_tokens: int = 0
     prompt_tokens: int = 0
+    tools: list[str] = field(default_factory=list)  # the names of the tools offered
+    tool_choice: str | None = None
 
 
 @dataclass
@@ -92,6 +97,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         limit = body.get("max_tokens", body.get("max_completion_tokens"))
         asked = Asked(model=body.get("model", ""), max_tokens=limit, messages=body["messages"])
+        asked.tools = [tool["function"]["name"] for tool in body.get("tools", [])]
+        asked.tool_choice = body.get("tool_choice")
         state = self.state
         with state.lock:
             state.requests.append(asked)
@@ -112,6 +119,19 @@ class _Handler(BaseHTTPRequestHandler):
         words = behaviour.reply_tokens if limit is None else min(behaviour.reply_tokens, limit)
         text = reply_text(asked.model, asked.messages, words)
         completion = len(text.split())
+        message: dict = {"role": "assistant", "content": text}
+        wanted = behaviour.tool_call
+        if (
+            wanted
+            and wanted["name"] in asked.tools
+            and asked.tool_choice != "none"
+            and not any(m.get("role") == "tool" for m in asked.messages)
+        ):
+            arguments = json.dumps(wanted.get("arguments", {}))
+            call = {"id": f"call_{number}", "type": "function",
+                    "function": {"name": wanted["name"], "arguments": arguments}}  # fmt: skip
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            completion = math.ceil(len(arguments) / 4) + 5
         if behaviour.over_report and limit is not None:
             completion = limit + behaviour.over_report
         asked.prompt_tokens = prompt_tokens(asked.messages)
@@ -127,8 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "message": message,
+                        "finish_reason": "tool_calls" if "tool_calls" in message else "stop",
                     }
                 ],
                 "usage": {

@@ -16,7 +16,7 @@ from tests.llm_server import LLMServer
 TASK = "Investigate the Norwegian hydrogen economy"
 TEMPLATES = (
     "brainstorm-swarm-v1", "code-review-swarm-v1", "debate-swarm-v1", "pipeline-swarm-v1",
-    "research-swarm-v1", "writing-swarm-v1",
+    "research-swarm-v1", "web-research-swarm-v1", "writing-swarm-v1",
 )  # fmt: skip
 SIX_PLACES = Decimal("0.000001")
 
@@ -65,3 +65,37 @@ def check_every_template(
     answered = [asked for asked in llm.requests if asked.answered]
     # One ledger row per request the provider answered (and so billed), none missing.
     assert rows_seen == len(answered)
+
+
+def check_tool_run(
+    http: httpx.Client, llm: LLMServer, page_url: str, ledger: Callable[[str], list[LedgerRow]]
+) -> None:
+    """The web-research template with the provider asking for `http_fetch` of `page_url` (a
+    real page on loopback, allowed by the server's SVERM_TOOL_FETCH_ALLOWED_HOSTS): each
+    researcher's turn is a tool call, the page's text sent back as the call's answer, and an
+    answer; every request the provider answered is one ledger row; the events say it all."""
+    llm.behaviour.tool_call = {"name": "http_fetch", "arguments": {"url": page_url}}
+    before = len(llm.requests)
+    body = {"template": "web-research-swarm-v1", "task": f"Read {page_url}", "max_budget_usd": 2}
+    response = http.post("/v1/swarms", json=body)
+    assert response.status_code == 201, response.text
+    run_id = response.json()["swarm_id"]
+    status = wait_terminal(http, run_id)
+    assert status["status"] == "completed", status
+    asked = llm.requests[before:]
+    offered = [a for a in asked if a.tools == ["http_fetch"]]
+    assert len(offered) == 6  # three researchers, each asking for the page and then answering
+    answers = [m for a in offered for m in a.messages if m.get("role") == "tool"]
+    assert len(answers) == 3
+    for answer in answers:
+        assert "Title: Hydrogen in Norway" in answer["content"]
+        assert (
+            "2 GW of electrolysers" in answer["content"] and "var secret" not in answer["content"]
+        )
+    assert len(ledger(run_id)) == sum(1 for a in asked if a.answered)
+    events = http.get(f"/api/runs/{run_id}/events", params={"limit": 100}).json()["data"]
+    results = [e["data"] for e in events if e["type"] == "tool.result"]
+    assert len(results) == 3 and all("error" not in r for r in results), results
+    report = http.get(f"/api/runs/{run_id}/result").json()["costReport"]
+    assert [(t["tool"], t["calls"], t["errors"]) for t in report["tools"]] == [("http_fetch", 3, 0)]
+    llm.behaviour.tool_call = None

@@ -19,6 +19,8 @@ AGENT_STARTED = "agent.started"
 AGENT_DELEGATED = "agent.delegated"
 AGENT_MESSAGE = "agent.message"
 AGENT_COMPLETED = "agent.completed"
+TOOL_CALLED = "tool.called"
+TOOL_RESULT = "tool.result"
 
 # The status a run's start gives it, and those it can end with.
 RUNNING = "running"

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from swarms.engine import simulation
-from swarms.engine.chat import Completion, CompletionRequest, Message
+from swarms.engine.chat import Completion, CompletionRequest, Message, message_text, tools_text
+from swarms.engine.tools import ToolCall, ToolSpec
 
 __all__ = [
     "PROVIDER_KINDS",
@@ -54,8 +55,9 @@ class Provider(Protocol):
 
     async def complete(self, request: CompletionRequest) -> Completion: ...
 
-    def max_prompt_tokens(self, messages: Sequence[Message]) -> int:
-        """A true upper bound of the `tokens_in` the provider will report for these messages."""
+    def max_prompt_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
+        """A true upper bound of the `tokens_in` the provider will report for these messages,
+        with these tools offered."""
         ...
 
     async def aclose(self) -> None:
@@ -64,14 +66,17 @@ class Provider(Protocol):
         return None
 
 
-def utf8_prompt_bound(messages: Sequence[Message]) -> int:
+def utf8_prompt_bound(messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
     """Upper bound of prompt tokens for any byte-level BPE tokenizer, without tokenizer files.
 
-    Every token covers at least one byte, so the UTF-8 size bounds the content's tokens; the
-    per-message and per-request terms cover the chat template's role and separator tokens.
+    Every token covers at least one byte, so the UTF-8 size bounds the content's tokens (tool
+    calls, and the offered tools' JSON descriptions, included); the per-message, per-call,
+    per-tool and per-request terms cover the chat template's role and separator tokens.
     """
-    content = sum(len(message.content.encode("utf-8")) for message in messages)
-    return content + 8 * len(messages) + 16
+    content = sum(len(message_text(message).encode("utf-8")) for message in messages)
+    calls = sum(len(message.tool_calls) for message in messages)
+    tools_bytes = len(tools_text(tools).encode("utf-8"))
+    return content + 8 * len(messages) + 16 + 16 * calls + tools_bytes + 16 * len(tools)
 
 
 def _chars_to_tokens(text_length: int) -> int:
@@ -99,17 +104,24 @@ class SimulatedProvider(Provider):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         await asyncio.sleep(self.latency_seconds)
+        tokens_in = self.max_prompt_tokens(request.messages, request.tools)
+        if request.tools and request.tool_choice != "none":
+            calls = simulation.tool_calls(request.model, request.messages, request.tools)
+            if calls:
+                text = simulation.tool_preamble(calls)[: request.max_tokens * 4]
+                used = _chars_to_tokens(len(text) + sum(len(c.arguments) for c in calls))
+                if used <= request.max_tokens:
+                    return Completion(
+                        text=text, tokens_in=tokens_in, tokens_out=used, tool_calls=calls
+                    )
         text = simulation.reply(request.model, request.agent_id, request.messages)
         text = text[: request.max_tokens * 4]  # tokens_out must never exceed max_tokens
-        return Completion(
-            text=text,
-            tokens_in=self.max_prompt_tokens(request.messages),
-            tokens_out=_chars_to_tokens(len(text)),
-        )
+        return Completion(text=text, tokens_in=tokens_in, tokens_out=_chars_to_tokens(len(text)))
 
-    def max_prompt_tokens(self, messages: Sequence[Message]) -> int:
+    def max_prompt_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
         # Exact for this provider: it reports precisely this many tokens.
-        return _chars_to_tokens(sum(len(message.content) for message in messages))
+        chars = sum(len(message_text(message)) for message in messages) + len(tools_text(tools))
+        return _chars_to_tokens(chars)
 
 
 class OpenAIProvider(Provider):
@@ -160,11 +172,16 @@ class OpenAIProvider(Provider):
         import httpx
         import openai
 
-        options = {} if request.timeout_seconds is None else {"timeout": request.timeout_seconds}
+        options: dict[str, Any] = {}
+        if request.timeout_seconds is not None:
+            options["timeout"] = request.timeout_seconds
+        if request.tools:
+            options["tools"] = [_wire_tool(spec) for spec in request.tools]
+            options["tool_choice"] = request.tool_choice
         try:
             response = await self._client.chat.completions.create(
                 model=request.model,
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                messages=[_wire_message(m) for m in request.messages],
                 **{self.max_tokens_param: request.max_tokens},
                 **options,
             )
@@ -193,21 +210,34 @@ class OpenAIProvider(Provider):
 
         if not response.choices:
             raise ProviderError(f"{self.name}: model '{request.model}' returned no choices")
-        text = response.choices[0].message.content or ""
+        message = response.choices[0].message
+        text = message.content or ""
+        calls = tuple(
+            ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments or "")
+            for call in message.tool_calls or ()
+            if getattr(call, "function", None) is not None
+        )
         usage = response.usage
         if usage is None:
             # Some compatible servers omit usage; charge safe upper bounds rather than nothing.
+            written = len(text.encode("utf-8")) + sum(
+                len(f"{c.name}{c.arguments}".encode()) for c in calls
+            )
             return Completion(
                 text=text,
-                tokens_in=self.max_prompt_tokens(request.messages),
-                tokens_out=min(request.max_tokens, len(text.encode("utf-8"))),
+                tokens_in=self.max_prompt_tokens(request.messages, request.tools),
+                tokens_out=min(request.max_tokens, written),
+                tool_calls=calls,
             )
         return Completion(
-            text=text, tokens_in=usage.prompt_tokens or 0, tokens_out=usage.completion_tokens or 0
+            text=text,
+            tokens_in=usage.prompt_tokens or 0,
+            tokens_out=usage.completion_tokens or 0,
+            tool_calls=calls,
         )
 
-    def max_prompt_tokens(self, messages: Sequence[Message]) -> int:
-        return utf8_prompt_bound(messages)
+    def max_prompt_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
+        return utf8_prompt_bound(messages, tools)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -253,6 +283,32 @@ def provider_from_config(name: str, config: Mapping[str, Any]) -> Provider:
 
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    """A message in the chat-completions shape: tool calls on an assistant message, the call
+    id on a tool message."""
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wire["content"] = message.content or None
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.role == "tool":
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _wire_tool(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": dict(spec.parameters),
+        },
+    }
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -13,6 +13,8 @@ checkpoint keys (checkpoints.py).
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from swarms.engine import events
 from swarms.engine.allowance import OutputAllowance
 from swarms.engine.budget import Budget, Reservation, cost_usd
 from swarms.engine.cancel import CancelToken
+from swarms.engine.chat import Message
 from swarms.engine.checkpoints import StepKeys, attempt_key, call_key
 from swarms.engine.estimate import OUTPUT_BYTES_PER_TOKEN
 from swarms.engine.providers import (
@@ -32,6 +35,7 @@ from swarms.engine.providers import (
     ProviderRouter,
 )
 from swarms.engine.sink import EventSink
+from swarms.engine.tools import Toolbox, ToolCall, ToolOutcome, ToolSpec, empty_toolbox
 from swarms.engine.topologies import TOPOLOGIES, Job
 from swarms.engine.types import (
     AgentSpec,
@@ -58,6 +62,7 @@ async def run_swarm(
     on_step: Callable[[Step], Awaitable[None]] | None = None,
     on_batch: Callable[[list[Event | Usage | Step]], Awaitable[None]] | None = None,
     cancel: CancelToken | None = None,
+    tools: Toolbox | None = None,
 ) -> RunResult:
     """Run `spec` to a terminal status.
 
@@ -68,12 +73,14 @@ async def run_swarm(
     happened. `on_batch` instead receives all of them that queued up meanwhile, in order, in one
     call (a reservation among them is awaited with its batch). Steps in `spec.checkpoints` are
     replayed: their text is reused, their cost counted, and nothing is called, charged or
-    emitted for them again.
+    emitted for them again. `tools` are the tools agents may call (none when not given): each
+    agent is offered those its definition lists that the toolbox allows.
     """
     sink = EventSink(on_event, on_usage, on_step, on_batch)
     sink.start()
     try:
-        return await _Run(spec, router, sink).execute(cancel or CancelToken())
+        run = _Run(spec, router, sink, tools or empty_toolbox())
+        return await run.execute(cancel or CancelToken())
     except asyncio.CancelledError:
         sink.abort()
         raise
@@ -93,10 +100,13 @@ class _Finished:
 class _Run:
     """The state of one run; implements `topologies.Steps`."""
 
-    def __init__(self, spec: RunInput, router: ProviderRouter, sink: EventSink) -> None:
+    def __init__(
+        self, spec: RunInput, router: ProviderRouter, sink: EventSink, tools: Toolbox
+    ) -> None:
         self.spec = spec
         self.router = router
         self.sink = sink
+        self.tools = tools
         self.budget = Budget(spec.budget_usd, held=spec.held_usd)
         self.keys = StepKeys(spec.checkpoints, spec.calls.max_attempts)
         self.slots = asyncio.Semaphore(spec.definition.limits.max_parallel)
@@ -244,62 +254,179 @@ class _Run:
         return results
 
     async def call(self, job: Job) -> str:
+        """One agent turn: a call, or with tools offered, calls and tool calls until the model
+        answers in text (at most `limits.max_tool_calls` tool calls, then one call without)."""
         self.check()
         agent = job.agent
+        offered = self.tools.specs_for(agent.tools) if agent.tools else ()
         # Keyed before any await, so calls get the same keys in every attempt of the run.
         key = self.keys.key(agent, job.messages)
         replayed = self.keys.settled(key)
-        if replayed is not None:
+        if replayed is not None and not offered:
             return self._replay(job, replayed)
-        async with self.slots:
-            if self.started >= self.spec.definition.limits.max_steps:
-                raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
-            self.allowance.call_started(agent.id)
-            provider = self.router.for_model(agent.model)
-            price = self.spec.prices[agent.model]
-            deadline = asyncio.get_running_loop().time() + self.spec.calls.deadline_seconds
-            attempt = 1
-            reservation, max_tokens, step = await self._begin(job, provider, price, key, attempt)
-            self.started += 1
-            self.active += 1
+        announced = False
+
+        def announce(max_tokens: int) -> None:
+            nonlocal announced
             data = {"model": agent.model, "task": _shorten(job.summary, SUMMARY_CHARS)}
             if max_tokens < agent.max_tokens:
                 data["max_tokens"] = max_tokens  # clamped to what the budget can pay
             self.sink.event(events.AGENT_STARTED, agent.id, data)
+            self.active += 1
+            announced = True
+
+        async with self.slots:
+            self._turn_started(agent)
             try:
-                while True:
-                    try:
-                        completion = await self._attempt(job, provider, max_tokens, deadline)
-                        break
-                    except ProviderError as exc:
-                        self._end_attempt(reservation, step, interrupted=exc.maybe_billed)
-                        now = asyncio.get_running_loop().time()
-                        delay = self.spec.calls.retry_delay(exc, attempt, now, deadline)
-                        if delay is None:
-                            self.halt("provider_error", self.spec.calls.gave_up(exc, attempt))
-                            raise _Halt from exc
-                        logger.warning(
-                            "%s: attempt %s failed (%s); retrying in %.1f s",
-                            agent.id, attempt, exc, delay,
-                        )  # fmt: skip
-                        await asyncio.sleep(delay)
-                        attempt += 1
-                        reservation, max_tokens, step = await self._begin(
-                            job, provider, price, key, attempt
-                        )
-                    except BaseException:  # aborted in flight: the provider may have charged it
-                        self._end_attempt(reservation, step, interrupted=True)
-                        raise
+                if offered:
+                    text, cost = await self._tool_turn(job, offered, key, replayed, announce)
+                else:
+                    text, _calls, cost = await self._exchange(job, key, announce)
             finally:
-                self.active -= 1
+                if announced:
+                    self.active -= 1
         # From here on nothing awaits, so a cancel cannot split the bookkeeping of a finished call.
-        return self._record(job, provider, price, reservation, completion, step, max_tokens)
+        return self._complete(job, text, cost)
+
+    def _turn_started(self, agent: AgentSpec) -> None:
+        if self.started >= self.spec.definition.limits.max_steps:
+            raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
+        self.started += 1
+        self.allowance.call_started(agent.id)
+
+    async def _tool_turn(
+        self,
+        job: Job,
+        offered: tuple[ToolSpec, ...],
+        key: str,
+        replayed: Step | None,
+        announce: Callable[[int], None],
+    ) -> tuple[str, Decimal]:
+        """The calls of a turn with tools, and what they cost together. Every call is reserved,
+        recorded and settled as any other; what a resumed run replays is reused (the tools it
+        asked for run again)."""
+        agent = job.agent
+        left = self.spec.definition.limits.max_tool_calls
+        exchange = job
+        first: Callable[[int], None] | None = announce
+        total = Decimal(0)
+        while True:
+            choice = "auto" if left > 0 else "none"
+            if replayed is not None:
+                text, calls, cost = self._replay_exchange(agent, replayed)
+            else:
+                text, calls, cost = await self._exchange(
+                    exchange, key, first, tools=offered, tool_choice=choice
+                )
+            first = None
+            total += cost
+            if not calls or choice == "none":
+                return text, total
+            ran, over = calls[:left], calls[left:]
+            left -= len(ran)
+            outcomes = await self._run_tools(agent, ran, over)
+            answers = tuple(
+                Message("tool", outcome.content, tool_call_id=call.id)
+                for call, outcome in zip(calls, outcomes, strict=True)
+            )
+            messages = (*exchange.messages, Message("assistant", text, tool_calls=calls), *answers)
+            exchange = dataclasses.replace(job, messages=messages)
+            self.check()
+            key = self.keys.key(agent, messages)
+            replayed = self.keys.settled(key)
+
+    async def _run_tools(
+        self, agent: AgentSpec, ran: Sequence[ToolCall], over: Sequence[ToolCall]
+    ) -> list[ToolOutcome]:
+        """Run a response's tool calls concurrently, but those `over` the turn's limit; events
+        in the order the model asked."""
+        calls = [*ran, *over]
+        for call in calls:
+            self.sink.event(
+                events.TOOL_CALLED,
+                agent.id,
+                {"call_id": call.id, "tool": call.name, "arguments": _clip(call.arguments)},
+            )
+        outcomes = [
+            *await asyncio.gather(*(self.tools.run(agent.tools, call) for call in ran)),
+            *(_over_limit(call) for call in over),
+        ]
+        for call, outcome in zip(calls, outcomes, strict=True):
+            data = {
+                "call_id": call.id,
+                "tool": call.name,
+                "duration_ms": outcome.duration_ms,
+                "chars": len(outcome.content),
+                "summary": _shorten(outcome.content, SUMMARY_CHARS),
+            }
+            if outcome.truncated:
+                data["truncated"] = True
+            if outcome.error is not None:
+                data["error"] = outcome.error
+            if outcome.refused_by is not None:
+                data["rule_source"] = outcome.refused_by
+            self.sink.event(events.TOOL_RESULT, agent.id, data)
+        return outcomes
+
+    async def _exchange(
+        self,
+        job: Job,
+        key: str,
+        announce: Callable[[int], None] | None,
+        *,
+        tools: tuple[ToolSpec, ...] = (),
+        tool_choice: str = "auto",
+    ) -> tuple[str, tuple[ToolCall, ...], Decimal]:
+        """One LLM call of a turn, retried within its deadline, settled. `announce` (the turn's
+        first call) is told its first reservation's max_tokens. Returns its text, the tools it
+        asked for and its cost."""
+        agent = job.agent
+        provider = self.router.for_model(agent.model)
+        price = self.spec.prices[agent.model]
+        deadline = asyncio.get_running_loop().time() + self.spec.calls.deadline_seconds
+        attempt = 1
+        reservation, max_tokens, step = await self._begin(job, provider, price, key, attempt, tools)
+        if announce is not None:
+            announce(max_tokens)
+        while True:
+            try:
+                completion = await self._attempt(
+                    job, provider, max_tokens, deadline, tools, tool_choice
+                )
+                break
+            except ProviderError as exc:
+                self._end_attempt(reservation, step, interrupted=exc.maybe_billed)
+                now = asyncio.get_running_loop().time()
+                delay = self.spec.calls.retry_delay(exc, attempt, now, deadline)
+                if delay is None:
+                    self.halt("provider_error", self.spec.calls.gave_up(exc, attempt))
+                    raise _Halt from exc
+                logger.warning(
+                    "%s: attempt %s failed (%s); retrying in %.1f s",
+                    agent.id, attempt, exc, delay,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                attempt += 1
+                reservation, max_tokens, step = await self._begin(
+                    job, provider, price, key, attempt, tools
+                )
+            except BaseException:  # aborted in flight: the provider may have charged it
+                self._end_attempt(reservation, step, interrupted=True)
+                raise
+        # From here on nothing awaits, so a cancel cannot split the bookkeeping of a finished call.
+        return self._settle(job, provider, price, reservation, completion, step, max_tokens)
 
     async def _begin(
-        self, job: Job, provider: Provider, price: Price, key: str, attempt: int
+        self,
+        job: Job,
+        provider: Provider,
+        price: Price,
+        key: str,
+        attempt: int,
+        tools: tuple[ToolSpec, ...] = (),
     ) -> tuple[Reservation, int, Step]:
         """Reserve one attempt of a call and put it on record before it starts."""
-        reservation, max_tokens = await self._reserve(job, provider, price, key)
+        reservation, max_tokens = await self._reserve(job, provider, price, key, tools)
         step = Step(
             attempt_key(key, attempt), job.agent.id, job.agent.model, "reserved", reservation.amount
         )
@@ -311,7 +438,13 @@ class _Run:
         return reservation, max_tokens, step
 
     async def _attempt(
-        self, job: Job, provider: Provider, max_tokens: int, deadline: float
+        self,
+        job: Job,
+        provider: Provider,
+        max_tokens: int,
+        deadline: float,
+        tools: tuple[ToolSpec, ...] = (),
+        tool_choice: str = "auto",
     ) -> Completion:
         """One request, within this attempt's timeout and the call's deadline."""
         left = deadline - asyncio.get_running_loop().time()
@@ -324,6 +457,8 @@ class _Run:
             max_tokens=max_tokens,
             agent_id=job.agent.id,
             timeout_seconds=timeout,
+            tools=tools,
+            tool_choice=tool_choice,
         )
         try:
             async with asyncio.timeout(timeout):
@@ -348,16 +483,19 @@ class _Run:
     def _replay(self, job: Job, step: Step) -> str:
         """A call an earlier attempt of this run finished: reuse it, count its cost, say nothing
         (its events and its ledger row exist already)."""
+        self._turn_started(job.agent)
+        text, _calls, _cost = self._replay_exchange(job.agent, step)
+        self.finished.append(_Finished(job.agent.id, job.label, text))
+        return text
+
+    def _replay_exchange(
+        self, agent: AgentSpec, step: Step
+    ) -> tuple[str, tuple[ToolCall, ...], Decimal]:
         assert step.usage is not None
-        if self.started >= self.spec.definition.limits.max_steps:
-            raise RuntimeError("limits.max_steps reached: the topology planned too many calls")
-        self.started += 1
-        self.allowance.call_started(job.agent.id)
-        self.allowance.bound_output(job.agent.id, step.key, len(step.output.encode()))
+        self.allowance.bound_output(agent.id, step.key, len(step.output.encode()))
         self.budget.charge(step.usage.cost_usd)
         self.usage.append(step.usage)
-        self.finished.append(_Finished(job.agent.id, job.label, step.output))
-        return step.output
+        return (*unpack_output(step.output), step.usage.cost_usd)
 
     # --- one call's budget and bookkeeping --------------------------------------------------------
 
@@ -366,14 +504,14 @@ class _Run:
             self.halt_reason = (code, message)
 
     async def _reserve(
-        self, job: Job, provider: Provider, price: Price, key: str
+        self, job: Job, provider: Provider, price: Price, key: str, tools: tuple[ToolSpec, ...]
     ) -> tuple[Reservation, int]:
         """Reserve the call's worst case: its prompt bound and as many output tokens, up to the
         agent's max_tokens, as the budget can pay after keeping aside what later calls need
         (the clamped max_tokens is returned with it). Below the output floor, wait for calls in
         flight to settle (they usually cost less than they reserved); with none in flight, halt."""
         agent = job.agent
-        prompt_tokens = provider.max_prompt_tokens(job.messages)
+        prompt_tokens = provider.max_prompt_tokens(job.messages, tools)
         floor = self.allowance.floor(agent)
         while True:
             self.check()
@@ -397,7 +535,7 @@ class _Run:
             # Calls in flight usually settle below their reservation, which may make room.
             await self._settled.wait()
 
-    def _record(
+    def _settle(
         self,
         job: Job,
         provider: Provider,
@@ -406,10 +544,14 @@ class _Run:
         completion: Completion,
         step: Step,
         max_tokens: int,
-    ) -> str:
+    ) -> tuple[str, tuple[ToolCall, ...], Decimal]:
+        """Charge a finished call and put it on record: its usage, its settled step, and an
+        `agent.message` event."""
         agent = job.agent
         text = _within_bytes(completion.text, OUTPUT_BYTES_PER_TOKEN * max_tokens)
-        self.allowance.bound_output(agent.id, call_key(step.key), len(text.encode()))
+        calls = completion.tool_calls
+        output = pack_output(text, calls)
+        self.allowance.bound_output(agent.id, call_key(step.key), len(output.encode()))
         reported = cost_usd(completion.tokens_in, completion.tokens_out, price)
         cost = self.budget.settle(reservation, reported)
         self._wake_reservations()
@@ -428,7 +570,6 @@ class _Run:
             cost_usd=cost,
         )
         self.usage.append(usage)
-        self.finished.append(_Finished(agent.id, job.label, text))
         self.sink.usage(usage)
         self.sink.step(
             Step(
@@ -438,19 +579,28 @@ class _Run:
                 "settled",
                 step.reserved_usd,
                 usage=usage,
-                output=text,
+                output=output,
             )
         )
-        self.sink.event(
-            events.AGENT_MESSAGE,
-            agent.id,
-            {
-                "summary": _shorten(text, SUMMARY_CHARS),
-                "tokens_in": completion.tokens_in,
-                "tokens_out": completion.tokens_out,
-                "cost_usd": money(cost),
-            },
-        )
+        summary = text
+        if calls and not text.strip():
+            summary = "asked for " + ", ".join(dict.fromkeys(call.name for call in calls))
+        data = {
+            "summary": _shorten(summary, SUMMARY_CHARS),
+            "tokens_in": completion.tokens_in,
+            "tokens_out": completion.tokens_out,
+            "cost_usd": money(cost),
+        }
+        if calls:
+            data["tool_calls"] = len(calls)
+        self.sink.event(events.AGENT_MESSAGE, agent.id, data)
+        return text, calls, cost
+
+    def _complete(self, job: Job, text: str, cost: Decimal) -> str:
+        """A turn's answer (`cost`: its calls together): `agent.completed`, and where the run
+        stands."""
+        agent = job.agent
+        self.finished.append(_Finished(agent.id, job.label, text))
         self.sink.event(events.AGENT_COMPLETED, agent.id, {"output": text, "cost_usd": money(cost)})
         done = len(self.finished)
         self.sink.event(
@@ -472,6 +622,36 @@ class _Run:
     def _wake_reservations(self) -> None:
         self._settled.set()
         self._settled = asyncio.Event()
+
+
+# A settled call that asked for tools keeps them in its step's output, after this line, so a
+# resumed run replays the request too (a model's text never starts with it).
+TOOL_CALLS_MARK = "[[sverm:tool_calls]]\n"
+
+
+def pack_output(text: str, calls: Sequence[ToolCall]) -> str:
+    """A settled step's output: the text, and the tool calls when there were some."""
+    if not calls:
+        return text
+    listed = [[call.id, call.name, call.arguments] for call in calls]
+    return f"{TOOL_CALLS_MARK}{json.dumps({'text': text, 'tool_calls': listed})}"
+
+
+def unpack_output(output: str) -> tuple[str, tuple[ToolCall, ...]]:
+    """The text and tool calls `pack_output` stored."""
+    if not output.startswith(TOOL_CALLS_MARK):
+        return output, ()
+    data = json.loads(output[len(TOOL_CALLS_MARK) :])
+    return data["text"], tuple(ToolCall(*call) for call in data["tool_calls"])
+
+
+def _over_limit(call: ToolCall) -> ToolOutcome:
+    message = "the turn's tool call limit (limits.max_tool_calls) was reached"
+    return ToolOutcome(content=f"Tool call not run: {message}. Answer now.", error=message)
+
+
+def _clip(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _within_bytes(text: str, limit: int) -> str:

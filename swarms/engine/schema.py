@@ -13,6 +13,7 @@ from typing import Any
 
 from swarms.engine.bounds import (
     MAX_AGENT_ENTRIES,
+    MAX_AGENT_TOOLS,
     MAX_AGENTS_EXPANDED,
     MAX_INSTRUCTIONS_CHARS,
     MAX_MODEL_CHARS,
@@ -21,23 +22,31 @@ from swarms.engine.bounds import (
     MAX_ROUNDS,
     MAX_STEPS,
     MAX_TOKENS,
+    MAX_TOOL_CALLS,
+    MAX_TOOL_NAME_CHARS,
 )
 from swarms.engine.topologies import REPLICABLE_ROLES, TOPOLOGIES, TOPOLOGY_NAMES, Topology
 
 TOP_LEVEL_FIELDS = ("version", "topology", "instructions", "limits", "agents")
-LIMIT_FIELDS = ("max_parallel", "max_steps", "rounds")
-AGENT_FIELDS = ("id", "role", "model", "instructions", "max_tokens", "replicas")
+LIMIT_FIELDS = ("max_parallel", "max_steps", "rounds", "max_tool_calls")
+AGENT_FIELDS = ("id", "role", "model", "instructions", "max_tokens", "replicas", "tools")
 
 _REPLICABLE = " and ".join(REPLICABLE_ROLES)  # "worker and debater", as errors name them
 
 _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
 _ROLE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+# A tool's name as models see it (OpenAI's function names: letters, digits, '_' and '-'); an MCP
+# server's tools are `<server>__<tool>`.
+TOOL_NAME = re.compile(rf"[A-Za-z][A-Za-z0-9_-]{{0,{MAX_TOOL_NAME_CHARS - 1}}}")
 
 
-def validate_definition(data: Any, known_models: set[str] | None = None) -> list[str]:
+def validate_definition(
+    data: Any, known_models: set[str] | None = None, known_tools: set[str] | None = None
+) -> list[str]:
     """Every problem with `data`, each as `path: message`; an empty list means valid.
 
-    `known_models`, when given, is the set of model names that have a price (and a route).
+    `known_models`, when given, is the set of model names that have a price (and a route);
+    `known_tools` the set of tool names the workspace has.
     """
     if not isinstance(data, Mapping):
         return ["definition: must be a mapping"]
@@ -54,31 +63,40 @@ def validate_definition(data: Any, known_models: set[str] | None = None) -> list
     _check_text(data, "instructions", "instructions", errors)
 
     limits = _validate_limits(data.get("limits", {}), errors)
-    agents = _validate_agents(data.get("agents"), topology, known_models, errors)
+    agents = _validate_agents(data.get("agents"), topology, known_models, known_tools, errors)
     if topology is not None and agents is not None:
         errors.extend(_team_errors(topology, agents, limits))
     return errors
 
 
 def _validate_limits(limits: Any, errors: list[str]) -> dict[str, int]:
-    defaults = {"max_parallel": 4, "max_steps": 50, "rounds": 2}
+    defaults = {"max_parallel": 4, "max_steps": 50, "rounds": 2, "max_tool_calls": 4}
     if not isinstance(limits, Mapping):
         errors.append("limits: must be a mapping")
         return defaults
     errors.extend(_unknown_fields(limits, LIMIT_FIELDS, prefix="limits."))
-    bounds = {"max_parallel": MAX_PARALLEL, "max_steps": MAX_STEPS, "rounds": MAX_ROUNDS}
+    bounds = {
+        "max_parallel": (1, MAX_PARALLEL),
+        "max_steps": (1, MAX_STEPS),
+        "rounds": (1, MAX_ROUNDS),
+        "max_tool_calls": (0, MAX_TOOL_CALLS),
+    }
     result = dict(defaults)
-    for name, upper in bounds.items():
+    for name, (lower, upper) in bounds.items():
         if name in limits:
-            if _int_in_range(limits[name], 1, upper):
+            if _int_in_range(limits[name], lower, upper):
                 result[name] = limits[name]
             else:
-                errors.append(f"limits.{name}: must be an integer from 1 to {upper}")
+                errors.append(f"limits.{name}: must be an integer from {lower} to {upper}")
     return result
 
 
 def _validate_agents(
-    agents: Any, topology: Topology | None, known_models: set[str] | None, errors: list[str]
+    agents: Any,
+    topology: Topology | None,
+    known_models: set[str] | None,
+    known_tools: set[str] | None,
+    errors: list[str],
 ) -> list[tuple[int, str, int]] | None:
     """Check each agent entry; return (index, role, replicas) of those with a valid role, or None
     when the list itself is unusable (then team-level checks would only add noise)."""
@@ -103,6 +121,7 @@ def _validate_agents(
         agent_id = _check_id(agent, path, errors)
         role = _check_role(agent, path, topology, errors)
         _check_model(agent, path, known_models, errors)
+        _check_tools(agent, path, known_tools, errors)
         _check_text(agent, "instructions", f"{path}.instructions", errors)
         if "max_tokens" in agent and not _int_in_range(agent["max_tokens"], 1, MAX_TOKENS):
             errors.append(f"{path}.max_tokens: must be an integer from 1 to {MAX_TOKENS}")
@@ -185,6 +204,30 @@ def _check_model(
         errors.append(f"{path}.model: must be a model name of at most {MAX_MODEL_CHARS} characters")
     elif known_models is not None and value not in known_models:
         errors.append(f"{path}.model: unknown model '{value}'")
+
+
+def _check_tools(
+    agent: Mapping, path: str, known_tools: set[str] | None, errors: list[str]
+) -> None:
+    if "tools" not in agent:
+        return
+    value = agent["tools"]
+    if not isinstance(value, list) or len(value) > MAX_AGENT_TOOLS:
+        errors.append(f"{path}.tools: must be a list of at most {MAX_AGENT_TOOLS} tool names")
+        return
+    seen = set()
+    for number, name in enumerate(value):
+        where = f"{path}.tools[{number}]"
+        if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+            errors.append(
+                f"{where}: must be a tool name of 1-{MAX_TOOL_NAME_CHARS} letters, digits, '_' "
+                "or '-', starting with a letter"
+            )
+        elif name in seen:
+            errors.append(f"{where}: '{name}' is listed twice")
+        elif known_tools is not None and name not in known_tools:
+            errors.append(f"{where}: unknown tool '{name}'")
+        seen.add(name)
 
 
 def _check_text(data: Mapping, key: str, path: str, errors: list[str]) -> None:

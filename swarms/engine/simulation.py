@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from swarms.engine import prompts
 from swarms.engine.chat import Message
 from swarms.engine.prompts import Contribution, PromptFacts
+from swarms.engine.tools import ToolCall, ToolSpec
 
 _ANGLES = (
     "background and key facts",
@@ -57,7 +58,68 @@ def reply(model: str, agent_id: str, messages: Sequence[Message]) -> str:
     if writer is None:
         text = "\n".join(m.content for m in messages if m.role == "user")
         return f"Simulated reply from {agent_id or 'an agent'}: {gist(text)}"
-    return writer(facts, seed)
+    text = writer(facts, seed)
+    results = [m.content for m in messages if m.role == "tool"]
+    if results and facts.step != prompts.PLAN:  # a plan stays a plan: its JSON is read
+        sources = "\n".join(f"- {_source(result)}" for result in results)
+        text = f"{text}\n\n{SOURCES_HEADING}\n\n{sources}"
+    return text
+
+
+# --- tools: the simulation calls them deterministically, so runs exercise the loop offline ------
+
+MAX_SIMULATED_FETCHES = 3
+SOURCES_HEADING = "Sources consulted:"
+_URL = re.compile(r"https?://[^\s<>\"'`]+")
+
+
+def tool_calls(
+    model: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
+) -> tuple[ToolCall, ...]:
+    """The tools a simulated model calls: none once a tool has answered (it then writes its
+    reply); else each offered tool whose required arguments it can fill from the prompt: a
+    `url` argument once per distinct URL of the subtask, or of the task (at most 3), any other
+    string argument with the task's topic. Tools needing anything else are not called."""
+    if any(message.role == "tool" for message in messages):
+        return ()
+    facts = prompts.read_prompt(messages)
+    urls = list(dict.fromkeys(u.rstrip(".,;:)]") for u in _URL.findall(facts.subtask)))
+    urls = urls or list(dict.fromkeys(u.rstrip(".,;:)]") for u in _URL.findall(facts.task)))
+    seed = "\x00".join([model, *(m.content for m in messages)])
+    calls = []
+    for spec in tools:
+        for arguments in _fill(spec, urls[:MAX_SIMULATED_FETCHES], _topic(facts.task)):
+            digest = hashlib.sha256(f"{seed}\x00{spec.name}\x00{len(calls)}".encode()).hexdigest()
+            calls.append(ToolCall(f"call_{digest[:16]}", spec.name, json.dumps(arguments)))
+    return tuple(calls)
+
+
+def _fill(spec: ToolSpec, urls: list[str], topic: str) -> list[dict]:
+    properties = spec.parameters.get("properties", {})
+    required = spec.parameters.get("required", [])
+    url_fields = [name for name in required if "url" in name.lower()]
+    if any(properties.get(name, {}).get("type") != "string" for name in required):
+        return []
+    if url_fields and not urls:
+        return []
+    texts = {name: topic for name in required if name not in url_fields}
+    if not url_fields:
+        return [texts]
+    return [{**texts, **{name: url for name in url_fields}} for url in urls]
+
+
+def tool_preamble(calls: Sequence[ToolCall]) -> str:
+    names = ", ".join(dict.fromkeys(call.name for call in calls))
+    return f"Let me use {names} first."
+
+
+def _source(result: str) -> str:
+    """One line on what a tool returned: a fetched page's title and address, else its gist."""
+    fields = dict(line.split(": ", 1) for line in result.splitlines()[:6] if ": " in line)
+    if "URL" in fields:
+        title = fields.get("Title", "").strip()
+        return f"{title} ({fields['URL'].strip()})" if title else fields["URL"].strip()
+    return gist(result) or "(empty result)"
 
 
 def _plan(facts: PromptFacts, seed: str) -> str:
@@ -85,7 +147,7 @@ def _work(facts: PromptFacts, seed: str) -> str:
 def _synthesis(facts: PromptFacts, seed: str) -> str:
     topic = _topic(facts.task)
     points = "\n".join(_quote(item) for item in facts.inputs) or "- (no inputs were available)"
-    return (
+    text = (
         f"## {_title(topic)}\n\n"
         f"This answer combines {len(facts.inputs)} contributions from the team.\n\n"
         f"### Key points\n\n{points}\n\n"
@@ -93,6 +155,22 @@ def _synthesis(facts: PromptFacts, seed: str) -> str:
         f"Taken together, the inputs give a consistent picture of {topic}: the direction is "
         "clear, while costs and regulation decide the pace."
     )
+    cited = _cited(facts.inputs)
+    if cited:
+        text += "\n\n### Sources\n\n" + "\n".join(cited)
+    return text
+
+
+def _cited(inputs: Sequence[Contribution]) -> list[str]:
+    """The sources the inputs list under "Sources consulted:", once each, in order."""
+    cited: dict[str, None] = {}
+    for item in inputs:
+        _before, marker, after = item.text.partition(SOURCES_HEADING)
+        if marker:
+            for line in after.splitlines():
+                if line.startswith("- "):
+                    cited[line] = None
+    return list(cited)
 
 
 def _relay(facts: PromptFacts, seed: str) -> str:

@@ -18,6 +18,10 @@ class AgentSpec:
     instructions: str = ""
     max_tokens: int = 1024
     replicas: int = 1
+    tools: tuple[str, ...] = ()  # the tools it may call: its allowlist
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tools", tuple(self.tools))
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class Limits:
     max_parallel: int = 4
     max_steps: int = 50
     rounds: int = 2
+    max_tool_calls: int = 4  # per agent turn; the turn's last call then answers without tools
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Definition:
                 "max_parallel": self.limits.max_parallel,
                 "max_steps": self.limits.max_steps,
                 "rounds": self.limits.rounds,
+                "max_tool_calls": self.limits.max_tool_calls,
             },
             "agents": [
                 {
@@ -74,6 +80,7 @@ class Definition:
                     "instructions": agent.instructions,
                     "max_tokens": agent.max_tokens,
                     "replicas": agent.replicas,
+                    "tools": list(agent.tools),
                 }
                 for agent in self.agents
             ],
@@ -97,6 +104,7 @@ class Definition:
                         model=agent.model,
                         instructions=agent.instructions,
                         max_tokens=agent.max_tokens,
+                        tools=agent.tools,
                     )
                 )
         return tuple(expanded)

@@ -18,16 +18,25 @@ from accounts.models import User
 from accounts.services import workspace_run_quota_check
 from accounts.tenancy import Caller
 from billing.services import usage_run_started
-from sverm.api.errors import BudgetExceeded, Conflict, InvalidRequest, NotFound, RateLimited
+from sverm.api.errors import (
+    BudgetExceeded,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+)
 from sverm.money import MONEY_PLACES, money, usd
 from swarms import jobs
 from swarms.engine import Definition, Price, estimate_cost, minimum_cost, validate_definition
 from swarms.engine.events import RUN_CANCELLED
+from swarms.engine.tools import WORKSPACE_ALLOWLIST
 from swarms.models import Run, RunStatus, Swarm, SwarmVersion
 from swarms.providers import check_models_routable, price_map, simulated_mode
 from swarms.services.lifecycle import run_end, runs_reap_stale
 from templates_app.selectors import template_get
 from templates_app.services import definition_parse
+from tools.selectors import tools_refused, workspace_tool_allowlist, workspace_tools
 
 CUSTOM_SWARM_TYPE = "custom"
 # What `/v1` takes for a template id rather than inline YAML.
@@ -49,8 +58,17 @@ def run_definition_for(*, swarm: Swarm, version: SwarmVersion | None) -> SwarmVe
     return version
 
 
-def _checked_definition(definition: dict[str, Any], prices) -> Definition:
-    errors = validate_definition(definition, known_models=set(prices))
+def _checked_definition(definition: dict[str, Any], prices, workspace_id: str) -> Definition:
+    """The definition as the engine runs it: 400 naming every problem (an unknown model or
+    tool among them), 403 when an agent lists a tool the workspace allowlist does not allow."""
+    listed = {
+        agent.get("id", "?"): agent.get("tools") or []
+        for agent in definition.get("agents") or []
+        if isinstance(agent, dict)
+    }
+    uses_tools = any(isinstance(names, list) and names for names in listed.values())
+    known_tools = set(workspace_tools(workspace_id=workspace_id)) if uses_tools else None
+    errors = validate_definition(definition, known_models=set(prices), known_tools=known_tools)
     if errors:
         raise InvalidRequest(
             "The swarm definition is invalid: " + "; ".join(errors[:10]),
@@ -61,6 +79,15 @@ def _checked_definition(definition: dict[str, Any], prices) -> Definition:
             ],
         )  # fmt: skip
     parsed = Definition.from_dict(definition)
+    if uses_tools:
+        allowlist = workspace_tool_allowlist(workspace_id=workspace_id)
+        refused = tools_refused(allowlist, {agent.id: agent.tools for agent in parsed.agents})
+        if refused:
+            raise Forbidden(
+                f"workspace_allowlist rule for {workspace_id} does not permit "
+                f"{', '.join(refused)}; an operator can allow it in the workspace's tools.",
+                details={"rule_source": WORKSPACE_ALLOWLIST, "allowed_tools": allowlist},
+            )
     check_models_routable({agent.model for agent in parsed.agents})
     return parsed
 
@@ -88,7 +115,7 @@ def run_create(
         max_budget_usd if max_budget_usd is not None else Decimal(settings.SVERM_DEFAULT_BUDGET_USD)
     )
     prices = price_map() if prices is None else prices
-    parsed = _checked_definition(definition, prices)
+    parsed = _checked_definition(definition, prices, workspace_id)
     expected, _worst = estimate_cost(parsed, task, prices)
     # Refused only when even the cheapest path to completion (every call's output clamped to
     # the floor) does not fit: any budget accepted here completes (runner.py clamps max_tokens).

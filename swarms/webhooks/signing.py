@@ -13,11 +13,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
+from cryptography.fernet import InvalidToken
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from sverm.sealed import seal, unseal
 from swarms.models import WebhookSecret
 
 logger = logging.getLogger("sverm.webhooks")
@@ -27,24 +27,16 @@ ROTATION_GRACE = timedelta(hours=24)
 USER_AGENT = "sverm-webhooks/1"
 
 
-def _fernet() -> MultiFernet:
-    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return MultiFernet(
-        [
-            Fernet(
-                base64.urlsafe_b64encode(hashlib.sha256(f"sverm-webhooks:{k}".encode()).digest())
-            )
-            for k in keys
-        ]
-    )
+# The purpose the secrets are sealed under (sverm/sealed.py): changing it loses every secret.
+SEALED_AS = "sverm-webhooks"
 
 
 def _encrypt(secret: str) -> str:
-    return _fernet().encrypt(secret.encode()).decode()
+    return seal(SEALED_AS, secret)
 
 
 def _decrypt(token: str) -> str:
-    return _fernet().decrypt(token.encode()).decode()
+    return unseal(SEALED_AS, token)
 
 
 def new_secret() -> str:

@@ -10,8 +10,10 @@ from typing import Any
 
 from swarms.engine import simulation
 from swarms.engine.cancel import CancelToken
+from swarms.engine.chat import message_text, tools_text
 from swarms.engine.providers import Completion, CompletionRequest, ProviderRouter
 from swarms.engine.runner import run_swarm
+from swarms.engine.tools import Toolbox, ToolCall
 from swarms.engine.types import (
     CallPolicy,
     Definition,
@@ -91,10 +93,12 @@ class RecordingProvider:
         latency: float | Callable[[CompletionRequest], float] = 0.0,
         reply: Callable[[CompletionRequest], str] | None = None,
         tokens: Callable[[CompletionRequest, str], tuple[int, int]] | None = None,
+        tool_calls: Callable[[CompletionRequest], tuple[ToolCall, ...]] | None = None,
     ) -> None:
         self.latency = latency
         self.reply = reply
         self.tokens = tokens
+        self.tool_calls = tool_calls
         self.requests: list[CompletionRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -107,7 +111,12 @@ class RecordingProvider:
         try:
             latency = self.latency(request) if callable(self.latency) else self.latency
             await asyncio.sleep(latency)
-            if self.reply is not None:
+            calls = ()
+            if self.tool_calls is not None and request.tools and request.tool_choice != "none":
+                calls = self.tool_calls(request)
+            if calls:
+                text = ""
+            elif self.reply is not None:
                 text = self.reply(request)
             else:
                 text = simulation.reply(request.model, request.agent_id, request.messages)
@@ -115,17 +124,19 @@ class RecordingProvider:
             if self.tokens is not None:
                 tokens_in, tokens_out = self.tokens(request, text)
             else:
-                tokens_in = self.max_prompt_tokens(request.messages)
-                tokens_out = math.ceil(len(text) / 4)
-            return Completion(text=text, tokens_in=tokens_in, tokens_out=tokens_out)
+                tokens_in = self.max_prompt_tokens(request.messages, request.tools)
+                tokens_out = math.ceil((len(text) + sum(len(c.arguments) for c in calls)) / 4)
+            return Completion(
+                text=text, tokens_in=tokens_in, tokens_out=tokens_out, tool_calls=calls
+            )
         except asyncio.CancelledError:
             self.aborted.append(request.agent_id)
             raise
         finally:
             self.in_flight -= 1
 
-    def max_prompt_tokens(self, messages) -> int:
-        return math.ceil(sum(len(message.content) for message in messages) / 4)
+    def max_prompt_tokens(self, messages, tools=()) -> int:
+        return math.ceil((sum(len(message_text(m)) for m in messages) + len(tools_text(tools))) / 4)
 
     def agent_ids(self) -> list[str]:
         return [request.agent_id for request in self.requests]
@@ -173,6 +184,7 @@ async def run(
     *,
     log: CallbackLog | None = None,
     cancel: CancelToken | None = None,
+    tools: Toolbox | None = None,
 ) -> tuple[RunResult, CallbackLog]:
     """run_swarm with every model routed to `provider` (default: the simulation)."""
     log = log or CallbackLog()
@@ -182,7 +194,12 @@ async def run(
         else ProviderRouter(routes={}, default=provider)
     )
     result = await run_swarm(
-        spec, router=router, on_event=log.on_event, on_usage=log.on_usage, cancel=cancel
+        spec,
+        router=router,
+        on_event=log.on_event,
+        on_usage=log.on_usage,
+        cancel=cancel,
+        tools=tools,
     )
     return result, log
 
@@ -206,5 +223,5 @@ class ConcurrencyProbe:
         finally:
             self.in_flight -= 1
 
-    def max_prompt_tokens(self, messages) -> int:
-        return self.inner.max_prompt_tokens(messages)
+    def max_prompt_tokens(self, messages, tools=()) -> int:
+        return self.inner.max_prompt_tokens(messages, tools)

@@ -19,7 +19,15 @@ from tests.runs.conftest import (
 
 pytestmark = pytest.mark.usefixtures("executing")
 
-AGENT_COST_KEYS = {"agentId", "model", "costUsd", "tokensIn", "tokensOut"}
+AGENT_COST_KEYS = {
+    "agentId",
+    "model",
+    "costUsd",
+    "tokensIn",
+    "tokensOut",
+    "toolCalls",
+    "toolDurationMs",
+}
 AGENT_LOG_KEYS = {"agentId", "timestamp", "action", "target", "summary"}
 
 
@@ -46,7 +54,8 @@ def test_a_swarm_run_over_api_completes_with_a_camelcase_result(api_client, work
     result = decimal_json(api_client.get(f"/api/runs/{run_id}/result"))
     assert (result["runId"], result["status"]) == (run_id, "completed")
     report = result["costReport"]
-    assert set(report) == {"totalUsd", "totalTokens", "agents"}
+    assert set(report) == {"totalUsd", "totalTokens", "agents", "tools"}
+    assert report["tools"] == []  # no agent of this swarm lists a tool
     assert report["totalUsd"] == body["currentCostUsd"]
     assert sum((a["costUsd"] for a in report["agents"]), Decimal(0)) == report["totalUsd"]
     assert {a["agentId"] for a in report["agents"]} == {

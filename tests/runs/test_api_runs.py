@@ -352,7 +352,7 @@ def test_one_run_and_its_result(api_client, workspace, swarm, user):
     result = decimal_json(response)
     assert set(result) == RESULT_KEYS
     assert (result["runId"], result["status"], result["output"]) == (run.pk, "queued", "")
-    assert result["costReport"] == {"totalUsd": 0, "totalTokens": 0, "agents": []}
+    assert result["costReport"] == {"totalUsd": 0, "totalTokens": 0, "agents": [], "tools": []}
     assert result["agentLogs"] == []
     assert (result["errorCode"], result["errorMessage"]) == ("", "")
     assert result["simulated"] is True

@@ -10,6 +10,7 @@ BUILTIN_IDS = {
     "pipeline-swarm-v1",
     "brainstorm-swarm-v1",
     "debate-swarm-v1",
+    "web-research-swarm-v1",
 }
 
 PARALLEL = {

@@ -60,7 +60,10 @@ def test_changelist_columns_filters_and_search(admin_client, workspace):
     assert listed(admin_client, built_in="yes") == BUILTIN_IDS
     assert listed(admin_client, built_in="no") == {"mine"}
     assert listed(admin_client, q="reviewers") == {"mine"}
-    assert listed(admin_client, q="research-swarm") == {"research-swarm-v1"}
+    assert listed(admin_client, q="research-swarm") == {
+        "research-swarm-v1",
+        "web-research-swarm-v1",
+    }
 
 
 def test_change_page_shows_the_definition_pretty_printed(admin_client, workspace):
