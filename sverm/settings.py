@@ -298,6 +298,11 @@ SVERM_TOOL_MAX_RESULT_CHARS = int(os.environ.get("SVERM_TOOL_MAX_RESULT_CHARS", 
 SVERM_TOOL_FETCH_ALLOWED_HOSTS = env_list("SVERM_TOOL_FETCH_ALLOWED_HOSTS", [])
 SVERM_TOOL_FETCH_TIMEOUT_SECONDS = float(os.environ.get("SVERM_TOOL_FETCH_TIMEOUT_SECONDS", "15"))
 SVERM_TOOL_FETCH_MAX_BYTES = int(os.environ.get("SVERM_TOOL_FETCH_MAX_BYTES", "2000000"))
+# MCP servers workspaces register (tools/mcp.py): hosts that may be reached although private or
+# loopback (comma list; an MCP server on the same network as sverm must be named here), and how
+# long listing a server's tools may take.
+SVERM_MCP_ALLOWED_HOSTS = env_list("SVERM_MCP_ALLOWED_HOSTS", [])
+SVERM_MCP_TIMEOUT_SECONDS = float(os.environ.get("SVERM_MCP_TIMEOUT_SECONDS", "15"))
 
 
 def env_delays(name: str, default: list[float]) -> list[float]:

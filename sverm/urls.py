@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/", include("swarms.urls")),
     path("api/", include("templates_app.urls")),
     path("api/", include("billing.urls")),
+    path("api/", include("tools.urls")),
     path("v1/", include("swarms.urls_v1")),
     path("v1/", include("billing.urls_v1")),
     path("v1/", include("templates_app.urls_v1")),

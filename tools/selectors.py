@@ -1,13 +1,20 @@
 """Which tools a workspace has and which its allowlist lets its agents call."""
 
+import json
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 
 from django.conf import settings
 
 from accounts.models import Workspace
+from sverm.sealed import unseal
 from swarms.engine.tools import Tool, Toolbox
 from tools.fetch import HttpFetch
+from tools.mcp import McpEndpoint, McpTool, tool_name
+from tools.models import McpServer
+
+# The purpose MCP credentials are sealed under (tools/services.py seals them).
+MCP_HEADERS_SEALED_AS = "sverm-mcp-headers"
 
 
 def builtin_tools() -> dict[str, Tool]:
@@ -17,8 +24,46 @@ def builtin_tools() -> dict[str, Tool]:
 
 
 def workspace_tools(*, workspace_id: str) -> dict[str, Tool]:
-    """The tools agents of `workspace_id` may name: the built-in ones."""
-    return builtin_tools()
+    """The tools agents of `workspace_id` may name: the built-in ones, and those of its enabled
+    MCP servers as last listed (one query)."""
+    tools = builtin_tools()
+    for server in McpServer.objects.filter(workspace_id=workspace_id, enabled=True):
+        endpoint = mcp_endpoint(server)
+        for listed in server.tools:
+            name = tool_name(server.name, listed["name"])
+            if name is not None and name not in tools:
+                tools[name] = McpTool(endpoint, name, listed["name"], listed)
+    return tools
+
+
+def workspace_tool_list(*, workspace_id: str) -> list[dict]:
+    """Every tool agents of the workspace may list: name, description, source and the JSON
+    schema of its arguments (built-in first, then each MCP server's)."""
+    listed = []
+    servers = {s.name: s.pk for s in McpServer.objects.filter(workspace_id=workspace_id)}
+    for name, tool in workspace_tools(workspace_id=workspace_id).items():
+        server = name.split("__", 1)[0] if isinstance(tool, McpTool) else None
+        listed.append(
+            {
+                "name": name,
+                "description": tool.spec.description,
+                "source": servers.get(server, "builtin") if server else "builtin",
+                "parameters": dict(tool.spec.parameters),
+            }
+        )
+    return listed
+
+
+def mcp_endpoint(server: McpServer) -> McpEndpoint:
+    """Where the server is and the headers it is sent (unsealed)."""
+    headers = {}
+    if server.headers_sealed:
+        headers = json.loads(unseal(MCP_HEADERS_SEALED_AS, server.headers_sealed))
+    return McpEndpoint(server.url, headers)
+
+
+def mcp_headers(server: McpServer) -> dict[str, str]:
+    return dict(mcp_endpoint(server).headers)
 
 
 def workspace_tool_allowlist(*, workspace_id: str) -> list[str]:

@@ -12,6 +12,7 @@ PREFIXES = {
     "swarm": "swm",
     "swarm_version": "swv",
     "run": "run",
+    "mcp_server": "mcp",
 }
 
 ID_MAX_LENGTH = 32

@@ -10,6 +10,8 @@ from accounts.roles import Role
 from swarms.models import Run, SwarmVersion
 from tests.conftest import assert_v1_error
 from tests.factories import make_swarm
+from tests.mcp_server import TOKEN as MCP_TOKEN
+from tests.mcp_server import McpTestServer
 from tests.runs.conftest import decimal_json, event_types, events_of, wait_terminal
 from tests.web_page import PageServer
 
@@ -126,3 +128,33 @@ def test_an_unknown_tool_or_a_bad_list_is_a_400_naming_it(operator):
     error = assert_v1_error(create(operator, "tools: http_fetch", "x"), 400, "invalid_request")
     assert "agents[1].tools: must be a list" in error["message"]
     assert not Run.objects.exists()
+
+
+@pytest.fixture
+def mcp(settings):
+    settings.SVERM_MCP_ALLOWED_HOSTS = ["127.0.0.1"]
+    with McpTestServer() as server:
+        yield server
+
+
+@pytest.mark.usefixtures("executing")
+def test_an_mcp_servers_tool_is_called_by_the_workers(operator, api_client, workspace, mcp):
+    registered = api_client.post(
+        f"/api/workspaces/{workspace.pk}/mcp-servers",
+        {"name": "docs", "url": mcp.url, "headers": {"Authorization": f"Bearer {MCP_TOKEN}"}},
+        format="json",
+    )
+    assert registered.status_code == 201, registered.content
+    refused = create(operator, "tools: [docs__echo]", "Hydrogen storage")
+    assert refused.status_code == 403  # MCP tools are allowed one by one
+    workspace.allowed_tools = ["http_fetch", "docs__*"]
+    workspace.save()
+
+    response = create(operator, "tools: [docs__echo]", "Hydrogen storage")
+    assert response.status_code == 201, response.content
+    run_id = response.json()["swarm_id"]
+    assert wait_terminal(operator, f"/v1/swarms/{run_id}")["status"] == "completed"
+    results = [e.data for e in events_of(run_id) if e.type == "tool.result"]
+    assert len(results) == 2 and all(r["tool"] == "docs__echo" for r in results), results
+    assert all(r["summary"] == "echo: Hydrogen storage" and "error" not in r for r in results)
+    assert mcp.calls.count(("echo", {"text": "Hydrogen storage"})) == 2
