@@ -303,6 +303,8 @@ SVERM_TOOL_FETCH_MAX_BYTES = int(os.environ.get("SVERM_TOOL_FETCH_MAX_BYTES", "2
 # long listing a server's tools may take.
 SVERM_MCP_ALLOWED_HOSTS = env_list("SVERM_MCP_ALLOWED_HOSTS", [])
 SVERM_MCP_TIMEOUT_SECONDS = float(os.environ.get("SVERM_MCP_TIMEOUT_SECONDS", "15"))
+# A tool call waiting for an operator's approval is denied after this long (the reaper checks).
+SVERM_APPROVAL_TIMEOUT_SECONDS = float(os.environ.get("SVERM_APPROVAL_TIMEOUT_SECONDS", "86400"))
 
 
 def env_delays(name: str, default: list[float]) -> list[float]:

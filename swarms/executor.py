@@ -29,11 +29,12 @@ from swarms.engine import (
     Usage,
     run_swarm,
 )
-from swarms.engine.events import AGENT_DELEGATED, RUN_STARTED, TERMINAL_EVENTS
+from swarms.engine.events import AGENT_DELEGATED, PAUSED, RUN_STARTED, TERMINAL_EVENTS
 from swarms.engine.tools import Toolbox
 from swarms.models import Run
 from swarms.providers import model_routes, price_map, router_for
 from swarms.selectors import Checkpoints, delegation_key, run_checkpoints
+from swarms.services.approvals import run_pause
 from swarms.services.lifecycle import (
     LeaseLost,
     run_claim,
@@ -252,6 +253,7 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
             checkpoints=checkpoints.steps if checkpoints else {},
             held_usd=checkpoints.held_usd if checkpoints else Decimal(0),
             calls=call_policy(),
+            approvals=checkpoints.approvals if checkpoints else {},
         )
     except Exception as exc:  # the definition was valid at creation; prices may have gone
         logger.exception("run %s could not start", run_id)
@@ -264,6 +266,10 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
     terminal: list[Event] = []  # the engine's last event, written with the run's status
     try:
         result = await _drive(run, spec, routes, toolbox, token, lease, checkpoints, terminal, lane)
+        if result.status == PAUSED:
+            if not await lane(run_pause)(run_id=run_id, lease=lease, result=result):
+                logger.warning("run %s attempt %s lost its lease before pausing", run_id, lease)
+            return
         ended = terminal[-1] if terminal else None
         finished = await lane(run_finish)(
             run_id=run_id,

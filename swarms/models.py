@@ -1,5 +1,7 @@
 """Swarms (a workspace's named, versioned agent team) and their immutable versions."""
 
+import json
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -107,6 +109,9 @@ class SwarmVersion(models.Model):
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
+    # Paused with nothing in flight until operators decide on its tool calls (`Approval`); no
+    # worker holds it. `/v1` says `running` (seed 002's statuses) with the pending call.
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
@@ -134,7 +139,7 @@ class Run(models.Model):
     definition = models.JSONField(help_text="The definition as it was when the run started.")
     task = models.TextField()
     status = models.CharField(
-        max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+        max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
     )
     progress = models.FloatField(default=0.0)
     max_budget_usd = models.DecimalField(max_digits=12, decimal_places=6)
@@ -166,6 +171,11 @@ class Run(models.Model):
         help_text="Lease number of the attempt executing it (1 once claimed, +1 per resume); "
         "writes from any other attempt are refused.",
     )
+    pauses = models.PositiveIntegerField(
+        default=0,
+        help_text="Times it paused for approvals: attempts that ended so are not counted against "
+        "the attempts a lost worker's run is allowed.",
+    )
 
     objects = ScopedQuerySet.as_manager()
     workspace_lookup = "workspace"
@@ -182,6 +192,11 @@ class Run(models.Model):
         return f"{self.id} ({self.status})"
 
     @property
+    def v1_status(self) -> str:
+        """The status on `/v1`, within seed 002's four: a run paused for approvals is running."""
+        return RunStatus.RUNNING if self.status == RunStatus.AWAITING_APPROVAL else self.status
+
+    @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
@@ -194,6 +209,8 @@ class RunEventType(models.TextChoices):
     AGENT_COMPLETED = events.AGENT_COMPLETED
     TOOL_CALLED = events.TOOL_CALLED
     TOOL_RESULT = events.TOOL_RESULT
+    APPROVAL_REQUESTED = events.APPROVAL_REQUESTED
+    APPROVAL_DECIDED = events.APPROVAL_DECIDED
     RUN_PROGRESS = events.RUN_PROGRESS
     RUN_COMPLETED = events.RUN_COMPLETED
     RUN_FAILED = events.RUN_FAILED
@@ -259,6 +276,67 @@ class RunStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.agent_id} ({self.status})"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"  # no decision before its deadline: denied
+
+
+class Approval(models.Model):
+    """A tool call of a run that waits for an operator: approved (maybe with edited
+    arguments), denied with a reason, or denied when its deadline passes. `key` names the call
+    in every attempt of the run; the attempt after the decisions reads them by it."""
+
+    id = PrefixedIdField(prefix="apr")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    key = models.CharField(max_length=64)
+    agent_id = models.CharField(max_length=100)
+    tool = models.CharField(max_length=100)
+    call_id = models.CharField(max_length=200, blank=True, default="")
+    arguments = models.TextField(help_text="As the model wrote them (JSON).")
+    status = models.CharField(
+        max_length=10, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING
+    )
+    edited_arguments = models.TextField(
+        blank=True, default="", help_text="What the operator approved instead (JSON), if edited."
+    )
+    reason = models.TextField(blank=True, default="")
+    decided_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedQuerySet.as_manager()
+    workspace_lookup = "run__workspace"
+
+    class Meta:
+        ordering = ["run", "created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="approval_key_unique")]
+        indexes = [models.Index(fields=["status", "deadline_at"], name="approval_due")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.tool} ({self.status})"
+
+    @property
+    def arguments_value(self):
+        """The model's arguments as JSON values (the text as is when it was not JSON)."""
+        return _json_or_text(self.arguments)
+
+    @property
+    def edited_value(self):
+        return _json_or_text(self.edited_arguments) if self.edited_arguments else None
+
+
+def _json_or_text(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 # ---------------------------------------------------------------------------------------------

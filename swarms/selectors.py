@@ -21,7 +21,17 @@ from swarms.engine.events import (
     TOOL_CALLED,
     TOOL_RESULT,
 )
-from swarms.models import Run, RunEvent, RunStep, RunStepStatus, Swarm
+from swarms.engine.runner import TOOL_MODEL_PREFIX
+from swarms.engine.types import Decision
+from swarms.models import (
+    Approval,
+    ApprovalStatus,
+    Run,
+    RunEvent,
+    RunStep,
+    RunStepStatus,
+    Swarm,
+)
 
 LOG_ACTIONS = {AGENT_DELEGATED: "delegate", AGENT_MESSAGE: "message",
                AGENT_COMPLETED: "complete", TOOL_CALLED: "tool_call"}  # fmt: skip
@@ -89,10 +99,11 @@ def run_cost_report(*, run: Run) -> CostReport:
     )
     total, shown = money_shares([Decimal(r["cost"]) for r in rows])
     calls, duration, tools = _tool_uses(run)
+    # A tool's calls are counted on its ledger row (`tool:<name>`), an LLM's rows count none.
     agents = [
         AgentCost(
             r["agent_id"], r["model"], shown[i], r["tokens_in"], r["tokens_out"],
-            calls[r["agent_id"]], duration[r["agent_id"]],
+            calls[(r["agent_id"], r["model"])], duration[(r["agent_id"], r["model"])],
         )
         for i, r in enumerate(rows)
     ]  # fmt: skip
@@ -104,19 +115,22 @@ def run_cost_report(*, run: Run) -> CostReport:
     )
 
 
-def _tool_uses(run: Run) -> tuple[Counter[str], Counter[str], list[ToolUse]]:
-    """Tool calls per agent (count, milliseconds) and per tool, from the run's `tool.result`
-    events (one query)."""
-    calls: Counter[str] = Counter()
-    duration: Counter[str] = Counter()
+def _tool_uses(
+    run: Run,
+) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]], list[ToolUse]]:
+    """Tool calls (count, milliseconds) per agent and ledger model (`tool:<name>`), and per
+    tool, from the run's `tool.result` events (one query)."""
+    calls: Counter[tuple[str, str]] = Counter()
+    duration: Counter[tuple[str, str]] = Counter()
     by_tool: dict[str, Counter[str]] = {}
     results = RunEvent.objects.filter(run_id=run.pk, type=TOOL_RESULT).values_list(
         "agent_id", "data"
     )
     for agent_id, data in results:
         spent = int(data.get("duration_ms") or 0)
-        calls[agent_id] += 1
-        duration[agent_id] += spent
+        row = (agent_id, f"{TOOL_MODEL_PREFIX}{data.get('tool', '')}")
+        calls[row] += 1
+        duration[row] += spent
         tool = by_tool.setdefault(str(data.get("tool", "")), Counter())
         tool["calls"] += 1
         tool["errors"] += 1 if data.get("error") else 0
@@ -215,11 +229,13 @@ def workspace_active_runs(*, workspace_id: str, limit: int = 200) -> list[Run]:
 @dataclass(frozen=True)
 class Checkpoints:
     """What earlier attempts of a run left: settled steps to replay, money held by calls they
-    left in flight, and the `agent.delegated` events already emitted (not to emit them twice)."""
+    left in flight, the `agent.delegated` events already emitted (not to emit them twice), and
+    operators' decisions on the tool calls it paused for, by key."""
 
     steps: dict[str, Step]
     held_usd: Decimal
     delegations: Counter
+    approvals: dict[str, Decision] = field(default_factory=dict)
 
 
 def run_checkpoints(*, run_id: str) -> Checkpoints:
@@ -244,8 +260,27 @@ def run_checkpoints(*, run_id: str) -> Checkpoints:
         delegation_key(event.agent_id, event.data)
         for event in RunEvent.objects.filter(run_id=run_id, type=AGENT_DELEGATED)
     )
-    return Checkpoints(steps=steps, held_usd=held, delegations=delegations)
+    decided = Approval.objects.filter(run_id=run_id).exclude(status=ApprovalStatus.PENDING)
+    approvals = {
+        approval.key: Decision(
+            approved=approval.status == ApprovalStatus.APPROVED,
+            arguments=approval.edited_arguments or None,
+            reason=approval.reason,
+        )
+        for approval in decided
+    }
+    return Checkpoints(steps=steps, held_usd=held, delegations=delegations, approvals=approvals)
 
 
 def delegation_key(agent_id: str | None, data: dict) -> str:
     return json.dumps([agent_id or "", data], sort_keys=True)
+
+
+def first_pending_approval(*, run_id: str) -> Approval | None:
+    """The oldest call of the run waiting for a decision, with `pending`: how many wait."""
+    pending = list(Approval.objects.filter(run_id=run_id, status=ApprovalStatus.PENDING)[:100])
+    if not pending:
+        return None
+    first = pending[0]
+    first.pending = len(pending)
+    return first

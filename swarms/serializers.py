@@ -10,7 +10,8 @@ from rest_framework import serializers
 from sverm.api.money import MONEY_KEY_SUFFIX, MoneyField, money_fields_rendered
 from sverm.api.serializers import InputSerializer
 from sverm.money import MONEY_PLACES
-from swarms.models import RetentionTier, Run, RunEvent, Swarm, SwarmVersion
+from swarms.models import Approval, RetentionTier, Run, RunEvent, RunStatus, Swarm, SwarmVersion
+from swarms.selectors import first_pending_approval
 from swarms.webhooks.ssrf import webhook_url_validator
 
 MAX_MODELS = 10
@@ -156,10 +157,12 @@ class AgentCostSerializer(serializers.Serializer):
     tokensIn = serializers.IntegerField(source="tokens_in")
     tokensOut = serializers.IntegerField(source="tokens_out")
     toolCalls = serializers.IntegerField(
-        source="tool_calls", help_text="Tool calls the agent made (refused ones included)."
+        source="tool_calls",
+        help_text="On a tool's row (`model`: `tool:<name>`): the agent's calls of it, refused "
+        "ones included; 0 on a model's row.",
     )
     toolDurationMs = serializers.IntegerField(
-        source="tool_duration_ms", help_text="Milliseconds its tool calls took together."
+        source="tool_duration_ms", help_text="Milliseconds those calls took together."
     )
 
 
@@ -258,9 +261,21 @@ def _run_error(run) -> dict | None:
     return {"code": run.error_code, "message": run.error_message}
 
 
+class V1AwaitingApprovalSerializer(serializers.Serializer):
+    approval_id = serializers.CharField(source="id")
+    agent_id = serializers.CharField()
+    tool = serializers.CharField()
+    arguments = serializers.JSONField(source="arguments_value")
+    deadline_at = serializers.DateTimeField()
+    pending = serializers.IntegerField(help_text="Calls of the run waiting for a decision.")
+
+
 class V1RunStatusSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
-    status = serializers.CharField()
+    status = serializers.ChoiceField(
+        source="v1_status", choices=["queued", "running", "completed", "failed", "cancelled"],
+        help_text="A run paused for approvals is `running`, with `awaiting_approval` set.",
+    )  # fmt: skip
     progress = serializers.FloatField()
     current_cost_usd = MoneyField()
     agents_active = serializers.IntegerField()
@@ -269,9 +284,21 @@ class V1RunStatusSerializer(serializers.Serializer):
     error = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 
+    awaiting_approval = serializers.SerializerMethodField(
+        help_text="The first tool call waiting for an operator's decision, while the run is "
+        "paused for approvals (`POST /api/runs/{id}/approvals/{approval_id}`); else null."
+    )
+
     @extend_schema_field(V1ErrorInfoSerializer(allow_null=True))
     def get_error(self, run) -> dict | None:
         return _run_error(run)
+
+    @extend_schema_field(V1AwaitingApprovalSerializer(allow_null=True))
+    def get_awaiting_approval(self, run) -> dict | None:
+        if run.status != RunStatus.AWAITING_APPROVAL:
+            return None  # no query for any other run
+        waiting = first_pending_approval(run_id=run.pk)
+        return None if waiting is None else V1AwaitingApprovalSerializer(waiting).data
 
 
 class V1AgentCostSerializer(serializers.Serializer):
@@ -317,3 +344,40 @@ class V1RunCancelledSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
     status = serializers.CharField()
     cost_usd = MoneyField(source="current_cost_usd")
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    runId = serializers.CharField(source="run_id")
+    agentId = serializers.CharField(source="agent_id")
+    callId = serializers.CharField(source="call_id")
+    arguments = serializers.JSONField(
+        source="arguments_value", help_text="As the model wrote them."
+    )
+    editedArguments = serializers.JSONField(
+        source="edited_value", allow_null=True, help_text="What was approved instead, if edited."
+    )
+    decidedBy = serializers.CharField(source="decided_by_id", allow_null=True)
+    decidedAt = serializers.DateTimeField(source="decided_at", allow_null=True)
+    deadlineAt = serializers.DateTimeField(source="deadline_at")
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Approval
+        fields = [
+            "id", "runId", "agentId", "tool", "callId", "arguments", "status", "editedArguments",
+            "reason", "decidedBy", "decidedAt", "deadlineAt", "createdAt",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ApprovalDecisionSerializer(InputSerializer):
+    decision = serializers.ChoiceField(choices=["approve", "deny"])
+    arguments = serializers.DictField(
+        required=False,
+        help_text="Approve with these arguments instead of the model's (checked against the "
+        "tool's schema).",
+    )
+    reason = serializers.CharField(
+        max_length=2000, required=False, default="", allow_blank=True,
+        help_text="Why (the model reads it when the call is denied).",
+    )  # fmt: skip

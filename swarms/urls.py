@@ -4,7 +4,7 @@ deliveries) and the workspace webhook settings."""
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from swarms import views, views_webhooks
+from swarms import views, views_approvals, views_webhooks
 
 router = SimpleRouter(trailing_slash=False)
 router.register("swarms", views.SwarmViewSet, basename="swarm")
@@ -14,6 +14,8 @@ versions = views.SwarmVersionViewSet.as_view({"get": "list", "post": "create"})
 version = views.SwarmVersionViewSet.as_view({"get": "retrieve"})
 
 events = views.RunEventViewSet.as_view({"get": "list"})
+approvals = views_approvals.RunApprovalViewSet.as_view({"get": "list"})
+approval = views_approvals.RunApprovalViewSet.as_view({"get": "retrieve", "post": "decide"})
 
 deliveries = views_webhooks.RunWebhookDeliveryViewSet.as_view({"get": "list", "post": "create"})
 webhook_secret = views_webhooks.WebhookSecretViewSet.as_view({"get": "retrieve", "post": "create"})
@@ -22,6 +24,8 @@ webhook_endpoint_enable = views_webhooks.WebhookEndpointViewSet.as_view({"post":
 
 urlpatterns = [
     path("runs/<str:run_id>/events", events, name="run-events"),
+    path("runs/<str:run_id>/approvals", approvals, name="run-approvals"),
+    path("runs/<str:run_id>/approvals/<str:pk>", approval, name="run-approval"),
     path("runs/<str:run_id>/webhook-deliveries", deliveries, name="run-webhook-deliveries"),
     path("workspaces/<str:workspace_id>/webhook-secret", webhook_secret, name="webhook-secret"),
     path(

@@ -92,7 +92,11 @@ def check_tool_run(
         assert (
             "2 GW of electrolysers" in answer["content"] and "var secret" not in answer["content"]
         )
-    assert len(ledger(run_id)) == sum(1 for a in asked if a.answered)
+    rows = ledger(run_id)
+    # One ledger row per request the provider answered, and one per fetch, at no cost.
+    assert len([r for r in rows if r.provider != "tool"]) == sum(1 for a in asked if a.answered)
+    fetches = [r for r in rows if r.provider == "tool"]
+    assert [(r.model, r.cost_usd) for r in fetches] == [("tool:http_fetch", 0)] * 3
     events = http.get(f"/api/runs/{run_id}/events", params={"limit": 100}).json()["data"]
     results = [e["data"] for e in events if e["type"] == "tool.result"]
     assert len(results) == 3 and all("error" not in r for r in results), results

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -165,11 +166,22 @@ async def mcp_call(
 class McpTool:
     """One tool of an MCP server, as the engine calls tools."""
 
-    def __init__(self, endpoint: McpEndpoint, name: str, remote: str, listed: Mapping) -> None:
+    def __init__(
+        self,
+        endpoint: McpEndpoint,
+        name: str,
+        remote: str,
+        listed: Mapping,
+        *,
+        price_usd: Decimal = Decimal(0),
+        requires_approval: bool = False,
+    ) -> None:
         self.endpoint = endpoint
         self.remote = remote
         schema = listed.get("input_schema") or {"type": "object"}
-        self.spec = ToolSpec(name, listed.get("description", ""), schema)
+        self.spec = ToolSpec(
+            name, listed.get("description", ""), schema, price_usd, requires_approval
+        )
 
     async def invoke(self, arguments: Mapping[str, Any]) -> str:
         timeout = settings.SVERM_TOOL_TIMEOUT_SECONDS

@@ -32,6 +32,13 @@ class McpServer(models.Model):
         default=list, blank=True, help_text="The names of the headers sent (never their values)."
     )
     enabled = models.BooleanField(default=True)
+    requires_approval = models.BooleanField(
+        default=False, help_text="Every call of its tools waits for an operator's approval."
+    )
+    price_per_call_usd = models.DecimalField(
+        max_digits=12, decimal_places=6, default=0,
+        help_text="Charged for each call of its tools, under the run's budget.",
+    )  # fmt: skip
     tools = models.JSONField(default=list, blank=True)
     tools_fetched_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")

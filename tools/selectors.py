@@ -32,7 +32,11 @@ def workspace_tools(*, workspace_id: str) -> dict[str, Tool]:
         for listed in server.tools:
             name = tool_name(server.name, listed["name"])
             if name is not None and name not in tools:
-                tools[name] = McpTool(endpoint, name, listed["name"], listed)
+                tools[name] = McpTool(
+                    endpoint, name, listed["name"], listed,
+                    price_usd=server.price_per_call_usd,
+                    requires_approval=server.requires_approval,
+                )  # fmt: skip
     return tools
 
 

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from sverm.api.money import MoneyField
 from sverm.api.serializers import InputSerializer
 from tools.models import SERVER_NAME, McpServer
 
@@ -28,13 +29,15 @@ class McpServerSerializer(serializers.ModelSerializer):
     tools = serializers.SerializerMethodField(help_text="What it offered when last asked.")
     toolsFetchedAt = serializers.DateTimeField(source="tools_fetched_at", allow_null=True)
     lastError = serializers.CharField(source="last_error", allow_blank=True)
+    requiresApproval = serializers.BooleanField(source="requires_approval")
+    pricePerCallUsd = MoneyField(source="price_per_call_usd")
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:
         model = McpServer
         fields = [
-            "id", "workspaceId", "name", "url", "headerNames", "enabled", "tools",
-            "toolsFetchedAt", "lastError", "createdAt",
+            "id", "workspaceId", "name", "url", "headerNames", "enabled", "requiresApproval",
+            "pricePerCallUsd", "tools", "toolsFetchedAt", "lastError", "createdAt",
         ]  # fmt: skip
 
     def get_tools(self, server: McpServer) -> list[str]:
@@ -54,6 +57,13 @@ class McpServerCreateSerializer(InputSerializer):
         default=dict, validators=[_headers_valid],
         help_text='Sent with every request, e.g. {"Authorization": "Bearer ..."}; stored sealed.',
     )  # fmt: skip
+    requiresApproval = serializers.BooleanField(
+        required=False, default=False, help_text="Every call of its tools waits for an operator."
+    )
+    pricePerCallUsd = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=0, required=False, default=0,
+        help_text="USD charged per call of its tools, under each run's budget.",
+    )  # fmt: skip
 
 
 class McpServerUpdateSerializer(InputSerializer):
@@ -63,6 +73,10 @@ class McpServerUpdateSerializer(InputSerializer):
         validators=[_headers_valid], help_text="Replaces every header sent.",
     )  # fmt: skip
     enabled = serializers.BooleanField(required=False)
+    requiresApproval = serializers.BooleanField(required=False)
+    pricePerCallUsd = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=0, required=False
+    )
 
 
 class ToolSerializer(serializers.Serializer):

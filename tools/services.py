@@ -3,6 +3,7 @@ refreshing and removing it. Credentials are sealed (sverm/sealed.py) and never r
 
 import asyncio
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -50,7 +51,14 @@ def _discovered_or_400(url: str, headers: dict[str, str]) -> tuple[list[dict[str
 
 
 def mcp_server_create(
-    *, workspace: Workspace, name: str, url: str, headers: dict[str, str], created_by: User | None
+    *,
+    workspace: Workspace,
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    created_by: User | None,
+    requires_approval: bool = False,
+    price_per_call_usd: Decimal = Decimal(0),
 ) -> McpServer:
     """Register a server after asking it for its tools (400 naming why when it cannot be
     asked; 409 when the workspace has a server of that name)."""
@@ -59,7 +67,8 @@ def mcp_server_create(
     tools, note = _discovered_or_400(url, headers)
     server = McpServer(
         workspace=workspace, name=name, url=url, created_by=created_by, tools=tools,
-        tools_fetched_at=timezone.now(), last_error=note,
+        tools_fetched_at=timezone.now(), last_error=note, requires_approval=requires_approval,
+        price_per_call_usd=price_per_call_usd,
     )  # fmt: skip
     _set_headers(server, headers)
     try:
@@ -76,6 +85,8 @@ def mcp_server_update(
     url: str | None = None,
     headers: dict[str, str] | None = None,
     enabled: bool | None = None,
+    requires_approval: bool | None = None,
+    price_per_call_usd: Decimal | None = None,
 ) -> McpServer:
     """Change where it is, what it is sent, or whether its tools are offered; a new address
     or new headers are checked by listing its tools again (400 when that fails)."""
@@ -88,6 +99,10 @@ def mcp_server_update(
         _set_headers(server, new_headers)
     if enabled is not None:
         server.enabled = enabled
+    if requires_approval is not None:
+        server.requires_approval = requires_approval
+    if price_per_call_usd is not None:
+        server.price_per_call_usd = price_per_call_usd
     server.save()
     return server
 

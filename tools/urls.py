@@ -9,7 +9,7 @@ server = views.McpServerViewSet.as_view(
     {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
 )
 refresh = views.McpServerViewSet.as_view({"post": "refresh"})
-tools = views.WorkspaceToolViewSet.as_view({"get": "list"})
+tools = views.WorkspaceToolViewSet.as_view({"get": "index"})
 
 urlpatterns = [
     path("workspaces/<str:workspace_id>/mcp-servers", servers, name="mcp-servers"),

@@ -69,6 +69,8 @@ class McpServerViewSet(WorkspaceScopedViewSet):
             url=data.validated_data["url"],
             headers=data.validated_data["headers"],
             created_by=request.user if request.user.is_authenticated else None,
+            requires_approval=data.validated_data["requiresApproval"],
+            price_per_call_usd=data.validated_data["pricePerCallUsd"],
         )
         return Response(self.get_serializer(server).data, status=status.HTTP_201_CREATED)
 
@@ -85,7 +87,15 @@ class McpServerViewSet(WorkspaceScopedViewSet):
         server = self.get_object()
         data = McpServerUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        server = services.mcp_server_update(server=server, **data.validated_data)
+        fields = data.validated_data
+        server = services.mcp_server_update(
+            server=server,
+            url=fields.get("url"),
+            headers=fields.get("headers"),
+            enabled=fields.get("enabled"),
+            requires_approval=fields.get("requiresApproval"),
+            price_per_call_usd=fields.get("pricePerCallUsd"),
+        )
         return Response(self.get_serializer(server).data)
 
     @extend_schema(summary="Remove an MCP server (admin)", responses={200: SuccessSerializer})
@@ -114,8 +124,12 @@ class WorkspaceToolViewSet(WorkspaceScopedViewSet):
     workspace_url_kwarg = "workspace_id"
     pagination_class = None
 
-    @extend_schema(summary="The workspace's tools: built-in and its MCP servers'")
-    def list(self, request, workspace_id=None):
+    # Not `list`: one object (the tools and the allowlist), not a page of rows.
+    @extend_schema(
+        summary="The workspace's tools: built-in and its MCP servers'",
+        responses={200: ToolListSerializer},
+    )
+    def index(self, request, workspace_id=None):
         patterns = selectors.workspace_tool_allowlist(workspace_id=workspace_id)
         tools = selectors.workspace_tool_list(workspace_id=workspace_id)
         data = [

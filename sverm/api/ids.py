@@ -13,6 +13,7 @@ PREFIXES = {
     "swarm_version": "swv",
     "run": "run",
     "mcp_server": "mcp",
+    "approval": "apr",
 }
 
 ID_MAX_LENGTH = 32

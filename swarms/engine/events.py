@@ -21,12 +21,16 @@ AGENT_MESSAGE = "agent.message"
 AGENT_COMPLETED = "agent.completed"
 TOOL_CALLED = "tool.called"
 TOOL_RESULT = "tool.result"
+APPROVAL_REQUESTED = "approval.requested"
+APPROVAL_DECIDED = "approval.decided"
 
 # The status a run's start gives it, and those it can end with.
 RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
+# Not an ending: the run stopped to wait for operators' approvals and resumes once they decide.
+PAUSED = "paused"
 
 # Each terminal event, and the status a run ends with when it is its last event. Tuples, not
 # sets, so queries filtering on them read the same every time.

@@ -14,6 +14,7 @@ checkpoint keys (checkpoints.py).
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,10 +36,19 @@ from swarms.engine.providers import (
     ProviderRouter,
 )
 from swarms.engine.sink import EventSink
-from swarms.engine.tools import Toolbox, ToolCall, ToolOutcome, ToolSpec, empty_toolbox
+from swarms.engine.tools import (
+    OPERATOR_DENIAL,
+    Toolbox,
+    ToolCall,
+    ToolOutcome,
+    ToolSpec,
+    empty_toolbox,
+)
 from swarms.engine.topologies import TOPOLOGIES, Job
 from swarms.engine.types import (
     AgentSpec,
+    ApprovalRequest,
+    Decision,
     Event,
     Price,
     RunInput,
@@ -90,6 +100,10 @@ class _Halt(Exception):
     """The run stops scheduling calls; the reason is in `_Run.halt_reason`."""
 
 
+class _Held(Exception):
+    """A call that had not reserved anything yet waits for the run to pause."""
+
+
 @dataclass(frozen=True)
 class _Finished:
     agent_id: str
@@ -107,6 +121,10 @@ class _Run:
         self.router = router
         self.sink = sink
         self.tools = tools
+        # Pausing for approvals: the requests made, what is in flight, and the moment nothing is.
+        self.pending: list[ApprovalRequest] = []
+        self._busy = 0
+        self._quiet = asyncio.Event()
         self.budget = Budget(spec.budget_usd, held=spec.held_usd)
         self.keys = StepKeys(spec.checkpoints, spec.calls.max_attempts)
         self.slots = asyncio.Semaphore(spec.definition.limits.max_parallel)
@@ -153,6 +171,7 @@ class _Run:
         watchers = [
             asyncio.create_task(cancel.wait()),
             asyncio.create_task(self.sink.failed.wait()),
+            asyncio.create_task(self._quiet.wait()),
         ]
         try:
             await asyncio.wait([body, *watchers], return_when=asyncio.FIRST_COMPLETED)
@@ -172,6 +191,8 @@ class _Run:
         if self.sink.failure is not None:
             message = f"recording the run failed: {_describe(self.sink.failure)}"
             return await self._finish(events.FAILED, "internal_error", message)
+        if body.cancelled() and self._quiet.is_set() and not cancel.cancelled:
+            return await self._paused()
         if body.cancelled():
             return await self._stopped(cancel)
         error = body.exception()
@@ -211,6 +232,19 @@ class _Run:
             error_message=error_message,
             usage=tuple(self.usage),
             total_cost_usd=total,
+        )
+
+    async def _paused(self) -> RunResult:
+        """Nothing in flight, approvals pending: what was recorded is kept, no ending said."""
+        await self.sink.close()
+        return RunResult(
+            status=events.PAUSED,
+            output=self._partial_output(),
+            error_code=None,
+            error_message=None,
+            usage=tuple(self.usage),
+            total_cost_usd=self._total(),
+            pending=tuple(self.pending),
         )
 
     def _partial_output(self) -> str:
@@ -324,7 +358,7 @@ class _Run:
                 return text, total
             ran, over = calls[:left], calls[left:]
             left -= len(ran)
-            outcomes = await self._run_tools(agent, ran, over)
+            outcomes = await self._run_tools(agent, key, ran, over)
             answers = tuple(
                 Message("tool", outcome.content, tool_call_id=call.id)
                 for call, outcome in zip(calls, outcomes, strict=True)
@@ -336,22 +370,63 @@ class _Run:
             replayed = self.keys.settled(key)
 
     async def _run_tools(
-        self, agent: AgentSpec, ran: Sequence[ToolCall], over: Sequence[ToolCall]
+        self, agent: AgentSpec, asked: str, ran: Sequence[ToolCall], over: Sequence[ToolCall]
     ) -> list[ToolOutcome]:
-        """Run a response's tool calls concurrently, but those `over` the turn's limit; events
-        in the order the model asked."""
+        """Run a response's tool calls (asked by the call `asked`) concurrently, but those
+        `over` the turn's limit. Each is a checkpoint: on record before it runs, settled with its
+        result and price; one an earlier attempt ran is replayed, not run again. Calls that need
+        an operator's approval and have no decision yet pause the run (this never returns then).
+        Events in the order the model asked."""
         calls = [*ran, *over]
-        for call in calls:
-            self.sink.event(
-                events.TOOL_CALLED,
-                agent.id,
-                {"call_id": call.id, "tool": call.name, "arguments": _clip(call.arguments)},
+        keys = [tool_key(asked, index) for index in range(len(calls))]
+        outcomes: list[ToolOutcome | None] = [None] * len(calls)
+        for index, key in enumerate(keys):
+            step = self.keys.settled(key)
+            if step is not None and step.usage is not None:
+                outcomes[index] = unpack_outcome(step.output)
+                self.budget.charge(step.usage.cost_usd)
+                self.usage.append(step.usage)
+        fresh = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        decisions: dict[int, Decision] = {}
+        waiting = []
+        for index in fresh:
+            call = calls[index]
+            if index >= len(ran) or not self._approval_needed(agent, call.name):
+                continue
+            decision = self.spec.approvals.get(keys[index])
+            if decision is None:
+                waiting.append(
+                    ApprovalRequest(keys[index], agent.id, call.name, call.id, call.arguments)
+                )
+            else:
+                decisions[index] = decision
+        if waiting:
+            await self._wait_for_approval(waiting)
+        for index in fresh:
+            call = calls[index]
+            data = {"call_id": call.id, "tool": call.name, "arguments": _clip(call.arguments)}
+            if index in decisions:
+                decision = decisions[index]
+                data["approval"] = _decision_name(decision)
+                if decision.arguments is not None:
+                    data["arguments"] = _clip(decision.arguments)
+            self.sink.event(events.TOOL_CALLED, agent.id, data)
+        self._busy += 1
+        try:
+            done = await asyncio.gather(
+                *(
+                    self._tool_step(
+                        agent, keys[index], calls[index], decisions.get(index), index >= len(ran)
+                    )
+                    for index in fresh
+                )
             )
-        outcomes = [
-            *await asyncio.gather(*(self.tools.run(agent.tools, call) for call in ran)),
-            *(_over_limit(call) for call in over),
-        ]
-        for call, outcome in zip(calls, outcomes, strict=True):
+        finally:
+            self._busy -= 1
+            self._check_quiet()
+        for index, outcome in zip(fresh, done, strict=True):
+            outcomes[index] = outcome
+            call = calls[index]
             data = {
                 "call_id": call.id,
                 "tool": call.name,
@@ -366,7 +441,93 @@ class _Run:
             if outcome.refused_by is not None:
                 data["rule_source"] = outcome.refused_by
             self.sink.event(events.TOOL_RESULT, agent.id, data)
-        return outcomes
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _approval_needed(self, agent: AgentSpec, name: str) -> bool:
+        tool = self.tools.tools.get(name)
+        return agent.approval_needed(name) or (tool is not None and tool.spec.requires_approval)
+
+    async def _tool_step(
+        self,
+        agent: AgentSpec,
+        key: str,
+        call: ToolCall,
+        decision: Decision | None,
+        over_limit: bool,
+    ) -> ToolOutcome:
+        """One tool call as a checkpoint: its price reserved and on record before it runs,
+        then charged (when the tool ran) and settled with its result."""
+        tool = self.tools.tools.get(call.name)
+        price = tool.spec.price_usd if tool is not None else Decimal(0)
+        model = f"{TOOL_MODEL_PREFIX}{call.name}"
+        if over_limit or (decision is not None and not decision.approved):
+            price = Decimal(0)
+        kept = self.allowance.kept_aside(key, agent.id, 0)
+        if price > 0 and price > self.budget.remaining - kept:
+            outcome = _unaffordable(price)
+            price = Decimal(0)
+        else:
+            outcome = None
+        reservation = self.budget.reserve(price)
+        step = Step(key, agent.id, model, "reserved", reservation.amount)
+        try:
+            await self.sink.step_recorded(step)
+        except BaseException:
+            self._release(reservation)
+            raise
+        try:
+            if outcome is None:
+                if over_limit:
+                    outcome = _over_limit(call)
+                elif decision is not None and not decision.approved:
+                    outcome = _denied(decision)
+                else:
+                    arguments = None if decision is None else decision.arguments
+                    outcome = await self.tools.run(agent.tools, call, arguments=arguments)
+        except BaseException:  # aborted while it ran: it may have cost its price
+            self.budget.interrupt(reservation)
+            self._wake_reservations()
+            self.sink.step(_with_status(step, "interrupted"))
+            raise
+        cost = self.budget.settle(reservation, price if outcome.invoked else Decimal(0))
+        self._wake_reservations()
+        usage = Usage(agent.id, model, TOOL_PROVIDER, 0, 0, cost)
+        self.usage.append(usage)
+        self.sink.usage(usage)
+        self.sink.step(
+            Step(key, agent.id, model, "settled", step.reserved_usd, usage=usage,
+                 output=pack_outcome(outcome))
+        )  # fmt: skip
+        return outcome
+
+    # --- pausing for approvals -------------------------------------------------------------------
+
+    async def _wait_for_approval(self, requests: list[ApprovalRequest]) -> None:
+        """Ask for the operators' decisions, then hold: the run pauses once nothing is in
+        flight (other calls finish what they started; none starts), and resumes in a later
+        attempt that has the decisions."""
+        for request in requests:
+            self.sink.event(
+                events.APPROVAL_REQUESTED,
+                request.agent_id,
+                {"key": request.key, "call_id": request.call_id, "tool": request.tool,
+                 "arguments": _clip(request.arguments)},
+            )  # fmt: skip
+        self.pending.extend(requests)
+        await self._hold()
+
+    async def _gate(self) -> None:
+        """Before anything new starts: hold when the run is pausing."""
+        if self.pending:
+            await self._hold()
+
+    async def _hold(self) -> None:
+        self._check_quiet()
+        await asyncio.Event().wait()  # until the run pauses and cancels its body
+
+    def _check_quiet(self) -> None:
+        if self.pending and self._busy == 0:
+            self._quiet.set()
 
     async def _exchange(
         self,
@@ -380,6 +541,26 @@ class _Run:
         """One LLM call of a turn, retried within its deadline, settled. `announce` (the turn's
         first call) is told its first reservation's max_tokens. Returns its text, the tools it
         asked for and its cost."""
+        await self._gate()
+        self._busy += 1
+        try:
+            return await self._exchange_busy(job, key, announce, tools, tool_choice)
+        except _Held:
+            pass
+        finally:
+            self._busy -= 1
+            self._check_quiet()
+        await self._hold()
+        raise AssertionError("a held call never resumes")  # pragma: no cover
+
+    async def _exchange_busy(
+        self,
+        job: Job,
+        key: str,
+        announce: Callable[[int], None] | None,
+        tools: tuple[ToolSpec, ...],
+        tool_choice: str,
+    ) -> tuple[str, tuple[ToolCall, ...], Decimal]:
         agent = job.agent
         provider = self.router.for_model(agent.model)
         price = self.spec.prices[agent.model]
@@ -532,6 +713,8 @@ class _Run:
                     f"(${money(self.budget.spent)} spent).",
                 )
                 raise _Halt
+            if self.pending:  # pausing: nothing will settle that is not in flight already
+                raise _Held
             # Calls in flight usually settle below their reservation, which may make room.
             await self._settled.wait()
 
@@ -643,6 +826,47 @@ def unpack_output(output: str) -> tuple[str, tuple[ToolCall, ...]]:
         return output, ()
     data = json.loads(output[len(TOOL_CALLS_MARK) :])
     return data["text"], tuple(ToolCall(*call) for call in data["tool_calls"])
+
+
+# A tool call's checkpoint and ledger row: "model" `tool:<name>`, provider "tool", no tokens.
+TOOL_MODEL_PREFIX = "tool:"
+TOOL_PROVIDER = "tool"
+
+
+def tool_key(asked: str, index: int) -> str:
+    """The checkpoint key of the `index`th tool call the call `asked` asked for: the same in
+    every attempt of the run."""
+    digest = hashlib.sha256(f"{asked}#{index}".encode()).hexdigest()[:48]
+    return f"{digest}-t"
+
+
+def pack_outcome(outcome: ToolOutcome) -> str:
+    return json.dumps(dataclasses.asdict(outcome))
+
+
+def unpack_outcome(output: str) -> ToolOutcome:
+    return ToolOutcome(**json.loads(output))
+
+
+def _decision_name(decision: Decision) -> str:
+    if not decision.approved:
+        return "denied"
+    return "approved" if decision.arguments is None else "approved_with_edits"
+
+
+def _denied(decision: Decision) -> ToolOutcome:
+    reason = decision.reason or "no reason given"
+    message = f"an operator denied this call: {reason}"
+    return ToolOutcome(
+        content=f"Tool call refused ({OPERATOR_DENIAL}): {message}.",
+        error=message,
+        refused_by=OPERATOR_DENIAL,
+    )
+
+
+def _unaffordable(price: Decimal) -> ToolOutcome:
+    message = f"the run's budget cannot pay for this call (${money(price)})"
+    return ToolOutcome(content=f"Tool call not run: {message}.", error=message)
 
 
 def _over_limit(call: ToolCall) -> ToolOutcome:

@@ -29,7 +29,9 @@ from swarms.engine.topologies import REPLICABLE_ROLES, TOPOLOGIES, TOPOLOGY_NAME
 
 TOP_LEVEL_FIELDS = ("version", "topology", "instructions", "limits", "agents")
 LIMIT_FIELDS = ("max_parallel", "max_steps", "rounds", "max_tool_calls")
-AGENT_FIELDS = ("id", "role", "model", "instructions", "max_tokens", "replicas", "tools")
+AGENT_FIELDS = (
+    "id", "role", "model", "instructions", "max_tokens", "replicas", "tools", "requires_approval",
+)  # fmt: skip
 
 _REPLICABLE = " and ".join(REPLICABLE_ROLES)  # "worker and debater", as errors name them
 
@@ -122,6 +124,7 @@ def _validate_agents(
         role = _check_role(agent, path, topology, errors)
         _check_model(agent, path, known_models, errors)
         _check_tools(agent, path, known_tools, errors)
+        _check_approval(agent, path, errors)
         _check_text(agent, "instructions", f"{path}.instructions", errors)
         if "max_tokens" in agent and not _int_in_range(agent["max_tokens"], 1, MAX_TOKENS):
             errors.append(f"{path}.max_tokens: must be an integer from 1 to {MAX_TOKENS}")
@@ -228,6 +231,22 @@ def _check_tools(
         elif known_tools is not None and name not in known_tools:
             errors.append(f"{where}: unknown tool '{name}'")
         seen.add(name)
+
+
+def _check_approval(agent: Mapping, path: str, errors: list[str]) -> None:
+    """`requires_approval`: true (every tool call of the agent), false, or tools it lists."""
+    value = agent.get("requires_approval", False)
+    if isinstance(value, bool):
+        return
+    listed = agent.get("tools") if isinstance(agent.get("tools"), list) else []
+    if not isinstance(value, list):
+        errors.append(f"{path}.requires_approval: must be true, false or a list of its tools")
+        return
+    for number, name in enumerate(value):
+        if name not in listed:
+            errors.append(
+                f"{path}.requires_approval[{number}]: '{name}' is not one of the agent's tools"
+            )
 
 
 def _check_text(data: Mapping, key: str, path: str, errors: list[str]) -> None:

@@ -15,11 +15,13 @@ import json
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-# Which rule refused a tool call: the agent's own list, or the workspace's.
+# Which rule refused a tool call: the agent's own list, the workspace's, or an operator.
 AGENT_ALLOWLIST = "agent_allowlist"
 WORKSPACE_ALLOWLIST = "workspace_allowlist"
+OPERATOR_DENIAL = "operator_denial"
 
 # What one result may put in the model's context: longer results are cut, saying so.
 MAX_RESULT_CHARS = 20_000
@@ -34,6 +36,8 @@ class ToolSpec:
     name: str
     description: str
     parameters: Mapping[str, Any]  # JSON schema of the arguments: an object schema
+    price_usd: Decimal = Decimal(0)  # charged per call, under the run's budget
+    requires_approval: bool = False  # its calls wait for an operator (as registered)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class ToolOutcome:
     refused_by: str | None = None
     duration_ms: int = 0
     truncated: bool = False
+    invoked: bool = False  # the tool itself was called (its price is charged)
 
 
 class ToolError(Exception):
@@ -117,8 +122,11 @@ class Toolbox:
             return WORKSPACE_ALLOWLIST, f"no tool '{name}' is registered in the workspace"
         return None
 
-    async def run(self, allowed: Collection[str], call: ToolCall) -> ToolOutcome:
-        """Run one call, or say why it was not run; never raises (but for cancellation)."""
+    async def run(
+        self, allowed: Collection[str], call: ToolCall, *, arguments: str | None = None
+    ) -> ToolOutcome:
+        """Run one call (with `arguments` instead of the model's when an operator edited
+        them), or say why it was not run; never raises (but for cancellation)."""
         refused = self.refusal(allowed, call.name)
         if refused is not None:
             rule, message = refused
@@ -127,7 +135,7 @@ class Toolbox:
             )
         tool = self.tools[call.name]
         try:
-            arguments = json.loads(call.arguments or "{}")
+            arguments = json.loads((call.arguments if arguments is None else arguments) or "{}")
         except json.JSONDecodeError as exc:
             message = f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
             return ToolOutcome(content=f"Tool call failed: {message}.", error=message)
@@ -158,7 +166,9 @@ class Toolbox:
                 text[: self.max_result_chars]
                 + f"\n[cut: the result had {len(text)} characters, {self.max_result_chars} shown]"
             )
-        return ToolOutcome(content=text, error=error, duration_ms=duration_ms, truncated=truncated)
+        return ToolOutcome(
+            content=text, error=error, duration_ms=duration_ms, truncated=truncated, invoked=True
+        )
 
 
 def empty_toolbox() -> Toolbox:

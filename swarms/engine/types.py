@@ -19,9 +19,18 @@ class AgentSpec:
     max_tokens: int = 1024
     replicas: int = 1
     tools: tuple[str, ...] = ()  # the tools it may call: its allowlist
+    # Its tool calls that wait for an operator's approval: True (all), or some tools by name.
+    requires_approval: bool | tuple[str, ...] = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tools", tuple(self.tools))
+        if not isinstance(self.requires_approval, bool):
+            object.__setattr__(self, "requires_approval", tuple(self.requires_approval))
+
+    def approval_needed(self, tool: str) -> bool:
+        if isinstance(self.requires_approval, bool):
+            return self.requires_approval
+        return tool in self.requires_approval
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,11 @@ class Definition:
                     "max_tokens": agent.max_tokens,
                     "replicas": agent.replicas,
                     "tools": list(agent.tools),
+                    "requires_approval": (
+                        agent.requires_approval
+                        if isinstance(agent.requires_approval, bool)
+                        else list(agent.requires_approval)
+                    ),
                 }
                 for agent in self.agents
             ],
@@ -105,6 +119,7 @@ class Definition:
                         instructions=agent.instructions,
                         max_tokens=agent.max_tokens,
                         tools=agent.tools,
+                        requires_approval=agent.requires_approval,
                     )
                 )
         return tuple(expanded)
@@ -195,6 +210,29 @@ class RunInput:
     checkpoints: Mapping[str, Step] = field(default_factory=dict)
     held_usd: Decimal = Decimal(0)
     calls: CallPolicy = field(default_factory=CallPolicy)
+    # Operators' decisions on tool calls that waited for approval, by the request's key.
+    approvals: Mapping[str, "Decision"] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An operator's answer to an approval request: run the call (with `arguments` instead of
+    the model's when they edited them), or refuse it, saying why."""
+
+    approved: bool
+    arguments: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A tool call waiting for an operator. `key` names it in every attempt of the run."""
+
+    key: str
+    agent_id: str
+    tool: str
+    call_id: str
+    arguments: str
 
 
 @dataclass(frozen=True)
@@ -216,12 +254,15 @@ class Usage:
 
 @dataclass(frozen=True)
 class RunResult:
-    status: str  # events.COMPLETED | events.FAILED | events.CANCELLED
+    # events.COMPLETED | FAILED | CANCELLED, or events.PAUSED: the run stopped to wait for the
+    # `pending` approvals, with nothing in flight, and resumes from its checkpoints.
+    status: str
     output: str
     error_code: str | None
     error_message: str | None
     usage: tuple[Usage, ...]
     total_cost_usd: Decimal
+    pending: tuple[ApprovalRequest, ...] = ()
 
 
 def money(value: Decimal) -> str:

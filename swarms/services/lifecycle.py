@@ -14,7 +14,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.models import UsageRecord
@@ -41,8 +42,9 @@ def run_claim(*, run_id: str) -> int | None:
     now = timezone.now()
     return run_update_returning(
         runs=Run.objects.filter(pk=run_id, status=RunStatus.QUEUED),
-        values={"status": RunStatus.RUNNING, "started_at": now, "heartbeat_at": now,
-                "attempt": F("attempt") + 1},
+        # A run queued again after a pause for approvals keeps when it first started.
+        values={"status": RunStatus.RUNNING, "started_at": Coalesce("started_at", Value(now)),
+                "heartbeat_at": now, "attempt": F("attempt") + 1},
         field="attempt",
     )  # fmt: skip
 
@@ -61,7 +63,9 @@ def run_resume_claim(*, run_id: str) -> int | None:
         run = (
             Run.objects.select_for_update()
             .filter(
-                pk=run_id, status=RunStatus.RUNNING, attempt__lt=settings.SVERM_RUN_MAX_ATTEMPTS
+                pk=run_id,
+                status=RunStatus.RUNNING,
+                attempt__lt=settings.SVERM_RUN_MAX_ATTEMPTS + F("pauses"),
             )
             .filter(_stale_filter(timezone.now() - stale_after))
             .only("attempt")
@@ -261,9 +265,11 @@ def runs_reap_stale(*, workspace_id: str | None = None) -> list[str]:
     if workspace_id is not None:
         stale = stale.filter(workspace_id=workspace_id)
     reaped = []
-    for run_id, attempt, asked_at, beat_at in stale.values_list(
-        "pk", "attempt", "resume_requested_at", "heartbeat_at"
+    for run_id, attempt, pauses, asked_at, beat_at in stale.values_list(
+        "pk", "attempt", "pauses", "resume_requested_at", "heartbeat_at"
     ):
+        # Attempts that ended in a pause for approvals were not lost.
+        attempt -= pauses
         if attempt >= settings.SVERM_RUN_MAX_ATTEMPTS:
             why = f"all {attempt} attempts were lost"
         elif asked_at is not None and (beat_at is None or asked_at > beat_at):

@@ -31,7 +31,7 @@ from swarms import jobs
 from swarms.engine import Definition, Price, estimate_cost, minimum_cost, validate_definition
 from swarms.engine.events import RUN_CANCELLED
 from swarms.engine.tools import WORKSPACE_ALLOWLIST
-from swarms.models import Run, RunStatus, Swarm, SwarmVersion
+from swarms.models import Approval, ApprovalStatus, Run, RunStatus, Swarm, SwarmVersion
 from swarms.providers import check_models_routable, price_map, simulated_mode
 from swarms.services.lifecycle import run_end, runs_reap_stale
 from templates_app.selectors import template_get
@@ -260,6 +260,19 @@ def run_cancel(*, run: Run) -> Run:
         changes={"status": RunStatus.CANCELLED, "cancel_requested_at": now, "completed_at": now},
         terminal=(RUN_CANCELLED, {"cost_usd": "0"}),
     )
+    if not cancelled and run.status == RunStatus.AWAITING_APPROVAL:
+        # No worker holds a paused run: it ends here, with what it spent before pausing.
+        cancelled = run_end(
+            run_id=run.pk,
+            where=Q(status=RunStatus.AWAITING_APPROVAL),
+            changes={"status": RunStatus.CANCELLED, "cancel_requested_at": now,
+                     "completed_at": now},
+            terminal=(RUN_CANCELLED, {"cost_usd": format(run.current_cost_usd, "f")}),
+        )  # fmt: skip
+        if cancelled:
+            Approval.objects.filter(run_id=run.pk, status=ApprovalStatus.PENDING).update(
+                status=ApprovalStatus.EXPIRED, reason="the run was cancelled", decided_at=now
+            )
     if not cancelled:
         Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now

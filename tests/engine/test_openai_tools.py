@@ -47,7 +47,10 @@ async def test_a_tool_turn_over_the_wire(llm):
     assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == call["id"]
     assert "Title: Page about hydrogen" in tool_message["content"]
     # Billed as the server reported, call by call.
-    assert [u.tokens_out for u in result.usage] == [r.completion_tokens for r in llm.requests]
+    llm_usage = [u for u in result.usage if u.provider != "tool"]
+    assert [u.tokens_out for u in llm_usage] == [r.completion_tokens for r in llm.requests]
+    (tool_usage,) = [u for u in result.usage if u.provider == "tool"]
+    assert (tool_usage.model, tool_usage.cost_usd) == ("tool:lookup", 0)
     called = log.of_type(ev.TOOL_CALLED)
     assert [e.data["call_id"] for e in called] == [call["id"]]
 

@@ -3,6 +3,7 @@ tools at the limit), the agent and workspace allowlists, bad arguments, slow, br
 tools, the hard budget, and a resumed run replaying a turn without paying for it again."""
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Mapping
 from decimal import Decimal
@@ -22,7 +23,7 @@ from swarms.engine.tools import (
     ToolError,
     ToolSpec,
 )
-from swarms.engine.types import Definition
+from swarms.engine.types import Decision, Definition
 from tests.engine.fakes import (
     MODEL,
     CallbackLog,
@@ -104,7 +105,11 @@ async def test_the_simulation_fetches_the_tasks_url_and_cites_what_it_read():
     assert "error" not in result_data and result_data["duration_ms"] >= 0
     # Two calls for the drafter's turn (one asking for the tool, one answering), one for the
     # editor; one agent.started and one agent.completed per turn.
-    assert [u.agent_id for u in result.usage] == ["drafter", "drafter", "editor"]
+    calls = [u for u in result.usage if u.provider != "tool"]
+    assert [u.agent_id for u in calls] == ["drafter", "drafter", "editor"]
+    assert [(u.agent_id, u.model) for u in result.usage if u.provider == "tool"] == [
+        ("drafter", "tool:lookup")
+    ]
     assert [e.agent_id for e in log.of_type(ev.AGENT_STARTED)] == ["drafter", "editor"]
     completed = log.of_type(ev.AGENT_COMPLETED)
     assert "Page about hydrogen (https://example.org/hydrogen)" in completed[0].data["output"]
@@ -278,7 +283,7 @@ class Steps(CallbackLog):
         self.steps.append(step)
 
 
-async def test_a_resumed_run_replays_a_tool_turn_without_paying_for_it_again():
+async def test_a_resumed_run_replays_a_tool_turn_without_paying_or_calling_again():
     tool = Echo()
     spec = run_input(sequential(["lookup"]), task=TASK_WITH_URL)
     first = Steps()
@@ -288,8 +293,8 @@ async def test_a_resumed_run_replays_a_tool_turn_without_paying_for_it_again():
         tools=Toolbox({"lookup": tool}),
     )  # fmt: skip
     settled = {s.key: s for s in first.steps if s.status == "settled"}
-    assert len(settled) == 3
-    asked = [s for s in settled.values() if unpack_output(s.output)[1]]
+    assert len(settled) == 4  # three LLM calls and the tool call
+    asked = [s for s in settled.values() if s.model != "tool:lookup" and unpack_output(s.output)[1]]
     assert len(asked) == 1  # the drafter's first call, with its tool call kept
 
     provider = RecordingProvider()
@@ -304,7 +309,8 @@ async def test_a_resumed_run_replays_a_tool_turn_without_paying_for_it_again():
     assert resumed.status == "completed"
     assert provider.requests == []  # every call replayed, none paid again
     assert resumed.total_cost_usd == result.total_cost_usd
-    assert len(tool.calls) == 2  # the tool ran again to rebuild the same follow-up
+    assert len(tool.calls) == 1  # its result was replayed too: the tool did not run again
+    assert again.steps == []  # nothing new to record
 
 
 def test_a_settled_steps_output_keeps_the_tool_calls():
@@ -341,3 +347,125 @@ def test_definitions_name_tools_and_the_limit_of_calls():
     definition = Definition.from_dict({**base, "agents": [{**base["agents"][0], "tools": ["t"]}]})
     assert definition.agents[0].tools == ("t",)
     assert definition.to_dict()["agents"][0]["tools"] == ["t"]
+
+
+# --- approval gates, priced tools -----------------------------------------------------------
+
+
+def parallel_readers(requires_approval) -> Definition:
+    return Definition.from_dict(
+        {
+            "topology": "parallel",
+            "agents": [
+                agent("reader", "worker", replicas=2, tools=["lookup"],
+                      requires_approval=requires_approval),
+                agent("merger", "aggregator"),
+            ],
+        }
+    )  # fmt: skip
+
+
+async def execute(spec, provider, toolbox):
+    log = Steps()
+    result = await run_swarm(
+        spec, router=ProviderRouter(routes={}, default=provider), on_event=log.on_event,
+        on_step=log.on_step, tools=toolbox,
+    )  # fmt: skip
+    return result, log
+
+
+def once(request):
+    """A model that asks for the page once, then answers from it."""
+    if any(m.role == "tool" for m in request.messages):
+        return ()
+    return (ToolCall(f"c-{request.agent_id}", "lookup", json.dumps({"url": URL})),)
+
+
+async def test_calls_that_need_approval_pause_the_run_with_nothing_in_flight():
+    tool = Echo()
+    provider = RecordingProvider(tool_calls=once)
+    spec = run_input(parallel_readers(True))
+    result, log = await execute(spec, provider, Toolbox({"lookup": tool}))
+
+    assert result.status == ev.PAUSED
+    assert sorted(r.agent_id for r in result.pending) == ["reader-1", "reader-2"]
+    assert {r.tool for r in result.pending} == {"lookup"} and tool.calls == []
+    assert len({r.key for r in result.pending}) == 2
+    requested = log.of_type(ev.APPROVAL_REQUESTED)
+    assert sorted(e.data["key"] for e in requested) == sorted(r.key for r in result.pending)
+    assert not [t for t in log.types() if t in ev.TERMINAL_EVENTS]
+    # Each reader's first call was made and settled; nothing else started or is held.
+    assert [r.agent_id for r in provider.requests] == ["reader-1", "reader-2"]
+    assert {s.status for s in log.steps} == {"reserved", "settled"}
+    assert result.total_cost_usd == sum(u.cost_usd for u in result.usage) > 0
+
+    # The operators decide; the next attempt replays what was paid and goes on.
+    first, second = sorted(result.pending, key=lambda r: r.agent_id)
+    decisions = {
+        first.key: Decision(approved=True, arguments=json.dumps({"url": URL + "/edited"})),
+        second.key: Decision(approved=False, reason="not that site"),
+    }
+    settled = {s.key: s for s in log.steps if s.status == "settled"}
+    resumed_provider = RecordingProvider(tool_calls=provider.tool_calls)
+    resumed, again = await execute(
+        dataclasses.replace(spec, checkpoints=settled, approvals=decisions),
+        resumed_provider,
+        Toolbox({"lookup": tool}),
+    )
+    assert resumed.status == "completed", resumed
+    assert tool.calls == [{"url": URL + "/edited"}]  # the edited call; the denied one never ran
+    results = {e.agent_id: e.data for e in again.of_type(ev.TOOL_RESULT)}
+    assert results["reader-2"]["rule_source"] == "operator_denial"
+    assert "not that site" in results["reader-2"]["error"]
+    called = {e.agent_id: e.data for e in again.of_type(ev.TOOL_CALLED)}
+    assert called["reader-1"]["approval"] == "approved_with_edits"
+    assert called["reader-2"]["approval"] == "denied"
+    # Nothing paid twice: the readers' first calls were replayed, not asked again.
+    assert sorted(r.agent_id for r in resumed_provider.requests) == [
+        "merger", "reader-1", "reader-2"
+    ]  # fmt: skip
+    assert all(r.tool_choice == "auto" for r in resumed_provider.requests if r.agent_id != "merger")
+    assert not again.of_type(ev.APPROVAL_REQUESTED)
+
+
+async def test_only_the_listed_tools_wait_for_approval():
+    provider = RecordingProvider(
+        tool_calls=lambda r: (ToolCall("c", "lookup", json.dumps({"url": URL})),)
+    )
+    result, _log = await execute(
+        run_input(parallel_readers(["lookup"])), provider, Toolbox({"lookup": Echo()})
+    )
+    assert result.status == ev.PAUSED
+    result, _log = await execute(
+        run_input(parallel_readers(False)), RecordingProvider(tool_calls=provider.tool_calls),
+        Toolbox({"lookup": Echo()}),
+    )  # fmt: skip
+    assert result.status == "completed"
+
+
+async def test_a_priced_tool_is_charged_under_the_budget():
+    tool = Echo()
+    tool.spec = dataclasses.replace(tool.spec, price_usd=Decimal("0.0015"))
+    provider = RecordingProvider(
+        tool_calls=lambda r: (ToolCall("c", "lookup", json.dumps({"url": URL})),)
+    )
+    result, log = await execute(
+        run_input(sequential(["lookup"], max_tool_calls=1)), provider, Toolbox({"lookup": tool})
+    )
+    assert result.status == "completed"
+    (charged,) = [u for u in result.usage if u.provider == "tool"]
+    assert charged.cost_usd == Decimal("0.0015")
+    assert result.total_cost_usd == sum(u.cost_usd for u in result.usage)
+
+    # A price the budget cannot pay: the call is not run, the model is told.
+    tool.spec = dataclasses.replace(tool.spec, price_usd=Decimal("50"))
+    tool.calls.clear()
+    result, log = await execute(
+        run_input(sequential(["lookup"], max_tool_calls=1), budget="1"),
+        RecordingProvider(tool_calls=provider.tool_calls),
+        Toolbox({"lookup": tool}),
+    )
+    assert result.status == "completed" and tool.calls == []
+    (data,) = [e.data for e in log.of_type(ev.TOOL_RESULT)]
+    assert data["error"] == "the run's budget cannot pay for this call ($50)"
+    assert result.total_cost_usd <= Decimal(1)

@@ -23,6 +23,7 @@ from swarms import services
 from swarms.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
 from templates_app.models import SwarmTemplate
 from templates_app.services import templates_sync_builtins
+from tests.web_page import PageServer
 
 DEADLINE_SECONDS = 20.0
 POLL_SECONDS = 0.02
@@ -58,7 +59,7 @@ agents:
 V1_CREATED_KEYS = {"swarm_id", "status", "estimated_cost_usd", "created_at"}
 V1_STATUS_KEYS = {
     "swarm_id", "status", "progress", "current_cost_usd", "agents_active", "agents_total",
-    "simulated", "error", "created_at",
+    "simulated", "error", "awaiting_approval", "created_at",
 }  # fmt: skip
 V1_RESULT_KEYS = {
     "swarm_id", "status", "output", "cost_report", "agent_logs", "elapsed_seconds", "simulated",
@@ -214,3 +215,12 @@ def keyed(workspace, key_client):
     reads' tests)."""
     _client, api_key, raw = key_client(workspace, Role.VIEWER)
     return api_key, {"Authorization": f"Bearer {raw}", "X-Request-ID": "req-fast-1"}
+
+
+@pytest.fixture
+def page(settings):
+    """A web page on loopback (tests/web_page.py), and the fetch allowlist of hosts that lets
+    `http_fetch` read it; yields its server (`url`, `fetched`)."""
+    settings.SVERM_TOOL_FETCH_ALLOWED_HOSTS = ["127.0.0.1"]
+    with PageServer() as server:
+        yield server

@@ -13,7 +13,6 @@ from tests.factories import make_swarm
 from tests.mcp_server import TOKEN as MCP_TOKEN
 from tests.mcp_server import McpTestServer
 from tests.runs.conftest import decimal_json, event_types, events_of, wait_terminal
-from tests.web_page import PageServer
 
 TOOL_YAML = """\
 topology: hierarchical
@@ -23,14 +22,6 @@ agents:
   - {id: reader, role: worker, model: gpt-4o-mini, max_tokens: 512, replicas: 2, %s}
   - {id: scribe, role: writer, model: gpt-4o-mini, max_tokens: 512}
 """
-
-
-@pytest.fixture
-def page(settings):
-    """A web page on loopback, and the fetch allowlist of hosts that lets the tool read it."""
-    settings.SVERM_TOOL_FETCH_ALLOWED_HOSTS = ["127.0.0.1"]
-    with PageServer() as server:
-        yield server.url
 
 
 @pytest.fixture
@@ -46,7 +37,7 @@ def create(client, tools: str, task: str):
 
 @pytest.mark.usefixtures("executing")
 def test_workers_read_the_page_named_in_the_task_and_the_result_says_so(operator, api_client, page):
-    response = create(operator, "tools: [http_fetch]", f"Summarise what {page} says")
+    response = create(operator, "tools: [http_fetch]", f"Summarise what {page.url} says")
     assert response.status_code == 201, response.content
     run_id = response.json()["swarm_id"]
     status = wait_terminal(operator, f"/v1/swarms/{run_id}")
@@ -65,7 +56,7 @@ def test_workers_read_the_page_named_in_the_task_and_the_result_says_so(operator
     result = operator.get(f"/v1/swarms/{run_id}/result").json()
     calls = [log for log in result["agent_logs"] if log["action"] == "tool_call"]
     assert [log["target"] for log in calls] == ["http_fetch", "http_fetch"]
-    assert all(page in log["summary"] for log in calls)
+    assert all(page.url in log["summary"] for log in calls)
     # /v1's cost report keeps seed 002's fields; /api's counts the tool calls too.
     assert set(result["cost_report"]["agents"][0]) == {
         "agent_id", "model", "cost_usd", "tokens_in", "tokens_out"
@@ -75,16 +66,18 @@ def test_workers_read_the_page_named_in_the_task_and_the_result_says_so(operator
     assert (tool["tool"], tool["calls"], tool["errors"], tool["refused"]) == (
         "http_fetch", 2, 0, 0
     )  # fmt: skip
-    readers = [a for a in report["agents"] if a["agentId"].startswith("reader")]
-    assert [a["toolCalls"] for a in readers] == [1, 1]
-    assert tool["durationMs"] == sum(a["toolDurationMs"] for a in readers)
-    assert all(a["toolCalls"] == 0 for a in report["agents"] if a not in readers)
+    # Each reader's fetch is a ledger row of its own, beside its model's, at no cost.
+    fetches = [a for a in report["agents"] if a["model"] == "tool:http_fetch"]
+    assert sorted(a["agentId"] for a in fetches) == ["reader-1", "reader-2"]
+    assert [(a["toolCalls"], a["costUsd"], a["tokensIn"]) for a in fetches] == [(1, 0, 0)] * 2
+    assert tool["durationMs"] == sum(a["toolDurationMs"] for a in fetches)
+    assert all(a["toolCalls"] == 0 for a in report["agents"] if a not in fetches)
 
 
 @pytest.mark.usefixtures("executing")
 def test_a_page_the_guard_refuses_is_an_error_the_model_reads(operator, settings, page):
     settings.SVERM_TOOL_FETCH_ALLOWED_HOSTS = []  # loopback is refused again
-    response = create(operator, "tools: [http_fetch]", f"Summarise what {page} says")
+    response = create(operator, "tools: [http_fetch]", f"Summarise what {page.url} says")
     run_id = response.json()["swarm_id"]
     assert wait_terminal(operator, f"/v1/swarms/{run_id}")["status"] == "completed"
     results = [e.data for e in events_of(run_id) if e.type == "tool.result"]

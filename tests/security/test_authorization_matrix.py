@@ -9,6 +9,7 @@ table in step with the OpenAPI schema.
 import hashlib
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,10 +20,11 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import Membership
 from accounts.roles import Role
 from accounts.services import api_key_create, integration_install, workspace_create
-from swarms.models import Run, WebhookEndpoint
+from swarms.models import Approval, Run, WebhookEndpoint
 from swarms.services import swarm_create, swarm_soft_delete
 from templates_app.services import template_create
 from tests.conftest import PASSWORD, assert_problem, assert_v1_error
+from tools.models import McpServer
 
 TEMPLATE_YAML = """\
 topology: sequential
@@ -112,6 +114,20 @@ ENDPOINTS = [
     E("PATCH", "/api/templates/{template}", ADMIN, True, 200, {"name": "Renamed"}),
     E("DELETE", "/api/templates/{template}", ADMIN, True, 200),
     E("GET", "/api/usage?workspace_id={ws}", VIEWER, True, 200),
+    E("GET", "/api/workspaces/{ws}/mcp-servers", VIEWER, True, 200),
+    # Registering asks the server for its tools: this one is refused by the SSRF guard (400),
+    # after the role was checked.
+    E("POST", "/api/workspaces/{ws}/mcp-servers", ADMIN, True, 400,
+      {"name": "meta", "url": "http://169.254.169.254/mcp"}),
+    E("GET", "/api/workspaces/{ws}/mcp-servers/{mcp}", VIEWER, True, 200),
+    E("PATCH", "/api/workspaces/{ws}/mcp-servers/{mcp}", ADMIN, True, 200, {"enabled": False}),
+    E("DELETE", "/api/workspaces/{ws}/mcp-servers/{mcp}", ADMIN, True, 200),
+    E("POST", "/api/workspaces/{ws}/mcp-servers/{mcp}/refresh", ADMIN, True, 200),
+    E("GET", "/api/workspaces/{ws}/tools", VIEWER, True, 200),
+    E("GET", "/api/runs/{paused_run}/approvals", VIEWER, True, 200),
+    E("GET", "/api/runs/{paused_run}/approvals/{approval}", VIEWER, True, 200),
+    E("POST", "/api/runs/{paused_run}/approvals/{approval}", OPERATOR, True, 200,
+      {"decision": "deny", "reason": "matrix"}),
     # /v1 acts in the caller's own workspace: another workspace's lists are simply its own.
     E("GET", "/v1/swarms", VIEWER, False, 200),
     E("POST", "/v1/swarms", OPERATOR, True, 201, {"template": "{template}", "task": "Go"}),
@@ -181,11 +197,25 @@ def world(make_user, user, workspace, other_user, other_workspace) -> World:
         url_hash=hashlib.sha256(b"https://gone.example.com/hook").hexdigest(),
         disabled_at=hooked_run.created_at, disabled_reason="Answered 410 Gone.",
     )  # fmt: skip
+    mcp = McpServer.objects.create(
+        workspace=workspace, name="docs", url="http://169.254.169.254/mcp",
+        tools=[{"name": "echo", "description": "Echo.", "input_schema": {"type": "object"}}],
+    )  # fmt: skip
+    paused_run = Run.objects.create(
+        workspace=workspace, swarm_type="custom", definition={}, task="Wait",
+        status="awaiting_approval", max_budget_usd=Decimal("5"),
+        estimated_cost_usd=Decimal("0.01"),
+    )  # fmt: skip
+    approval = Approval.objects.create(
+        run=paused_run, key="k-t", agent_id="reader", tool="docs__echo", arguments="{}",
+        deadline_at=paused_run.created_at + timedelta(days=1),
+    )  # fmt: skip
     world = World(
         ws=workspace.pk, publisher2=publisher2.pk, swarm=swarm.pk, deleted_swarm=deleted.pk,
         version=swarm.default_version_id, run=run.pk, template=template.pk, key=target_key.pk,
         member=member.pk, integration=integration.pk, outsider_email=make_user().email,
-        hooked_run=hooked_run.pk, endpoint=endpoint.pk,
+        hooked_run=hooked_run.pk, endpoint=endpoint.pk, mcp=mcp.pk, paused_run=paused_run.pk,
+        approval=approval.pk,
     )  # fmt: skip
     world.workspace, world.other_workspace, world.publisher2 = (
         workspace, other_workspace, publisher2,
@@ -228,7 +258,7 @@ def assert_error(response, status: int, code: str) -> None:
         assert_problem(response, status, code)
 
 
-CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
+CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
 
 def expected_status(endpoint: Endpoint, role: str, via_key: bool) -> int:

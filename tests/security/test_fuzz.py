@@ -27,10 +27,11 @@ from schemathesis.specs.openapi.checks import (
 from accounts.models import Membership
 from accounts.roles import Role
 from accounts.services import api_key_create, integration_install, workspace_create
-from swarms.models import Run
+from swarms.models import Approval, Run
 from swarms.services import swarm_create, swarm_soft_delete
 from templates_app.services import template_create
 from tests.security.test_authorization_matrix import TEMPLATE_YAML
+from tools.models import McpServer
 
 CHECKS = [
     not_a_server_error,
@@ -92,6 +93,14 @@ def fuzz_world(make_user, user, workspace):
     foreign_key, _ = api_key_create(
         workspace=foreign, name="theirs", role=Role.ADMIN, created_by=stranger
     )
+    mcp = McpServer.objects.create(
+        workspace=workspace, name="docs", url="http://169.254.169.254/mcp",
+        tools=[{"name": "echo", "description": "Echo.", "input_schema": {"type": "object"}}],
+    )  # fmt: skip
+    approval = Approval.objects.create(
+        run=run, key="k-t", agent_id="reader", tool="docs__echo", arguments="{}",
+        deadline_at=run.created_at,
+    )  # fmt: skip
     foreign_ids = [foreign.pk, foreign_swarm.pk, foreign_swarm.default_version_id,
                    foreign_run.pk, foreign_key.pk, stranger.pk]  # fmt: skip
     ids = {
@@ -104,7 +113,9 @@ def fuzz_world(make_user, user, workspace):
     # `{id}` by path prefix.
     by_path = {
         "/api/api-keys/": target_key.pk,
+        "/api/runs/{run_id}/approvals/": approval.pk,
         "/api/runs/": run.pk,
+        "/api/workspaces/{workspace_id}/mcp-servers/": mcp.pk,
         "/api/swarms/{id}/purge": deleted.pk,
         "/api/swarms/{id}/restore": deleted.pk,
         "/api/swarms/": swarm.pk,
