@@ -305,6 +305,10 @@ SVERM_MCP_ALLOWED_HOSTS = env_list("SVERM_MCP_ALLOWED_HOSTS", [])
 SVERM_MCP_TIMEOUT_SECONDS = float(os.environ.get("SVERM_MCP_TIMEOUT_SECONDS", "15"))
 # A tool call waiting for an operator's approval is denied after this long (the reaper checks).
 SVERM_APPROVAL_TIMEOUT_SECONDS = float(os.environ.get("SVERM_APPROVAL_TIMEOUT_SECONDS", "86400"))
+# A run paused for budget (it opted in) fails `budget_exceeded` after this long unless raised.
+SVERM_BUDGET_PAUSE_TIMEOUT_SECONDS = float(
+    os.environ.get("SVERM_BUDGET_PAUSE_TIMEOUT_SECONDS", "86400")
+)
 
 
 def env_delays(name: str, default: list[float]) -> list[float]:

@@ -254,6 +254,7 @@ async def _execute(run_id: str, resume: bool, lane: Lane, host: RunHost) -> None
             held_usd=checkpoints.held_usd if checkpoints else Decimal(0),
             calls=call_policy(),
             approvals=checkpoints.approvals if checkpoints else {},
+            pause_on_budget=run.pause_on_budget,
         )
     except Exception as exc:  # the definition was valid at creation; prices may have gone
         logger.exception("run %s could not start", run_id)

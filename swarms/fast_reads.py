@@ -90,7 +90,8 @@ class Route:
 ROUTES = (
     Route(re.compile(rf"/v1/swarms/{_RUN_ID}"), V1RunStatusSerializer,
           "GET, DELETE, HEAD, OPTIONS", v1=True),
-    Route(re.compile(rf"/api/runs/{_RUN_ID}"), RunSerializer, "GET, HEAD, OPTIONS", v1=False),
+    Route(re.compile(rf"/api/runs/{_RUN_ID}"), RunSerializer, "GET, PATCH, HEAD, OPTIONS",
+          v1=False),
 )  # fmt: skip
 
 

@@ -112,12 +112,17 @@ class RunStatus(models.TextChoices):
     # Paused with nothing in flight until operators decide on its tool calls (`Approval`); no
     # worker holds it. `/v1` says `running` (seed 002's statuses) with the pending call.
     AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    # Paused because its next call could not fit its budget (it opted in: `pause_on_budget`)
+    # until an operator raises `max_budget_usd`, or fails `budget_exceeded` at its deadline.
+    AWAITING_BUDGET = "awaiting_budget", "Awaiting budget"
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
 
 
 TERMINAL_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+# Waiting for operators, held by no worker.
+PAUSED_STATUSES = (RunStatus.AWAITING_APPROVAL, RunStatus.AWAITING_BUDGET)
 
 
 class Run(models.Model):
@@ -171,6 +176,18 @@ class Run(models.Model):
         help_text="Lease number of the attempt executing it (1 once claimed, +1 per resume); "
         "writes from any other attempt are refused.",
     )
+    pause_on_budget = models.BooleanField(
+        default=False,
+        help_text="When its next call cannot fit the budget: pause for a bigger one (true) or "
+        "fail `budget_exceeded` (false).",
+    )
+    budget_needed_usd = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True,
+        help_text="Paused for budget: how much more the next call needs, at least.",
+    )  # fmt: skip
+    pause_deadline_at = models.DateTimeField(
+        null=True, blank=True, help_text="Paused for budget: when it fails if not raised."
+    )
     pauses = models.PositiveIntegerField(
         default=0,
         help_text="Times it paused for approvals: attempts that ended so are not counted against "
@@ -194,7 +211,7 @@ class Run(models.Model):
     @property
     def v1_status(self) -> str:
         """The status on `/v1`, within seed 002's four: a run paused for approvals is running."""
-        return RunStatus.RUNNING if self.status == RunStatus.AWAITING_APPROVAL else self.status
+        return RunStatus.RUNNING if self.status in PAUSED_STATUSES else self.status
 
     @property
     def is_terminal(self) -> bool:
@@ -211,6 +228,8 @@ class RunEventType(models.TextChoices):
     TOOL_RESULT = events.TOOL_RESULT
     APPROVAL_REQUESTED = events.APPROVAL_REQUESTED
     APPROVAL_DECIDED = events.APPROVAL_DECIDED
+    RUN_PAUSED = events.RUN_PAUSED
+    RUN_BUDGET_RAISED = events.RUN_BUDGET_RAISED
     RUN_PROGRESS = events.RUN_PROGRESS
     RUN_COMPLETED = events.RUN_COMPLETED
     RUN_FAILED = events.RUN_FAILED

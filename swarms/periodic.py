@@ -4,7 +4,7 @@ in its own thread without Celery, which a process with no broker then never impo
 
 from collections.abc import Callable
 
-from swarms.services.approvals import approvals_expire
+from swarms.services.approvals import approvals_expire, budget_pauses_expire
 from swarms.services.dispatch import runs_redispatch_queued
 from swarms.services.lifecycle import runs_reap_stale
 from swarms.services.retention import retention_enforce
@@ -12,10 +12,12 @@ from swarms.services.retention import retention_enforce
 
 def stale_runs_recover() -> list[str]:
     """Resume (or fail) runs whose worker stopped sending heartbeats, send again the start of
-    runs queued for long (it may not have reached the broker), and deny the tool calls whose
-    approval's deadline passed (their runs resume); the ids of the runs it failed."""
+    runs queued for long (it may not have reached the broker), deny the tool calls whose
+    approval's deadline passed (their runs resume) and fail the runs whose budget pause did; the
+    ids of the runs it failed."""
     reaped = runs_reap_stale()
     approvals_expire()
+    reaped += budget_pauses_expire()
     runs_redispatch_queued()
     return reaped
 

@@ -122,6 +122,18 @@ class RunSerializer(serializers.ModelSerializer):
     createdAt = serializers.DateTimeField(source="created_at")
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
+    pauseOnBudget = serializers.BooleanField(
+        source="pause_on_budget", help_text="It pauses (`awaiting_budget`) rather than fail "
+        "when its next call cannot fit the budget."
+    )  # fmt: skip
+    budgetNeededUsd = MoneyField(
+        source="budget_needed_usd", allow_null=True,
+        help_text="While `awaiting_budget`: how much more the next call needs, at least.",
+    )  # fmt: skip
+    pauseDeadlineAt = serializers.DateTimeField(
+        source="pause_deadline_at", allow_null=True,
+        help_text="While `awaiting_budget`: when it fails `budget_exceeded` unless raised.",
+    )  # fmt: skip
 
     class Meta:
         model = Run
@@ -129,7 +141,8 @@ class RunSerializer(serializers.ModelSerializer):
             "id", "workspaceId", "swarmId", "versionId", "templateId", "task", "status",
             "progress", "maxBudgetUsd", "estimatedCostUsd", "currentCostUsd", "agentsActive",
             "agentsTotal", "simulated", "output", "errorCode", "errorMessage", "webhookUrl",
-            "createdBy", "createdAt", "startedAt", "completedAt",
+            "createdBy", "createdAt", "startedAt", "completedAt", "pauseOnBudget",
+            "budgetNeededUsd", "pauseDeadlineAt",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -141,6 +154,11 @@ class RunCreateSerializer(InputSerializer):
         required=False, help_text="Hard limit in USD (default 5.00).",
     )  # fmt: skip
     versionId = serializers.CharField(max_length=32, required=False)
+    pauseOnBudget = serializers.BooleanField(
+        required=False, default=False,
+        help_text="When the next call cannot fit the budget, pause (`awaiting_budget`) until "
+        "the budget is raised (`PATCH /api/runs/{id}`) instead of failing `budget_exceeded`.",
+    )  # fmt: skip
     workspaceId = serializers.CharField(
         max_length=32, required=False,
         help_text="Workspace to run in; needed only for a swarm shared through an integration.",
@@ -240,6 +258,11 @@ class V1RunCreateSerializer(InputSerializer):
     webhook_url = serializers.URLField(
         max_length=2000, required=False, validators=[HTTP_URL, webhook_url_validator]
     )
+    pause_on_budget = serializers.BooleanField(
+        required=False, default=False,
+        help_text="When the next call cannot fit the budget, pause until the budget is raised "
+        "(`PATCH /api/runs/{id}`) instead of failing `budget_exceeded`.",
+    )  # fmt: skip
 
 
 class V1RunCreatedSerializer(serializers.Serializer):
@@ -270,6 +293,12 @@ class V1AwaitingApprovalSerializer(serializers.Serializer):
     pending = serializers.IntegerField(help_text="Calls of the run waiting for a decision.")
 
 
+class V1AwaitingBudgetSerializer(serializers.Serializer):
+    needed_usd = MoneyField(source="budget_needed_usd")
+    max_budget_usd = MoneyField()
+    deadline_at = serializers.DateTimeField(source="pause_deadline_at")
+
+
 class V1RunStatusSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
     status = serializers.ChoiceField(
@@ -284,6 +313,10 @@ class V1RunStatusSerializer(serializers.Serializer):
     error = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 
+    awaiting_budget = serializers.SerializerMethodField(
+        help_text="While the run is paused because its next call could not fit its budget (it "
+        "was started with `pause_on_budget`): how much more it needs and until when; else null."
+    )
     awaiting_approval = serializers.SerializerMethodField(
         help_text="The first tool call waiting for an operator's decision, while the run is "
         "paused for approvals (`POST /api/runs/{id}/approvals/{approval_id}`); else null."
@@ -292,6 +325,12 @@ class V1RunStatusSerializer(serializers.Serializer):
     @extend_schema_field(V1ErrorInfoSerializer(allow_null=True))
     def get_error(self, run) -> dict | None:
         return _run_error(run)
+
+    @extend_schema_field(V1AwaitingBudgetSerializer(allow_null=True))
+    def get_awaiting_budget(self, run) -> dict | None:
+        if run.status != RunStatus.AWAITING_BUDGET:
+            return None
+        return V1AwaitingBudgetSerializer(run).data
 
     @extend_schema_field(V1AwaitingApprovalSerializer(allow_null=True))
     def get_awaiting_approval(self, run) -> dict | None:
@@ -380,4 +419,11 @@ class ApprovalDecisionSerializer(InputSerializer):
     reason = serializers.CharField(
         max_length=2000, required=False, default="", allow_blank=True,
         help_text="Why (the model reads it when the call is denied).",
+    )  # fmt: skip
+
+
+class RunBudgetSerializer(InputSerializer):
+    maxBudgetUsd = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=MIN_BUDGET, max_value=MAX_BUDGET,
+        help_text="The new hard limit in USD: above the current one.",
     )  # fmt: skip

@@ -29,6 +29,7 @@ from swarms.filters import (
 )
 from swarms.models import Run, RunEvent, Swarm, SwarmVersion
 from swarms.serializers import (
+    RunBudgetSerializer,
     RunCreateSerializer,
     RunEventSerializer,
     RunResultSerializer,
@@ -39,6 +40,7 @@ from swarms.serializers import (
     SwarmVersionCreateSerializer,
     SwarmVersionSerializer,
 )
+from swarms.services.approvals import run_budget_raise
 
 LIST_PARAMETERS = [
     OpenApiParameter(
@@ -161,6 +163,7 @@ class SwarmViewSet(WorkspaceScopedViewSet):
                 max_budget_usd=values.get("maxBudgetUsd"),
                 webhook_url=values.get("webhookUrl", ""),
                 created_by=request.user,
+                pause_on_budget=values["pauseOnBudget"],
             )
             return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -233,6 +236,22 @@ class RunViewSet(WorkspaceScopedViewSet):
     @extend_schema(summary="Get a run: status, progress, cost")
     def retrieve(self, request, pk=None):
         return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Raise a run's budget: queued, or paused for budget (it then resumes)",
+        request=RunBudgetSerializer,
+        responses={200: RunSerializer},
+    )
+    def partial_update(self, request, pk=None):
+        run = self.get_object()
+        data = RunBudgetSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = run_budget_raise(
+            run=run,
+            max_budget_usd=data.validated_data["maxBudgetUsd"],
+            raised_by=request.user if request.user.is_authenticated else None,
+        )
+        return Response(self.get_serializer(run).data)
 
     @extend_schema(
         summary="Cancel a run (stops scheduling, aborts calls in flight, keeps partial output)",

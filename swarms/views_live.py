@@ -2,16 +2,21 @@
 WebSocket stream (`/api/runs/{id}/stream`, authenticated by the session cookie) and shows its
 status, progress, cost against budget, one card per agent and a log of events."""
 
-from django.contrib import admin
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.decorators import staff_member_required
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
+from sverm.api.errors import ApplicationError
 from sverm.money import money_exact, money_json, usd
 from swarms.engine import Definition
-from swarms.models import Run
+from swarms.models import Approval, ApprovalStatus, Run
+from swarms.serializers import MAX_BUDGET
+from swarms.services.approvals import approval_decide, run_budget_raise
 
 
 def stream_path(run: Run) -> str:
@@ -44,8 +49,12 @@ def run_live(request, run_id: str):
         "agentsTotal": run.agents_total,
         "agents": planned_agents(run),
     }
+    pending = list(
+        Approval.objects.filter(run_id=run.pk, status=ApprovalStatus.PENDING).order_by("created_at")
+    )
     context = {
         **admin.site.each_context(request),
+        "pending_approvals": pending,
         # The page needs the full width; the admin's app sidebar would squeeze the agent grid.
         "is_nav_sidebar_enabled": False,
         "title": f"Run {run.pk}",
@@ -57,3 +66,42 @@ def run_live(request, run_id: str):
         "budget_text": usd(run.max_budget_usd),
     }
     return render(request, "swarms/run_live.html", context)
+
+
+@require_POST
+@staff_member_required
+def run_approval_decide(request, run_id: str, approval_id: str):
+    """The live page's Approve and Deny buttons: the API's decision, then back to the page."""
+    approval = get_object_or_404(Approval, pk=approval_id, run_id=run_id)
+    approved = request.POST.get("decision") == "approve"
+    try:
+        approval_decide(
+            approval=approval, approved=approved, decided_by=request.user,
+            reason="" if approved else request.POST.get("reason", "").strip()[:2000],
+        )  # fmt: skip
+    except ApplicationError as exc:
+        messages.warning(request, exc.message)
+    else:
+        messages.success(request, f"{approval.tool}: {'approved' if approved else 'denied'}.")
+    return redirect("run-live", run_id=run_id)
+
+
+@require_POST
+@staff_member_required
+def run_budget_raise_view(request, run_id: str):
+    """The live page's form raising a paused-for-budget run's budget."""
+    run = get_object_or_404(Run, pk=run_id)
+    try:
+        budget = Decimal(request.POST.get("max_budget_usd", "").strip().lstrip("$"))
+        if not budget.is_finite() or budget > MAX_BUDGET:
+            raise InvalidOperation
+    except InvalidOperation:
+        messages.warning(request, f"Not an amount of USD up to {MAX_BUDGET}.")
+    else:
+        try:
+            run_budget_raise(run=run, max_budget_usd=budget, raised_by=request.user)
+        except ApplicationError as exc:
+            messages.warning(request, exc.message)
+        else:
+            messages.success(request, f"Budget raised to {usd(budget)}; the run resumes.")
+    return redirect("run-live", run_id=run_id)

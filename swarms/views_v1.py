@@ -68,6 +68,7 @@ class V1SwarmViewSet(WorkspaceScopedViewSet):
                 max_budget_usd=values.get("max_budget_usd"),
                 webhook_url=values.get("webhook_url", ""),
                 created_by=request.user,
+                pause_on_budget=values["pause_on_budget"],
             )
             return Response(V1RunCreatedSerializer(run).data, status=status.HTTP_201_CREATED)
 

@@ -23,6 +23,8 @@ TOOL_CALLED = "tool.called"
 TOOL_RESULT = "tool.result"
 APPROVAL_REQUESTED = "approval.requested"
 APPROVAL_DECIDED = "approval.decided"
+RUN_PAUSED = "run.paused"
+RUN_BUDGET_RAISED = "run.budget_raised"
 
 # The status a run's start gives it, and those it can end with.
 RUNNING = "running"

@@ -100,6 +100,10 @@ class _Halt(Exception):
     """The run stops scheduling calls; the reason is in `_Run.halt_reason`."""
 
 
+# The least a budget pause asks for: a shortfall rounds up to a micro-dollar at least.
+MIN_SHORTFALL = Decimal("0.000001")
+
+
 class _Held(Exception):
     """A call that had not reserved anything yet waits for the run to pause."""
 
@@ -123,6 +127,7 @@ class _Run:
         self.tools = tools
         # Pausing for approvals: the requests made, what is in flight, and the moment nothing is.
         self.pending: list[ApprovalRequest] = []
+        self.short_usd: Decimal | None = None  # pausing for budget: how much more it needs
         self._busy = 0
         self._quiet = asyncio.Event()
         self.budget = Budget(spec.budget_usd, held=spec.held_usd)
@@ -245,6 +250,7 @@ class _Run:
             usage=tuple(self.usage),
             total_cost_usd=self._total(),
             pending=tuple(self.pending),
+            budget_short_usd=None if self.pending else self.short_usd,
         )
 
     def _partial_output(self) -> str:
@@ -516,9 +522,23 @@ class _Run:
         self.pending.extend(requests)
         await self._hold()
 
+    def _wait_for_budget(self, agent: AgentSpec, short: Decimal) -> None:
+        """The next call cannot fit and the run pauses rather than fail: say how much more
+        budget it needs; it pauses once nothing is in flight."""
+        self.short_usd = short
+        self.sink.event(
+            events.RUN_PAUSED,
+            None,
+            {"reason": "budget", "agent_id": agent.id, "needed_usd": money(short),
+             "budget_usd": money(self.budget.limit), "spent_usd": money(self.budget.spent)},
+        )  # fmt: skip
+
+    def _pausing(self) -> bool:
+        return bool(self.pending) or self.short_usd is not None
+
     async def _gate(self) -> None:
         """Before anything new starts: hold when the run is pausing."""
-        if self.pending:
+        if self._pausing():
             await self._hold()
 
     async def _hold(self) -> None:
@@ -526,7 +546,7 @@ class _Run:
         await asyncio.Event().wait()  # until the run pauses and cancels its body
 
     def _check_quiet(self) -> None:
-        if self.pending and self._busy == 0:
+        if self._pausing() and self._busy == 0:
             self._quiet.set()
 
     async def _exchange(
@@ -701,10 +721,15 @@ class _Run:
             if tokens >= floor:
                 self.allowance.bound_output(agent.id, key, OUTPUT_BYTES_PER_TOKEN * tokens)
                 return self.budget.reserve(cost_usd(prompt_tokens, tokens, price)), tokens
+            if self._pausing():  # nothing will settle that is not in flight already
+                raise _Held
             if self.budget.reserved == 0:
                 least = cost_usd(prompt_tokens, floor, price)
                 kept = self.allowance.kept_aside(key, agent.id, OUTPUT_BYTES_PER_TOKEN * floor)
                 room = remaining - kept
+                if self.spec.pause_on_budget:
+                    self._wait_for_budget(agent, max(least - room, MIN_SHORTFALL))
+                    raise _Held
                 self.halt(
                     "budget_exceeded",
                     f"Run stopped at its budget of ${money(self.budget.limit)}: the next call "
@@ -713,8 +738,6 @@ class _Run:
                     f"(${money(self.budget.spent)} spent).",
                 )
                 raise _Halt
-            if self.pending:  # pausing: nothing will settle that is not in flight already
-                raise _Held
             # Calls in flight usually settle below their reservation, which may make room.
             await self._settled.wait()
 

@@ -75,7 +75,7 @@ class Tool(Protocol):
         ...
 
 
-def _schema_errors(schema: Mapping[str, Any], arguments: Any) -> str | None:
+def schema_error(schema: Mapping[str, Any], arguments: Any) -> str | None:
     """The first way `arguments` break `schema`, or None (jsonschema, imported when a tool runs)."""
     import jsonschema
 
@@ -139,7 +139,7 @@ class Toolbox:
         except json.JSONDecodeError as exc:
             message = f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
             return ToolOutcome(content=f"Tool call failed: {message}.", error=message)
-        invalid = _schema_errors(tool.spec.parameters, arguments)
+        invalid = schema_error(tool.spec.parameters, arguments)
         if invalid is not None:
             message = f"invalid arguments: {invalid}"
             return ToolOutcome(content=f"Tool call failed: {message}.", error=message)

@@ -212,6 +212,8 @@ class RunInput:
     calls: CallPolicy = field(default_factory=CallPolicy)
     # Operators' decisions on tool calls that waited for approval, by the request's key.
     approvals: Mapping[str, "Decision"] = field(default_factory=dict)
+    # When the next call cannot fit: pause for a bigger budget (True) instead of failing.
+    pause_on_budget: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,8 @@ class RunResult:
     usage: tuple[Usage, ...]
     total_cost_usd: Decimal
     pending: tuple[ApprovalRequest, ...] = ()
+    # Paused for budget (no approval pending): how much more the next call needs, at least.
+    budget_short_usd: Decimal | None = None
 
 
 def money(value: Decimal) -> str:

@@ -1,5 +1,6 @@
-"""Approval gates: a run that paused for operators' decisions on its tool calls, the decisions,
-their deadline, and the run's resumption once none is pending.
+"""Runs paused for operators: approval gates (decisions on tool calls, their deadline, the run
+resumed once none is pending) and budget pauses (the budget raised, or the run failed at its
+deadline).
 
 The pause itself is the engine's (nothing in flight, every paid call checkpointed) and
 `run_pause` records it; no worker holds the run meanwhile. A decision on the last pending call
@@ -9,8 +10,8 @@ decisions by each call's key. A call left undecided past its deadline is denied.
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 
-import jsonschema
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -20,24 +21,36 @@ from accounts.models import User
 from sverm.api.errors import Conflict, InvalidRequest
 from swarms import jobs
 from swarms.engine import RunResult
-from swarms.engine.events import APPROVAL_DECIDED
+from swarms.engine.events import APPROVAL_DECIDED, RUN_BUDGET_RAISED
+from swarms.engine.tools import schema_error
 from swarms.models import Approval, ApprovalStatus, Run, RunStatus
-from swarms.services.lifecycle import run_event_add
+from swarms.services.lifecycle import run_event_add, run_fail
 
 EXPIRED_REASON = "no decision within {seconds:g} s of the request"
 
 
 @transaction.atomic
 def run_pause(*, run_id: str, lease: int, result: RunResult) -> bool:
-    """The attempt holding the run stopped to wait for `result.pending`: the run waits for
-    them (`awaiting_approval`, no worker, its partial output and cost kept), one `Approval` per
-    request. False when the attempt holds the run no more."""
+    """The attempt holding the run stopped: to wait for `result.pending` (`awaiting_approval`,
+    one `Approval` per request), or for a bigger budget (`awaiting_budget`, until its deadline).
+    No worker holds it meanwhile; its partial output and cost are kept. False when the attempt
+    holds the run no more."""
+    changes = {
+        "status": RunStatus.AWAITING_APPROVAL,
+        "output": result.output,
+        "current_cost_usd": result.total_cost_usd,
+        "agents_active": 0,
+        "pauses": F("pauses") + 1,
+    }
+    if not result.pending:
+        changes.update(
+            status=RunStatus.AWAITING_BUDGET,
+            budget_needed_usd=result.budget_short_usd,
+            pause_deadline_at=timezone.now()
+            + timedelta(seconds=settings.SVERM_BUDGET_PAUSE_TIMEOUT_SECONDS),
+        )
     paused = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING, attempt=lease).update(
-        status=RunStatus.AWAITING_APPROVAL,
-        output=result.output,
-        current_cost_usd=result.total_cost_usd,
-        agents_active=0,
-        pauses=F("pauses") + 1,
+        **changes
     )
     if not paused:
         return False
@@ -70,16 +83,11 @@ def approval_decide(
     if arguments is not None:
         if not approved:
             raise InvalidRequest.for_field("arguments", "Only an approval takes arguments.")
-        if schema is not None:
-            error = jsonschema.exceptions.best_match(
-                jsonschema.Draft202012Validator(schema).iter_errors(arguments)
+        detail = None if schema is None else schema_error(schema, arguments)
+        if detail is not None:
+            raise InvalidRequest.for_field(
+                "arguments", detail, message=f"The arguments do not fit the tool: {detail}"
             )
-            if error is not None:
-                where = "/".join(str(p) for p in error.absolute_path)
-                detail = f"{where}: {error.message}" if where else error.message
-                raise InvalidRequest.for_field(
-                    "arguments", detail, message=f"The arguments do not fit the tool: {detail}"
-                )
         edited = json.dumps(arguments)
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=approval.run_id)
@@ -142,3 +150,56 @@ def _decided(run: Run, approval: Approval, *, by: str) -> bool:
     )
     transaction.on_commit(lambda: jobs.enqueue(jobs.EXECUTE_RUN, run.pk))
     return True
+
+
+def run_budget_raise(*, run: Run, max_budget_usd: Decimal, raised_by: User | None) -> Run:
+    """Raise a queued run's budget, or a paused-for-budget one's, which is then queued again
+    (any worker resumes it from its checkpoints). 400 when it is not higher; 409 when the run
+    runs or ended (a running run's budget is raised when it pauses for it)."""
+    with transaction.atomic():
+        current = Run.objects.select_for_update().get(pk=run.pk)
+        if current.status not in (RunStatus.QUEUED, RunStatus.AWAITING_BUDGET):
+            raise Conflict(
+                f"Run {run.pk} is {current.status}: a budget is raised while the run is queued "
+                "or paused for budget (start runs with pauseOnBudget to pause rather than fail)."
+            )
+        if max_budget_usd <= current.max_budget_usd:
+            raise InvalidRequest.for_field(
+                "maxBudgetUsd",
+                f"Must be above the current budget of ${format(current.max_budget_usd, 'f')}.",
+            )
+        data = {
+            "from_usd": format(current.max_budget_usd, "f"),
+            "to_usd": format(max_budget_usd, "f"),
+            "by": raised_by.pk if raised_by else "",
+        }
+        resume = current.status == RunStatus.AWAITING_BUDGET
+        Run.objects.filter(pk=run.pk).update(
+            max_budget_usd=max_budget_usd,
+            budget_needed_usd=None,
+            pause_deadline_at=None,
+            **({"status": RunStatus.QUEUED} if resume else {}),
+        )
+        run_event_add(run_id=run.pk, type=RUN_BUDGET_RAISED, agent_id="", data=data)
+        if resume:
+            transaction.on_commit(lambda: jobs.enqueue(jobs.EXECUTE_RUN, run.pk))
+    run.refresh_from_db()
+    return run
+
+
+def budget_pauses_expire() -> list[str]:
+    """Fail runs paused for budget past their deadline (`budget_exceeded`, their partial
+    output and cost kept); the reaper calls this. Their ids."""
+    failed = []
+    due = Run.objects.filter(
+        status=RunStatus.AWAITING_BUDGET, pause_deadline_at__lt=timezone.now()
+    ).values_list("pk", "max_budget_usd", "budget_needed_usd")
+    for run_id, budget, needed in due:
+        message = (
+            f"Run stopped at its budget of ${format(budget, 'f')}: it paused for a bigger one "
+            f"(${format(needed or 0, 'f')} more) and none came within "
+            f"{settings.SVERM_BUDGET_PAUSE_TIMEOUT_SECONDS:g} s."
+        )
+        if run_fail(run_id=run_id, code="budget_exceeded", message=message):
+            failed.append(run_id)
+    return failed

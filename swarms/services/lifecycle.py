@@ -220,7 +220,7 @@ def run_fail(
     or its worker was lost), with its `run.failed` event (see run_end) and, when given, the cost
     it ends with. Returns whether it did; a run that finished meanwhile, or (with a lease) that
     another attempt holds, is left."""
-    where = Q(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+    where = Q(status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_BUDGET])
     if only_if_stale_before is not None:
         # The reaper's check and write are one statement: a heartbeat in between wins.
         where &= _stale_filter(only_if_stale_before)

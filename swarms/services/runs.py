@@ -31,7 +31,15 @@ from swarms import jobs
 from swarms.engine import Definition, Price, estimate_cost, minimum_cost, validate_definition
 from swarms.engine.events import RUN_CANCELLED
 from swarms.engine.tools import WORKSPACE_ALLOWLIST
-from swarms.models import Approval, ApprovalStatus, Run, RunStatus, Swarm, SwarmVersion
+from swarms.models import (
+    PAUSED_STATUSES,
+    Approval,
+    ApprovalStatus,
+    Run,
+    RunStatus,
+    Swarm,
+    SwarmVersion,
+)
 from swarms.providers import check_models_routable, price_map, simulated_mode
 from swarms.services.lifecycle import run_end, runs_reap_stale
 from templates_app.selectors import template_get
@@ -104,6 +112,7 @@ def run_create(
     template_id: str = "",
     webhook_url: str = "",
     prices: dict[str, Price] | None = None,
+    pause_on_budget: bool = False,
 ) -> Run:
     """Queue a run after checking its definition, that its expected cost fits the budget
     (422 `budget_exceeded` otherwise) and the plan's run quotas (429 `rate_limited`); it is
@@ -136,7 +145,7 @@ def run_create(
         "template_id": template_id, "swarm_type": swarm_type, "definition": definition,
         "task": task, "max_budget_usd": budget, "estimated_cost_usd": expected,
         "agents_total": len(parsed.expanded_agents()), "simulated": simulated_mode(),
-        "webhook_url": webhook_url, "created_by": created_by,
+        "webhook_url": webhook_url, "created_by": created_by, "pause_on_budget": pause_on_budget,
     }  # fmt: skip
     try:
         return _run_insert(values)
@@ -160,6 +169,7 @@ def run_create_for_swarm(
     max_budget_usd: Decimal | None,
     webhook_url: str,
     created_by: User | None,
+    pause_on_budget: bool = False,
 ) -> Run:
     """Start a run of `swarm` (`/api/swarms/{id}/runs`) in `workspace_id` (see selectors'
     `run_workspace_for_swarm`): of the version `version_id` (404 when there is none, 422 when it
@@ -179,6 +189,7 @@ def run_create_for_swarm(
         swarm=swarm,
         version=version,
         webhook_url=webhook_url,
+        pause_on_budget=pause_on_budget,
     )
 
 
@@ -191,6 +202,7 @@ def run_create_from_source(
     max_budget_usd: Decimal | None,
     webhook_url: str,
     created_by: User | None,
+    pause_on_budget: bool = False,
 ) -> Run:
     """Start a `/v1` run in `workspace_id` from `source`: a template id (one the caller may read
     there, 404 otherwise) or an inline YAML definition (422 listing its problems)."""
@@ -211,6 +223,7 @@ def run_create_from_source(
         template_id=template_id,
         webhook_url=webhook_url,
         prices=prices,
+        pause_on_budget=pause_on_budget,
     )
 
 
@@ -260,11 +273,11 @@ def run_cancel(*, run: Run) -> Run:
         changes={"status": RunStatus.CANCELLED, "cancel_requested_at": now, "completed_at": now},
         terminal=(RUN_CANCELLED, {"cost_usd": "0"}),
     )
-    if not cancelled and run.status == RunStatus.AWAITING_APPROVAL:
+    if not cancelled and run.status in PAUSED_STATUSES:
         # No worker holds a paused run: it ends here, with what it spent before pausing.
         cancelled = run_end(
             run_id=run.pk,
-            where=Q(status=RunStatus.AWAITING_APPROVAL),
+            where=Q(status__in=PAUSED_STATUSES),
             changes={"status": RunStatus.CANCELLED, "cancel_requested_at": now,
                      "completed_at": now},
             terminal=(RUN_CANCELLED, {"cost_usd": format(run.current_cost_usd, "f")}),

@@ -469,3 +469,53 @@ async def test_a_priced_tool_is_charged_under_the_budget():
     (data,) = [e.data for e in log.of_type(ev.TOOL_RESULT)]
     assert data["error"] == "the run's budget cannot pay for this call ($50)"
     assert result.total_cost_usd <= Decimal(1)
+
+
+async def test_a_run_that_opted_in_pauses_for_budget_and_resumes_with_more():
+    huge = Echo(result="y" * 20_000)
+
+    def calls(request):
+        return (ToolCall("c", "lookup", json.dumps({"url": URL})),)
+
+    provider = RecordingProvider(tool_calls=calls)
+    spec = dataclasses.replace(
+        run_input(sequential(["lookup"], max_tool_calls=6), budget="0.004"), pause_on_budget=True
+    )
+    first, log = await execute(spec, provider, Toolbox({"lookup": huge}))
+    assert first.status == ev.PAUSED and first.pending == ()
+    assert first.budget_short_usd > 0 and first.total_cost_usd <= Decimal("0.004")
+    (paused,) = log.of_type(ev.RUN_PAUSED)
+    assert paused.data["reason"] == "budget" and paused.data["agent_id"] == "drafter"
+    assert Decimal(paused.data["needed_usd"]) == first.budget_short_usd
+    assert not [t for t in log.types() if t in ev.TERMINAL_EVENTS]
+    assert {s.status for s in log.steps} <= {"reserved", "settled"}  # nothing left in flight
+    made = len(provider.requests)
+
+    settled = {s.key: s for s in log.steps if s.status == "settled"}
+    again_provider = RecordingProvider(tool_calls=calls)
+    resumed, _again = await execute(
+        dataclasses.replace(spec, budget_usd=Decimal(1), checkpoints=settled),
+        again_provider,
+        Toolbox({"lookup": huge}),
+    )
+    assert resumed.status == "completed", resumed
+    # What the first attempt paid was replayed; only the calls after the pause were made.
+    assert len(again_provider.requests) == 6 + 1 + 1 - made
+    assert resumed.total_cost_usd == first.total_cost_usd + sum(
+        u.cost_usd for u in resumed.usage[len(first.usage) :]
+    )
+    assert len(huge.calls) == 6  # each tool call ran once across both attempts
+
+
+async def test_without_opting_in_the_run_fails_at_its_budget():
+    huge = Echo(result="y" * 20_000)
+    provider = RecordingProvider(
+        tool_calls=lambda r: (ToolCall("c", "lookup", json.dumps({"url": URL})),)
+    )
+    result, log = await execute(
+        run_input(sequential(["lookup"], max_tool_calls=6), budget="0.004"),
+        provider,
+        Toolbox({"lookup": huge}),
+    )
+    assert (result.status, result.error_code) == ("failed", "budget_exceeded")
+    assert not log.of_type(ev.RUN_PAUSED)

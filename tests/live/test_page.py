@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from swarms.models import Run
+from swarms.models import Approval, Run
 from tests.conftest import PASSWORD
 from tests.factories import create_run
 
@@ -133,3 +133,59 @@ def test_admin_changelist_links_to_it(superuser_client, run):
     response = superuser_client.get(reverse("admin:swarms_run_changelist"))
     assert response.status_code == 200
     assert f'href="{live_url(run.pk)}"' in response.content.decode()
+
+
+def paused_run(run: Run, status: str = "awaiting_approval") -> Run:
+    Run.objects.filter(pk=run.pk).update(status=status)
+    run.refresh_from_db()
+    return run
+
+
+def test_waiting_calls_are_shown_with_approve_and_deny_buttons(staff_client, run):
+    run = paused_run(run)
+    waiting = Approval.objects.create(
+        run=run, key="k1-t", agent_id="reader-1", tool="http_fetch",
+        arguments='{"url": "https://example.org/<b>"}', deadline_at=run.created_at,
+    )  # fmt: skip
+    page = staff_client.get(live_url(run.pk)).content.decode()
+    assert "Waiting for approval" in page and "reader-1" in page
+    assert "https://example.org/&lt;b&gt;" in page  # escaped
+    action = reverse("run-approval-decide", args=[run.pk, waiting.pk])
+    assert f'action="{action}"' in page
+
+    answer = staff_client.post(action, {"decision": "deny", "reason": "not that one"})
+    assert answer.status_code == 302 and answer["Location"] == live_url(run.pk)
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.reason) == ("denied", "not that one")
+    assert Run.objects.get(pk=run.pk).status == "queued"  # none waits: queued to resume
+    again = staff_client.post(action, {"decision": "approve"}, follow=True)
+    assert "was denied already" in again.content.decode()
+    assert "Waiting for approval" not in staff_client.get(live_url(run.pk)).content.decode()
+
+
+def test_a_run_paused_for_budget_can_have_it_raised_from_the_page(staff_client, run):
+    run = paused_run(run, "awaiting_budget")
+    page = staff_client.get(live_url(run.pk)).content.decode()
+    assert "Paused for budget" in page
+    action = reverse("run-budget-raise", args=[run.pk])
+    bad = staff_client.post(action, {"max_budget_usd": "lots"}, follow=True)
+    assert "Not an amount of USD" in bad.content.decode()
+    answer = staff_client.post(action, {"max_budget_usd": "$9.50"})
+    assert answer.status_code == 302
+    run.refresh_from_db()
+    assert (run.status, run.max_budget_usd) == ("queued", 9.5)
+
+
+def test_the_decision_forms_are_for_staff_only(make_user, run):
+    run = paused_run(run)
+    waiting = Approval.objects.create(
+        run=run, key="k1-t", agent_id="reader-1", tool="http_fetch", arguments="{}",
+        deadline_at=run.created_at,
+    )  # fmt: skip
+    client = Client()
+    client.force_login(make_user())
+    answer = client.post(reverse("run-approval-decide", args=[run.pk, waiting.pk]),
+                         {"decision": "approve"})  # fmt: skip
+    assert answer.status_code == 302 and "/admin/login/" in answer["Location"]
+    waiting.refresh_from_db()
+    assert waiting.status == "pending"

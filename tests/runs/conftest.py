@@ -59,7 +59,7 @@ agents:
 V1_CREATED_KEYS = {"swarm_id", "status", "estimated_cost_usd", "created_at"}
 V1_STATUS_KEYS = {
     "swarm_id", "status", "progress", "current_cost_usd", "agents_active", "agents_total",
-    "simulated", "error", "awaiting_approval", "created_at",
+    "simulated", "error", "awaiting_budget", "awaiting_approval", "created_at",
 }  # fmt: skip
 V1_RESULT_KEYS = {
     "swarm_id", "status", "output", "cost_report", "agent_logs", "elapsed_seconds", "simulated",

@@ -26,7 +26,7 @@ RUN_KEYS = {
     "id", "workspaceId", "swarmId", "versionId", "templateId", "task", "status", "progress",
     "maxBudgetUsd", "estimatedCostUsd", "currentCostUsd", "agentsActive", "agentsTotal",
     "simulated", "output", "errorCode", "errorMessage", "webhookUrl", "createdBy", "createdAt",
-    "startedAt", "completedAt",
+    "startedAt", "completedAt", "pauseOnBudget", "budgetNeededUsd", "pauseDeadlineAt",
 }  # fmt: skip
 RESULT_KEYS = {
     "runId", "status", "output", "costReport", "agentLogs", "errorCode", "errorMessage",

@@ -97,6 +97,7 @@ ENDPOINTS = [
     E("GET", "/api/swarms/{swarm}/versions/{version}", VIEWER, True, 200),
     E("GET", "/api/runs?workspace_id={ws}", VIEWER, True, 200),
     E("GET", "/api/runs/{run}", VIEWER, True, 200),
+    E("PATCH", "/api/runs/{run}", OPERATOR, True, 200, {"maxBudgetUsd": "9"}),
     E("POST", "/api/runs/{run}/cancel", OPERATOR, True, 200),
     E("GET", "/api/runs/{run}/result", VIEWER, True, 200),
     E("GET", "/api/runs/{run}/events", VIEWER, True, 200),

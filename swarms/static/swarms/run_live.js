@@ -213,6 +213,22 @@
         return "Run failed · " + (data.error_code || "") + ": " + shorten(data.error_message, 300);
       case "run.cancelled":
         return "Run cancelled · " + usd(data.cost_usd);
+      case "tool.called":
+        return "→ " + (data.tool || "?") + " " + shorten(data.arguments, 200);
+      case "tool.result":
+        return (
+          (data.tool || "?") + " · " + (data.duration_ms || 0) + " ms · " +
+          (data.error ? "error: " + shorten(data.error, 200) : shorten(data.summary, 200))
+        );
+      case "approval.requested":
+        return "waiting for approval: " + (data.tool || "?") + " " + shorten(data.arguments, 200);
+      case "approval.decided":
+        return (data.tool || "?") + " " + (data.decision || "decided") +
+          (data.reason ? " · " + shorten(data.reason, 200) : "");
+      case "run.paused":
+        return "paused: needs " + usd(data.needed_usd) + " more budget";
+      case "run.budget_raised":
+        return "budget raised to " + usd(data.to_usd);
       default:
         return shorten(JSON.stringify(data), 300);
     }
@@ -286,6 +302,14 @@
         setProgress(data.progress);
         setCost(data.cost_usd);
         setAgents(null, data.agents_total);
+        break;
+      case "approval.requested":
+      case "run.paused":
+        // The decisions are made in forms the server renders once the run has paused.
+        if (!state.reloading) {
+          state.reloading = true;
+          window.setTimeout(() => window.location.reload(), 1500);
+        }
         break;
       default:
         break;
