@@ -13,7 +13,6 @@ from sverm.api.schema import ProblemSerializer
 from swarms.models import Approval, ApprovalStatus, Run
 from swarms.serializers import ApprovalDecisionSerializer, ApprovalSerializer
 from swarms.services.approvals import approval_decide
-from tools.selectors import workspace_tools
 
 APPROVAL_LIST = ListSpec(
     name="Approval",
@@ -64,13 +63,11 @@ class RunApprovalViewSet(WorkspaceScopedViewSet):
         data = ApprovalDecisionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        tool = workspace_tools(workspace_id=approval.run.workspace_id).get(approval.tool)
         decided = approval_decide(
             approval=approval,
             approved=fields["decision"] == "approve",
             arguments=fields.get("arguments"),
             reason=fields["reason"],
             decided_by=request.user if request.user.is_authenticated else None,
-            schema=None if tool is None else dict(tool.spec.parameters),
         )
         return Response(self.get_serializer(decided).data)

@@ -3,12 +3,15 @@ the tests' OpenAI-compatible server (tests/llm_server.py), checked as a user wou
 run completes, says `simulated: false`, and its cost report agrees with the ledger row by row.
 Shared by the embedded-mode test and the production-layout test."""
 
+import json
 import time
 from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosedOK
+from websockets.sync.client import connect
 
 from swarms.engine.types import Usage as LedgerRow  # a ledger row's fields, as the engine's
 from tests.llm_server import LLMServer
@@ -102,4 +105,22 @@ def check_tool_run(
     assert len(results) == 3 and all("error" not in r for r in results), results
     report = http.get(f"/api/runs/{run_id}/result").json()["costReport"]
     assert [(t["tool"], t["calls"], t["errors"]) for t in report["tools"]] == [("http_fetch", 3, 0)]
+    # The run's stream carries the tool events too (a finished run replays, then closes).
+    streamed = stream_types(http, run_id)
+    assert streamed.count("tool.called") == streamed.count("tool.result") == 3
+    assert streamed[-1] == "run.completed"
     llm.behaviour.tool_call = None
+
+
+def stream_types(http: httpx.Client, run_id: str) -> list[str]:
+    """The types of what `/v1/swarms/{id}/stream` sends for a finished run, over a real
+    WebSocket to the same server, with the client's API key."""
+    url = str(http.base_url).replace("http://", "ws://").rstrip("/")
+    headers = {"Authorization": http.headers["Authorization"]}
+    types = []
+    with connect(f"{url}/v1/swarms/{run_id}/stream", additional_headers=headers) as socket:
+        try:
+            while True:
+                types.append(json.loads(socket.recv(timeout=10))["type"])
+        except ConnectionClosedOK:
+            return [t for t in types if t != "run.status"]

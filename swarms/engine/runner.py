@@ -302,6 +302,15 @@ class _Run:
         # Keyed before any await, so calls get the same keys in every attempt of the run.
         key = self.keys.key(agent, job.messages)
         replayed = self.keys.settled(key)
+        if agent.approve_steps:
+            decision = await self._step_decision(job, key)
+            if not decision.approved:
+                self._turn_started(agent)
+                return self._complete(job, _step_denied(decision), Decimal(0))
+            if decision.arguments is not None:
+                job = _with_operator_note(job, decision.arguments)
+                key = self.keys.key(agent, job.messages)
+                replayed = self.keys.settled(key)
         if replayed is not None and not offered:
             return self._replay(job, replayed)
         announced = False
@@ -507,6 +516,19 @@ class _Run:
         return outcome
 
     # --- pausing for approvals -------------------------------------------------------------------
+
+    async def _step_decision(self, job: Job, key: str) -> Decision:
+        """An operator's decision on this step of an agent whose steps need one; without one
+        yet, ask and hold (the run pauses)."""
+        request_key = step_approval_key(key)
+        decision = self.spec.approvals.get(request_key)
+        if decision is None:
+            task = json.dumps({"task": _shorten(job.summary, 2000)})
+            await self._wait_for_approval(
+                [ApprovalRequest(request_key, job.agent.id, AGENT_STEP, "", task)]
+            )
+        assert decision is not None
+        return decision
 
     async def _wait_for_approval(self, requests: list[ApprovalRequest]) -> None:
         """Ask for the operators' decisions, then hold: the run pauses once nothing is in
@@ -869,6 +891,36 @@ def pack_outcome(outcome: ToolOutcome) -> str:
 
 def unpack_outcome(output: str) -> ToolOutcome:
     return ToolOutcome(**json.loads(output))
+
+
+# An agent step waiting for approval is a request on the pseudo-tool `agent_step`; approving
+# with arguments `{"note": ...}` adds the operator's note to the step's prompt.
+AGENT_STEP = "agent_step"
+AGENT_STEP_SCHEMA = {
+    "type": "object",
+    "properties": {"note": {"type": "string", "maxLength": 4000}},
+    "additionalProperties": False,
+}
+
+
+def step_approval_key(key: str) -> str:
+    """The approval key of the step whose call is `key`, the same in every attempt."""
+    return f"{hashlib.sha256(key.encode()).hexdigest()[:48]}-s"
+
+
+def _step_denied(decision: Decision) -> str:
+    return (
+        f"(This step was not run: an operator denied it: {decision.reason or 'no reason given'}.)"
+    )
+
+
+def _with_operator_note(job: Job, arguments: str) -> Job:
+    note = str(json.loads(arguments).get("note", "")).strip()
+    if not note:
+        return job
+    *head, last = job.messages
+    noted = Message(last.role, f"{last.content}\n\n<operator_note>\n{note}\n</operator_note>")
+    return dataclasses.replace(job, messages=(*head, noted))
 
 
 def _decision_name(decision: Decision) -> str:

@@ -31,6 +31,7 @@ TOP_LEVEL_FIELDS = ("version", "topology", "instructions", "limits", "agents")
 LIMIT_FIELDS = ("max_parallel", "max_steps", "rounds", "max_tool_calls")
 AGENT_FIELDS = (
     "id", "role", "model", "instructions", "max_tokens", "replicas", "tools", "requires_approval",
+    "approve_steps",
 )  # fmt: skip
 
 _REPLICABLE = " and ".join(REPLICABLE_ROLES)  # "worker and debater", as errors name them
@@ -125,6 +126,8 @@ def _validate_agents(
         _check_model(agent, path, known_models, errors)
         _check_tools(agent, path, known_tools, errors)
         _check_approval(agent, path, errors)
+        if not isinstance(agent.get("approve_steps", False), bool):
+            errors.append(f"{path}.approve_steps: must be true or false")
         _check_text(agent, "instructions", f"{path}.instructions", errors)
         if "max_tokens" in agent and not _int_in_range(agent["max_tokens"], 1, MAX_TOKENS):
             errors.append(f"{path}.max_tokens: must be an integer from 1 to {MAX_TOKENS}")

@@ -21,6 +21,7 @@ class AgentSpec:
     tools: tuple[str, ...] = ()  # the tools it may call: its allowlist
     # Its tool calls that wait for an operator's approval: True (all), or some tools by name.
     requires_approval: bool | tuple[str, ...] = False
+    approve_steps: bool = False  # each of its steps (LLM turns) waits for an operator first
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tools", tuple(self.tools))
@@ -90,6 +91,7 @@ class Definition:
                     "max_tokens": agent.max_tokens,
                     "replicas": agent.replicas,
                     "tools": list(agent.tools),
+                    "approve_steps": agent.approve_steps,
                     "requires_approval": (
                         agent.requires_approval
                         if isinstance(agent.requires_approval, bool)
@@ -120,6 +122,7 @@ class Definition:
                         max_tokens=agent.max_tokens,
                         tools=agent.tools,
                         requires_approval=agent.requires_approval,
+                        approve_steps=agent.approve_steps,
                     )
                 )
         return tuple(expanded)

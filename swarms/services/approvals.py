@@ -22,9 +22,11 @@ from sverm.api.errors import Conflict, InvalidRequest
 from swarms import jobs
 from swarms.engine import RunResult
 from swarms.engine.events import APPROVAL_DECIDED, RUN_BUDGET_RAISED
+from swarms.engine.runner import AGENT_STEP, AGENT_STEP_SCHEMA
 from swarms.engine.tools import schema_error
 from swarms.models import Approval, ApprovalStatus, Run, RunStatus
 from swarms.services.lifecycle import run_event_add, run_fail
+from tools.selectors import workspace_tools
 
 EXPIRED_REASON = "no decision within {seconds:g} s of the request"
 
@@ -74,15 +76,16 @@ def approval_decide(
     arguments: dict | None = None,
     reason: str = "",
     decided_by: User | None,
-    schema: dict | None = None,
 ) -> Approval:
-    """Approve (with `arguments` instead of the model's, checked against the tool's `schema`
-    when given: 400) or deny a pending call, with an `approval.decided` event. 409 when it was
-    decided already or its run ended. The last decision of a pause queues the run again."""
+    """Approve (with `arguments` instead of the model's, checked against the tool's schema:
+    400; for an agent's step, `{"note": ...}` for its prompt) or deny a pending call, with an
+    `approval.decided` event. 409 when it was decided already or its run ended. The last
+    decision of a pause queues the run again."""
     edited = ""
     if arguments is not None:
         if not approved:
             raise InvalidRequest.for_field("arguments", "Only an approval takes arguments.")
+        schema = _arguments_schema(approval)
         detail = None if schema is None else schema_error(schema, arguments)
         if detail is not None:
             raise InvalidRequest.for_field(
@@ -104,6 +107,15 @@ def approval_decide(
         current.save()
         _decided(run, current, by=decided_by.pk if decided_by else "")
     return current
+
+
+def _arguments_schema(approval: Approval) -> dict | None:
+    """What edited arguments must fit: an agent step's note, or the tool's JSON schema (None
+    when the workspace has the tool no more)."""
+    if approval.tool == AGENT_STEP:
+        return AGENT_STEP_SCHEMA
+    tool = workspace_tools(workspace_id=approval.run.workspace_id).get(approval.tool)
+    return None if tool is None else dict(tool.spec.parameters)
 
 
 def approvals_expire() -> list[str]:

@@ -519,3 +519,40 @@ async def test_without_opting_in_the_run_fails_at_its_budget():
     )
     assert (result.status, result.error_code) == ("failed", "budget_exceeded")
     assert not log.of_type(ev.RUN_PAUSED)
+
+
+async def test_an_agents_steps_can_wait_for_approval_and_carry_the_operators_note():
+    definition = Definition.from_dict(
+        {
+            "topology": "sequential",
+            "agents": [agent("drafter", "drafter", approve_steps=True), agent("editor", "editor")],
+        }
+    )
+    spec = run_input(definition)
+    provider = RecordingProvider()
+    first, _log = await execute(spec, provider, Toolbox({}))
+    assert first.status == ev.PAUSED and provider.requests == []
+    (request,) = first.pending
+    assert (request.agent_id, request.tool) == ("drafter", "agent_step")
+    assert json.loads(request.arguments)["task"].startswith("Investigate")
+
+    noted = Decision(approved=True, arguments=json.dumps({"note": "Focus on ammonia."}))
+    approved, _ = await execute(
+        dataclasses.replace(spec, approvals={request.key: noted}), provider, Toolbox({})
+    )
+    assert approved.status == "completed"
+    drafter = provider.request_for("drafter")
+    assert "<operator_note>\nFocus on ammonia.\n</operator_note>" in drafter.messages[-1].content
+
+    skipping = RecordingProvider()
+    denied, again = await execute(
+        dataclasses.replace(
+            spec, approvals={request.key: Decision(approved=False, reason="not today")}
+        ),
+        skipping,
+        Toolbox({}),
+    )
+    assert denied.status == "completed"
+    assert [r.agent_id for r in skipping.requests] == ["editor"]  # the drafter was not called
+    (done, _editor) = again.of_type(ev.AGENT_COMPLETED)
+    assert done.agent_id == "drafter" and "an operator denied it: not today" in done.data["output"]

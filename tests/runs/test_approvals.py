@@ -140,3 +140,29 @@ def test_cancelling_a_paused_run_ends_it_at_once(operator, page):
         f"/api/runs/{run_id}/approvals/{first.pk}", {"decision": "approve"}, format="json"
     )
     assert late.status_code == 409
+
+
+STEPPED_YAML = """\
+topology: sequential
+agents:
+  - {id: drafter, role: drafter, model: gpt-4o-mini, max_tokens: 256, approve_steps: true}
+  - {id: editor, role: editor, model: gpt-4o-mini, max_tokens: 256}
+"""
+
+
+def test_an_agents_step_waits_for_approval_and_takes_the_operators_note(operator):
+    body = {"template": STEPPED_YAML, "task": "Outline tidal power", "max_budget_usd": 1}
+    run_id = operator.post("/v1/swarms", body, format="json").json()["swarm_id"]
+    paused(operator, run_id)
+    (waiting,) = operator.get(f"/api/runs/{run_id}/approvals").json()["data"]
+    assert (waiting["tool"], waiting["agentId"]) == ("agent_step", "drafter")
+    assert waiting["arguments"] == {"task": "Outline tidal power"}
+    url = f"/api/runs/{run_id}/approvals/{waiting['id']}"
+    bad = operator.post(url, {"decision": "approve", "arguments": {"nope": 1}}, format="json")
+    assert bad.status_code == 400
+    answer = operator.post(
+        url, {"decision": "approve", "arguments": {"note": "Keep it short."}}, format="json"
+    )
+    assert answer.status_code == 200, answer.content
+    assert wait_terminal(operator, f"/v1/swarms/{run_id}")["status"] == "completed"
+    assert Run.objects.get(pk=run_id).attempt == 2
