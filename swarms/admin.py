@@ -163,6 +163,27 @@ class RunEventInline(admin.TabularInline):
         return False
 
 
+class ApprovalInline(admin.TabularInline):
+    """The run's tool calls (and agent steps) that waited for an operator; decide on pending
+    ones from the Approvals list or the live page."""
+
+    model = Approval
+    extra = 0
+    can_delete = False
+    fields = ["decide_link", "agent_id", "tool", "status", "arguments", "edited_arguments",
+              "reason", "decided_by", "deadline_at"]  # fmt: skip
+    readonly_fields = fields
+    ordering = ["created_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Approval")
+    def decide_link(self, approval: Approval):
+        url = reverse("admin:swarms_approval_change", args=[approval.pk])
+        return format_html('<a href="{}">{}</a>', url, approval.pk)
+
+
 class RunStepInline(admin.TabularInline):
     """Each LLM call's checkpoint: which attempt made it, what it reserved and cost. Interrupted
     steps hold their reservation against the budget until an operator reconciles them with the
@@ -192,7 +213,7 @@ class RunAdmin(admin.ModelAdmin):
     search_fields = ["id", "task", "workspace__name", "workspace__id", "swarm__id", "swarm__name"]
     list_select_related = ["workspace"]
     date_hierarchy = "created_at"
-    inlines = [RunStepInline, RunEventInline]
+    inlines = [ApprovalInline, RunStepInline, RunEventInline]
     actions = ["cancel_runs"]
     readonly_fields = ["live_view", *(f.name for f in Run._meta.fields)]
 

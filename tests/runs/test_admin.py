@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from swarms.models import Run, RunStatus
+from swarms.models import Approval, Run, RunStatus
 from tests.conftest import PASSWORD
 from tests.factories import add_events, create_run, make_run
 from tests.runs.conftest import event_types
@@ -80,7 +80,8 @@ def test_the_change_page_is_read_only_with_the_events_inline(staff, runs):
     assert response.context["has_change_permission"] is False
     assert 'name="_save"' not in html
     assert "Queued one" in html
-    steps, inline = response.context["inline_admin_formsets"]
+    approvals, steps, inline = response.context["inline_admin_formsets"]
+    assert approvals.formset.model.__name__ == "Approval"  # none for this run
     assert steps.formset.model.__name__ == "RunStep"  # call checkpoints, none for a queued run
     assert inline.formset.model.__name__ == "RunEvent"
     shown = [form.form.instance for form in inline]
@@ -141,3 +142,26 @@ def test_non_staff_cannot_open_the_run_admin(runs, user):
     response = client.get(reverse(CHANGELIST))
     assert response.status_code == 302
     assert reverse("admin:login") in response["Location"]
+
+
+def test_the_run_page_lists_its_approvals_and_the_approvals_list_decides(staff, runs):
+    run = runs[0]
+    Run.objects.filter(pk=run.pk).update(status="awaiting_approval")
+    waiting = Approval.objects.create(
+        run=run, key="k1-t", agent_id="reader-1", tool="http_fetch",
+        arguments='{"url": "https://example.org"}', deadline_at=run.created_at,
+    )  # fmt: skip
+    page = staff.get(reverse("admin:swarms_run_change", args=[quote(run.pk)])).content.decode()
+    assert waiting.pk in page and "https://example.org" in page
+
+    listing = staff.get(reverse("admin:swarms_approval_changelist"), {"status__exact": "pending"})
+    assert waiting.pk in listing.content.decode()
+    answer = staff.post(
+        reverse("admin:swarms_approval_changelist"),
+        {"action": "deny_selected", "_selected_action": [waiting.pk]},
+        follow=True,
+    )
+    assert "denied" in answer.content.decode()
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.reason) == ("denied", "denied in the admin")
+    assert Run.objects.get(pk=run.pk).status == "queued"

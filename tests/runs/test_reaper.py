@@ -47,6 +47,24 @@ def test_a_silent_run_with_attempts_left_is_resumed_not_failed(
     assert run.status == RunStatus.RUNNING and run.attempt == 1  # the executor takes the lease
 
 
+def test_attempts_that_ended_in_a_pause_do_not_count_as_lost(
+    not_executing, workspace, django_capture_on_commit_callbacks
+):
+    # Three attempts, one of which ended pausing for approvals: two were lost, one is left.
+    run = make_run(
+        workspace, heartbeat_ago=STALE_AFTER_SECONDS + 5, started_ago=300, attempt=3, pauses=1
+    )
+    with django_capture_on_commit_callbacks() as dispatched:
+        assert runs_reap_stale() == []
+    assert len(dispatched) == 1
+    assert run_resume_claim(run_id=run.pk) == 4  # the lease of the resumed attempt
+    Run.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=STALE_AFTER_SECONDS + 5)
+    )
+    assert run_resume_claim(run_id=run.pk) is None  # 4 - 1 pause = 3 lost attempts: no more
+    assert runs_reap_stale() == [run.pk]
+
+
 def test_a_silent_run_that_used_every_attempt_is_failed_with_worker_lost(not_executing, workspace):
     run = make_run(workspace, heartbeat_ago=STALE_AFTER_SECONDS + 5, started_ago=300, attempt=3)
     usage_record_add(
