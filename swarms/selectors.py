@@ -13,6 +13,7 @@ from billing.models import UsageRecord
 from sverm.api.errors import InvalidRequest, NotFound
 from sverm.money import money_shares
 from swarms.engine import Step, Usage
+from swarms.engine.checkpoints import TOOL_MODEL_PREFIX
 from swarms.engine.events import (
     AGENT_COMPLETED,
     AGENT_DELEGATED,
@@ -21,7 +22,6 @@ from swarms.engine.events import (
     TOOL_CALLED,
     TOOL_RESULT,
 )
-from swarms.engine.runner import TOOL_MODEL_PREFIX
 from swarms.engine.types import Decision
 from swarms.models import (
     Approval,

@@ -2,19 +2,21 @@
 
 `run_swarm` never raises for anything that goes wrong inside the run: every outcome is a
 RunResult with a status and an error code, and the caller's callbacks have seen exactly one
-terminal event. Only the cancellation of the caller's own task propagates.
+terminal event; or, when operators must decide (tool calls or steps that need approval, a
+budget the run may pause for), a `paused` RunResult with nothing in flight, to be resumed from
+its checkpoints. Only the cancellation of the caller's own task propagates.
 
-Longer than the engine's other modules (about 490 lines) because one run's state (budget, slots,
-halt, usage, progress) is shared by all its calls, and a call's reservation, attempts, retries and
-settlement read best next to each other. What stands on its own lives beside it: cancellation
-(cancel.py), event delivery (sink.py), the output allowance under the budget (allowance.py) and
-checkpoint keys (checkpoints.py).
+The engine's longest module (about 900 lines) because one run's state (budget, slots, halt,
+usage, progress, pausing) is shared by all its calls, and a turn's calls, tool calls,
+reservations, retries and settlements read best next to each other. What stands on its own
+lives beside it: cancellation (cancel.py), event delivery (sink.py), the output allowance under
+the budget (allowance.py), checkpoint keys and what steps store (checkpoints.py), the tools and
+their rules (tools.py) and what operators' decisions do (gates.py).
 """
 
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,8 +28,27 @@ from swarms.engine.allowance import OutputAllowance
 from swarms.engine.budget import Budget, Reservation, cost_usd
 from swarms.engine.cancel import CancelToken
 from swarms.engine.chat import Message
-from swarms.engine.checkpoints import StepKeys, attempt_key, call_key
+from swarms.engine.checkpoints import (
+    TOOL_MODEL_PREFIX,
+    TOOL_PROVIDER,
+    StepKeys,
+    attempt_key,
+    call_key,
+    pack_outcome,
+    pack_output,
+    step_approval_key,
+    tool_key,
+    unpack_outcome,
+    unpack_output,
+)
 from swarms.engine.estimate import OUTPUT_BYTES_PER_TOKEN
+from swarms.engine.gates import (
+    AGENT_STEP,
+    decision_name,
+    denied_outcome,
+    step_denied_text,
+    with_operator_note,
+)
 from swarms.engine.providers import (
     Completion,
     CompletionRequest,
@@ -37,12 +58,13 @@ from swarms.engine.providers import (
 )
 from swarms.engine.sink import EventSink
 from swarms.engine.tools import (
-    OPERATOR_DENIAL,
     Toolbox,
     ToolCall,
     ToolOutcome,
     ToolSpec,
     empty_toolbox,
+    over_limit_outcome,
+    unaffordable_outcome,
 )
 from swarms.engine.topologies import TOPOLOGIES, Job
 from swarms.engine.types import (
@@ -306,9 +328,9 @@ class _Run:
             decision = await self._step_decision(job, key)
             if not decision.approved:
                 self._turn_started(agent)
-                return self._complete(job, _step_denied(decision), Decimal(0))
+                return self._complete(job, step_denied_text(decision), Decimal(0))
             if decision.arguments is not None:
-                job = _with_operator_note(job, decision.arguments)
+                job = with_operator_note(job, decision.arguments)
                 key = self.keys.key(agent, job.messages)
                 replayed = self.keys.settled(key)
         if replayed is not None and not offered:
@@ -422,7 +444,7 @@ class _Run:
             data = {"call_id": call.id, "tool": call.name, "arguments": _clip(call.arguments)}
             if index in decisions:
                 decision = decisions[index]
-                data["approval"] = _decision_name(decision)
+                data["approval"] = decision_name(decision)
                 if decision.arguments is not None:
                     data["arguments"] = _clip(decision.arguments)
             self.sink.event(events.TOOL_CALLED, agent.id, data)
@@ -479,7 +501,7 @@ class _Run:
             price = Decimal(0)
         kept = self.allowance.kept_aside(key, agent.id, 0)
         if price > 0 and price > self.budget.remaining - kept:
-            outcome = _unaffordable(price)
+            outcome = unaffordable_outcome(price)
             price = Decimal(0)
         else:
             outcome = None
@@ -493,9 +515,9 @@ class _Run:
         try:
             if outcome is None:
                 if over_limit:
-                    outcome = _over_limit(call)
+                    outcome = over_limit_outcome()
                 elif decision is not None and not decision.approved:
-                    outcome = _denied(decision)
+                    outcome = denied_outcome(decision)
                 else:
                     arguments = None if decision is None else decision.arguments
                     outcome = await self.tools.run(agent.tools, call, arguments=arguments)
@@ -850,103 +872,6 @@ class _Run:
     def _wake_reservations(self) -> None:
         self._settled.set()
         self._settled = asyncio.Event()
-
-
-# A settled call that asked for tools keeps them in its step's output, after this line, so a
-# resumed run replays the request too (a model's text never starts with it).
-TOOL_CALLS_MARK = "[[sverm:tool_calls]]\n"
-
-
-def pack_output(text: str, calls: Sequence[ToolCall]) -> str:
-    """A settled step's output: the text, and the tool calls when there were some."""
-    if not calls:
-        return text
-    listed = [[call.id, call.name, call.arguments] for call in calls]
-    return f"{TOOL_CALLS_MARK}{json.dumps({'text': text, 'tool_calls': listed})}"
-
-
-def unpack_output(output: str) -> tuple[str, tuple[ToolCall, ...]]:
-    """The text and tool calls `pack_output` stored."""
-    if not output.startswith(TOOL_CALLS_MARK):
-        return output, ()
-    data = json.loads(output[len(TOOL_CALLS_MARK) :])
-    return data["text"], tuple(ToolCall(*call) for call in data["tool_calls"])
-
-
-# A tool call's checkpoint and ledger row: "model" `tool:<name>`, provider "tool", no tokens.
-TOOL_MODEL_PREFIX = "tool:"
-TOOL_PROVIDER = "tool"
-
-
-def tool_key(asked: str, index: int) -> str:
-    """The checkpoint key of the `index`th tool call the call `asked` asked for: the same in
-    every attempt of the run."""
-    digest = hashlib.sha256(f"{asked}#{index}".encode()).hexdigest()[:48]
-    return f"{digest}-t"
-
-
-def pack_outcome(outcome: ToolOutcome) -> str:
-    return json.dumps(dataclasses.asdict(outcome))
-
-
-def unpack_outcome(output: str) -> ToolOutcome:
-    return ToolOutcome(**json.loads(output))
-
-
-# An agent step waiting for approval is a request on the pseudo-tool `agent_step`; approving
-# with arguments `{"note": ...}` adds the operator's note to the step's prompt.
-AGENT_STEP = "agent_step"
-AGENT_STEP_SCHEMA = {
-    "type": "object",
-    "properties": {"note": {"type": "string", "maxLength": 4000}},
-    "additionalProperties": False,
-}
-
-
-def step_approval_key(key: str) -> str:
-    """The approval key of the step whose call is `key`, the same in every attempt."""
-    return f"{hashlib.sha256(key.encode()).hexdigest()[:48]}-s"
-
-
-def _step_denied(decision: Decision) -> str:
-    return (
-        f"(This step was not run: an operator denied it: {decision.reason or 'no reason given'}.)"
-    )
-
-
-def _with_operator_note(job: Job, arguments: str) -> Job:
-    note = str(json.loads(arguments).get("note", "")).strip()
-    if not note:
-        return job
-    *head, last = job.messages
-    noted = Message(last.role, f"{last.content}\n\n<operator_note>\n{note}\n</operator_note>")
-    return dataclasses.replace(job, messages=(*head, noted))
-
-
-def _decision_name(decision: Decision) -> str:
-    if not decision.approved:
-        return "denied"
-    return "approved" if decision.arguments is None else "approved_with_edits"
-
-
-def _denied(decision: Decision) -> ToolOutcome:
-    reason = decision.reason or "no reason given"
-    message = f"an operator denied this call: {reason}"
-    return ToolOutcome(
-        content=f"Tool call refused ({OPERATOR_DENIAL}): {message}.",
-        error=message,
-        refused_by=OPERATOR_DENIAL,
-    )
-
-
-def _unaffordable(price: Decimal) -> ToolOutcome:
-    message = f"the run's budget cannot pay for this call (${money(price)})"
-    return ToolOutcome(content=f"Tool call not run: {message}.", error=message)
-
-
-def _over_limit(call: ToolCall) -> ToolOutcome:
-    message = "the turn's tool call limit (limits.max_tool_calls) was reached"
-    return ToolOutcome(content=f"Tool call not run: {message}. Answer now.", error=message)
 
 
 def _clip(text: str, limit: int = 2000) -> str:

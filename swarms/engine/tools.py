@@ -171,6 +171,18 @@ class Toolbox:
         )
 
 
+def over_limit_outcome() -> ToolOutcome:
+    """What the model reads for a call past its turn's `limits.max_tool_calls`."""
+    message = "the turn's tool call limit (limits.max_tool_calls) was reached"
+    return ToolOutcome(content=f"Tool call not run: {message}. Answer now.", error=message)
+
+
+def unaffordable_outcome(price: Decimal) -> ToolOutcome:
+    """What the model reads for a priced call the run's budget cannot pay."""
+    message = f"the run's budget cannot pay for this call (${format(price, 'f')})"
+    return ToolOutcome(content=f"Tool call not run: {message}.", error=message)
+
+
 def empty_toolbox() -> Toolbox:
     """A run that may call no tool at all."""
     return Toolbox({})

@@ -22,7 +22,7 @@ from sverm.api.errors import Conflict, InvalidRequest
 from swarms import jobs
 from swarms.engine import RunResult
 from swarms.engine.events import APPROVAL_DECIDED, RUN_BUDGET_RAISED
-from swarms.engine.runner import AGENT_STEP, AGENT_STEP_SCHEMA
+from swarms.engine.gates import AGENT_STEP, AGENT_STEP_SCHEMA
 from swarms.engine.tools import schema_error
 from swarms.models import Approval, ApprovalStatus, Run, RunStatus
 from swarms.services.lifecycle import run_event_add, run_fail

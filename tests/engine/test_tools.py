@@ -13,7 +13,7 @@ import pytest
 
 from swarms.engine import ProviderRouter, Step, run_swarm
 from swarms.engine import events as ev
-from swarms.engine.runner import pack_output, unpack_output
+from swarms.engine.checkpoints import pack_output, unpack_output
 from swarms.engine.schema import validate_definition
 from swarms.engine.tools import (
     AGENT_ALLOWLIST,
