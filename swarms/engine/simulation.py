@@ -59,7 +59,10 @@ def reply(model: str, agent_id: str, messages: Sequence[Message]) -> str:
         text = "\n".join(m.content for m in messages if m.role == "user")
         return f"Simulated reply from {agent_id or 'an agent'}: {gist(text)}"
     text = writer(facts, seed)
-    results = [m.content for m in messages if m.role == "tool"]
+    # What the tools answered, but calls that failed or were refused: those are no source.
+    results = [
+        m.content for m in messages if m.role == "tool" and not m.content.startswith(NOT_A_SOURCE)
+    ]
     if results and facts.step != prompts.PLAN:  # a plan stays a plan: its JSON is read
         sources = "\n".join(f"- {_source(result)}" for result in results)
         text = f"{text}\n\n{SOURCES_HEADING}\n\n{sources}"
@@ -70,6 +73,8 @@ def reply(model: str, agent_id: str, messages: Sequence[Message]) -> str:
 
 MAX_SIMULATED_FETCHES = 3
 SOURCES_HEADING = "Sources consulted:"
+# How the toolbox words a call that brought nothing back (swarms/engine/tools.py).
+NOT_A_SOURCE = ("Tool call failed", "Tool call refused", "Tool call not run")
 _URL = re.compile(r"https?://[^\s<>\"'`]+")
 
 

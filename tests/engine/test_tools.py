@@ -556,3 +556,12 @@ async def test_an_agents_steps_can_wait_for_approval_and_carry_the_operators_not
     assert [r.agent_id for r in skipping.requests] == ["editor"]  # the drafter was not called
     (done, _editor) = again.of_type(ev.AGENT_COMPLETED)
     assert done.agent_id == "drafter" and "an operator denied it: not today" in done.data["output"]
+
+
+async def test_the_simulation_cites_only_the_tool_calls_that_brought_something_back():
+    spec = run_input(sequential(["lookup"]), task=TASK_WITH_URL)
+    result, log = await run(spec, tools=Toolbox({"lookup": Refusing()}))
+    assert result.status == "completed"
+    drafted = log.of_type(ev.AGENT_COMPLETED)[0].data["output"]
+    assert "Sources consulted" not in drafted  # the only call failed: nothing to cite
+    assert "HTTP 404" not in result.output
