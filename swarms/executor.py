@@ -30,6 +30,7 @@ from swarms.engine import (
     run_swarm,
 )
 from swarms.engine.events import AGENT_DELEGATED, PAUSED, RUN_STARTED, TERMINAL_EVENTS
+from swarms.engine.schema import lists_tools
 from swarms.engine.tools import Toolbox
 from swarms.models import Run
 from swarms.providers import model_routes, price_map, router_for
@@ -314,8 +315,7 @@ def _started(
     agents may call (None when none lists any)."""
     run = Run.objects.get(pk=run_id)
     checkpoints = run_checkpoints(run_id=run_id) if lease > 1 else None
-    uses_tools = any(agent.get("tools") for agent in run.definition.get("agents", []))
-    toolbox = run_toolbox(workspace_id=run.workspace_id) if uses_tools else None
+    toolbox = run_toolbox(workspace_id=run.workspace_id) if lists_tools(run.definition) else None
     return run, checkpoints, price_map(), model_routes(), toolbox
 
 

@@ -175,9 +175,11 @@ class McpTool:
         *,
         price_usd: Decimal = Decimal(0),
         requires_approval: bool = False,
+        source: str = "",
     ) -> None:
         self.endpoint = endpoint
         self.remote = remote
+        self.source = source  # the registered server's id
         schema = listed.get("input_schema") or {"type": "object"}
         self.spec = ToolSpec(
             name, listed.get("description", ""), schema, price_usd, requires_approval

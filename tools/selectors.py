@@ -35,7 +35,7 @@ def workspace_tools(*, workspace_id: str) -> dict[str, Tool]:
                 tools[name] = McpTool(
                     endpoint, name, listed["name"], listed,
                     price_usd=server.price_per_call_usd,
-                    requires_approval=server.requires_approval,
+                    requires_approval=server.requires_approval, source=server.pk,
                 )  # fmt: skip
     return tools
 
@@ -43,19 +43,15 @@ def workspace_tools(*, workspace_id: str) -> dict[str, Tool]:
 def workspace_tool_list(*, workspace_id: str) -> list[dict]:
     """Every tool agents of the workspace may list: name, description, source and the JSON
     schema of its arguments (built-in first, then each MCP server's)."""
-    listed = []
-    servers = {s.name: s.pk for s in McpServer.objects.filter(workspace_id=workspace_id)}
-    for name, tool in workspace_tools(workspace_id=workspace_id).items():
-        server = name.split("__", 1)[0] if isinstance(tool, McpTool) else None
-        listed.append(
-            {
-                "name": name,
-                "description": tool.spec.description,
-                "source": servers.get(server, "builtin") if server else "builtin",
-                "parameters": dict(tool.spec.parameters),
-            }
-        )
-    return listed
+    return [
+        {
+            "name": name,
+            "description": tool.spec.description,
+            "source": tool.source if isinstance(tool, McpTool) else "builtin",
+            "parameters": dict(tool.spec.parameters),
+        }
+        for name, tool in workspace_tools(workspace_id=workspace_id).items()
+    ]
 
 
 def mcp_endpoint(server: McpServer) -> McpEndpoint:

@@ -24,13 +24,14 @@ from tools.models import McpServer
 from tools.selectors import MCP_HEADERS_SEALED_AS, mcp_headers
 
 
-def _discover(url: str, headers: dict[str, str]) -> tuple[list[dict[str, Any]], str]:
-    """The tools the server offers (those models can name), and a note on any left out."""
+def _discover(server: str, url: str, headers: dict[str, str]) -> tuple[list[dict[str, Any]], str]:
+    """The tools the server named `server` offers (those models can call by their name there,
+    `<server>__<tool>`), and a note on any left out."""
     timeout = settings.SVERM_MCP_TIMEOUT_SECONDS
     listed = asyncio.run(mcp_list_tools(McpEndpoint(url, headers), timeout=timeout))
     kept, skipped = [], []
     for tool in listed[:MAX_TOOLS_PER_SERVER]:
-        (kept if tool_name("x", tool["name"]) else skipped).append(tool)
+        (kept if tool_name(server, tool["name"]) else skipped).append(tool)
     note = ""
     if skipped or len(listed) > MAX_TOOLS_PER_SERVER:
         names = ", ".join(t["name"] for t in skipped) or "none"
@@ -41,9 +42,11 @@ def _discover(url: str, headers: dict[str, str]) -> tuple[list[dict[str, Any]], 
     return kept, note
 
 
-def _discovered_or_400(url: str, headers: dict[str, str]) -> tuple[list[dict[str, Any]], str]:
+def _discovered_or_400(
+    server: str, url: str, headers: dict[str, str]
+) -> tuple[list[dict[str, Any]], str]:
     try:
-        return _discover(url, headers)
+        return _discover(server, url, headers)
     except McpUnavailable as exc:
         raise InvalidRequest.for_field(
             "url", str(exc), message=f"Could not list the MCP server's tools: {exc}"
@@ -64,7 +67,7 @@ def mcp_server_create(
     asked; 409 when the workspace has a server of that name)."""
     if McpServer.objects.filter(workspace=workspace, name=name).exists():
         raise Conflict(_taken(workspace, name))
-    tools, note = _discovered_or_400(url, headers)
+    tools, note = _discovered_or_400(name, url, headers)
     server = McpServer(
         workspace=workspace, name=name, url=url, created_by=created_by, tools=tools,
         tools_fetched_at=timezone.now(), last_error=note, requires_approval=requires_approval,
@@ -93,7 +96,7 @@ def mcp_server_update(
     if url is not None or headers is not None:
         new_url = server.url if url is None else url
         new_headers = mcp_headers(server) if headers is None else headers
-        server.tools, server.last_error = _discovered_or_400(new_url, new_headers)
+        server.tools, server.last_error = _discovered_or_400(server.name, new_url, new_headers)
         server.tools_fetched_at = timezone.now()
         server.url = new_url
         _set_headers(server, new_headers)
@@ -111,7 +114,7 @@ def mcp_server_refresh(*, server: McpServer) -> McpServer:
     """Ask the server for its tools again. When it cannot be asked, the tools it offered last
     stay (runs keep working while it is down) and `last_error` says why."""
     try:
-        tools, note = _discover(server.url, mcp_headers(server))
+        tools, note = _discover(server.name, server.url, mcp_headers(server))
     except McpUnavailable as exc:
         server.last_error = f"refresh failed at {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
     else:

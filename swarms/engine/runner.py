@@ -499,8 +499,10 @@ class _Run:
         model = f"{TOOL_MODEL_PREFIX}{call.name}"
         if over_limit or (decision is not None and not decision.approved):
             price = Decimal(0)
-        kept = self.allowance.kept_aside(key, agent.id, 0)
-        if price > 0 and price > self.budget.remaining - kept:
+        # What later calls need is a walk of the topology: only a priced call asks.
+        if price > 0 and price > self.budget.remaining - self.allowance.kept_aside(
+            key, agent.id, 0
+        ):
             outcome = unaffordable_outcome(price)
             price = Decimal(0)
         else:

@@ -72,6 +72,16 @@ def validate_definition(
     return errors
 
 
+def lists_tools(data: Any) -> bool:
+    """Whether any agent of a definition in its dict shape (valid or not yet checked) lists a
+    tool: only then do its workspace's tools and allowlist need reading."""
+    agents = data.get("agents") if isinstance(data, Mapping) else None
+    return isinstance(agents, list) and any(
+        isinstance(agent, Mapping) and isinstance(agent.get("tools"), list) and agent["tools"]
+        for agent in agents
+    )
+
+
 def _validate_limits(limits: Any, errors: list[str]) -> dict[str, int]:
     defaults = {"max_parallel": 4, "max_steps": 50, "rounds": 2, "max_tool_calls": 4}
     if not isinstance(limits, Mapping):

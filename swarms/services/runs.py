@@ -30,6 +30,7 @@ from sverm.money import MONEY_PLACES, money, usd
 from swarms import jobs
 from swarms.engine import Definition, Price, estimate_cost, minimum_cost, validate_definition
 from swarms.engine.events import RUN_CANCELLED
+from swarms.engine.schema import lists_tools
 from swarms.engine.tools import WORKSPACE_ALLOWLIST
 from swarms.models import (
     PAUSED_STATUSES,
@@ -69,12 +70,7 @@ def run_definition_for(*, swarm: Swarm, version: SwarmVersion | None) -> SwarmVe
 def _checked_definition(definition: dict[str, Any], prices, workspace_id: str) -> Definition:
     """The definition as the engine runs it: 400 naming every problem (an unknown model or
     tool among them), 403 when an agent lists a tool the workspace allowlist does not allow."""
-    listed = {
-        agent.get("id", "?"): agent.get("tools") or []
-        for agent in definition.get("agents") or []
-        if isinstance(agent, dict)
-    }
-    uses_tools = any(isinstance(names, list) and names for names in listed.values())
+    uses_tools = lists_tools(definition)
     known_tools = set(workspace_tools(workspace_id=workspace_id)) if uses_tools else None
     errors = validate_definition(definition, known_models=set(prices), known_tools=known_tools)
     if errors:
