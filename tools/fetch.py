@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     import httpx
 
 NAME = "http_fetch"
-DEFAULT_TIMEOUT_SECONDS = 15.0
-DEFAULT_MAX_BYTES = 2_000_000
 DEFAULT_MAX_CHARS = 8_000
 MAX_CHARS_LIMIT = 20_000
 MIN_CHARS = 100
@@ -56,10 +54,6 @@ BLOCK_ELEMENTS = (
     "caption",
 )  # fmt: skip
 _SPACES = re.compile(r"[ \t\f\v\r\u00a0]+")
-
-
-def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
 
 
 def _media_type(content_type: str) -> str:
@@ -179,12 +173,10 @@ class HttpFetch:
         self.timeout_seconds = float(
             timeout_seconds
             if timeout_seconds is not None
-            else _setting("SVERM_TOOL_FETCH_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
+            else settings.SVERM_TOOL_FETCH_TIMEOUT_SECONDS
         )
         self.max_bytes = int(
-            max_bytes
-            if max_bytes is not None
-            else _setting("SVERM_TOOL_FETCH_MAX_BYTES", DEFAULT_MAX_BYTES)
+            max_bytes if max_bytes is not None else settings.SVERM_TOOL_FETCH_MAX_BYTES
         )
         self.default_max_chars = default_max_chars
         self.spec = ToolSpec(
@@ -239,7 +231,7 @@ class HttpFetch:
                 f"Only http and https URLs can be fetched, not {scheme or 'a URL without a scheme'}"
                 f" ({url})."
             )
-        allowed_hosts = list(_setting("SVERM_TOOL_FETCH_ALLOWED_HOSTS", []))
+        allowed_hosts = list(settings.SVERM_TOOL_FETCH_ALLOWED_HOSTS)
         async with httpx.AsyncClient(
             follow_redirects=False, timeout=httpx.Timeout(self.timeout_seconds), trust_env=False
         ) as client:

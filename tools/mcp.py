@@ -60,7 +60,7 @@ def _describe(error: BaseException) -> str:
 
 
 async def _checked(url: str) -> None:
-    allowed = getattr(settings, "SVERM_MCP_ALLOWED_HOSTS", [])
+    allowed = settings.SVERM_MCP_ALLOWED_HOSTS
     try:
         await asyncio.to_thread(resolve_target, url, allowed_hosts=allowed, what="MCP server")
     except DestinationRefused as exc:
