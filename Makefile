@@ -15,7 +15,7 @@ TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-sqlite test-postgres lint bench clean
+.PHONY: install run test test-typescript test-sqlite test-postgres lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,22 @@ lint: install
 	$(VENV)/bin/lint-imports --no-logo
 	$(PY) manage.py makemigrations --check --dry-run
 
-test: lint test-sqlite test-postgres
+test: lint test-typescript test-sqlite test-postgres
+
+# The TypeScript client (clients/typescript): types generated from the OpenAPI schema and code using
+# them must type-check, so a schema change that breaks generated clients fails here (the
+# schema is written to build/, ignored). Without npm it is skipped, unless CI=true.
+test-typescript: install
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p build && \
+		env -u DATABASE_URL -u REDIS_URL $(PY) manage.py spectacular --format openapi-json \
+			--file build/openapi.json && \
+		cd clients/typescript && npm ci --no-audit --no-fund && npm run check; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "npm is not installed and CI=true: failing the TypeScript client check." >&2; exit 1; \
+	else \
+		echo "npm is not installed: skipped the TypeScript client check."; \
+	fi
 
 # The embedded default: SQLite, in-memory channel layer, nothing else installed.
 test-sqlite: install

@@ -14,12 +14,7 @@ from billing.serializers import (
     V1UsageQuerySerializer,
     V1UsageSerializer,
 )
-
-
-def query_values(request) -> dict[str, str]:
-    """The query string as a plain dict, so that `?month=` is validated as the empty value it
-    is rather than dropped as an empty HTML form field would be."""
-    return request.query_params.dict()
+from sverm.api.serializers import query_values
 
 
 @extend_schema(tags=["v1"])
@@ -30,7 +25,6 @@ class V1UsageViewSet(WorkspaceScopedViewSet):
     filter_backends: list = []
 
     @extend_schema(
-        operation_id="v1_usage_retrieve",
         summary="Usage of the workspace in a month",
         description="Runs started, tokens and USD spent in one UTC month by the workspace the "
         "call acts in (the API key's; for a JWT the `Sverm-Workspace` header's), in total and "
@@ -57,7 +51,6 @@ class UsageViewSet(WorkspaceScopedViewSet):
     filter_backends: list = []
 
     @extend_schema(
-        operation_id="usage_retrieve",
         summary="Usage over a date range, grouped (viewer)",
         description="Cost, tokens and LLM calls from the usage ledger between two UTC days "
         "(`from` included, `to` excluded; the current UTC month by default; at most 366 "

@@ -479,6 +479,10 @@ SVERM_FAST_READS = env_bool("SVERM_FAST_READS", True)
 # How long a process keeps a finished run's status and a checked API key for those reads; a
 # change made in another process shows within this time (0: nothing kept).
 SVERM_FAST_READ_CACHE_SECONDS = float(os.environ.get("SVERM_FAST_READ_CACHE_SECONDS", "2"))
+# `GET /api/runs/{id}/wait`: the longest `timeout` a caller may ask for, and how many requests
+# one server process lets wait at once (each holds a thread, no database connection).
+SVERM_WAIT_MAX_SECONDS = int(os.environ.get("SVERM_WAIT_MAX_SECONDS", "300"))
+SVERM_WAIT_MAX_WAITERS = int(os.environ.get("SVERM_WAIT_MAX_WAITERS", "200"))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "sverm API",
@@ -486,14 +490,24 @@ SPECTACULAR_SETTINGS = {
         "Run budgeted swarms of LLM agents. `/v1` is the run API; `/api` is the management API. "
         "Authenticate with `Authorization: Bearer <JWT or sk-sverm-… API key>`. Money (every "
         "`*_usd` and `*Usd` field) is USD as a JSON number rounded down to 6 decimal places, in "
-        "bodies, WebSocket stream messages and webhook payloads alike."
+        "bodies, WebSocket stream messages and webhook payloads alike. The WebSocket streams "
+        "(a run's events, a workspace's run statuses) are described in AsyncAPI 3 at "
+        "[/asyncapi.json](/asyncapi.json) (and [/asyncapi.yaml](/asyncapi.yaml))."
     ),
+    "EXTERNAL_DOCS": {
+        "description": "The WebSocket streams, in AsyncAPI 3",
+        "url": "/asyncapi.json",
+    },
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sverm.api.schema.describe_operations",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.models.Role",
         "PlanEnum": "accounts.models.Plan",

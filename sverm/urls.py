@@ -9,11 +9,14 @@ from drf_spectacular.views import (
 )
 
 from sverm.api.views import RouteNotFoundView
+from sverm.asyncapi import AsyncAPIView, AsyncAPIYAMLView
 from sverm.health import HealthzView, ReadyzView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("asyncapi.json", AsyncAPIView.as_view(), name="asyncapi"),
+    path("asyncapi.yaml", AsyncAPIYAMLView.as_view(), name="asyncapi-yaml"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("runs/", include("swarms.urls_live")),

@@ -1,16 +1,20 @@
 """Reads for runs: where one starts, its result, what streams replay, what a resume takes over."""
 
 import json
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Sum
 
 from accounts.roles import Role
 from accounts.tenancy import Caller
 from billing.models import UsageRecord
-from sverm.api.errors import InvalidRequest, NotFound
+from sverm.api.errors import InvalidRequest, NotFound, ServiceUnavailable
 from sverm.money import money_shares
 from swarms.engine import Step, Usage
 from swarms.engine.checkpoints import TOOL_MODEL_PREFIX
@@ -24,6 +28,8 @@ from swarms.engine.events import (
 )
 from swarms.engine.types import Decision
 from swarms.models import (
+    PAUSED_STATUSES,
+    TERMINAL_STATUSES,
     Approval,
     ApprovalStatus,
     Run,
@@ -284,3 +290,57 @@ def first_pending_approval(*, run_id: str) -> Approval | None:
     first = pending[0]
     first.pending = len(pending)
     return first
+
+
+# --- waiting for a run (`GET /api/runs/{id}/wait`) -----------------------------------------------
+# A waiting request holds its own thread (Django runs each sync request on a thread of its own
+# under ASGI) but no database connection between looks; at most this many wait at once in one
+# process, the next is refused with 503 and Retry-After.
+_WAITERS = threading.BoundedSemaphore(settings.SVERM_WAIT_MAX_WAITERS)
+# Looks at the run's status start this often and slow down to the cap: a run that ends is seen
+# within WAIT_POLL_MAX_SECONDS.
+WAIT_POLL_FIRST_SECONDS = 0.05
+WAIT_POLL_MAX_SECONDS = 0.5
+
+
+def run_settled(status: str) -> bool:
+    """A waiter's answer is due: the run has finished, or it waits for an operator."""
+    return status in TERMINAL_STATUSES or status in PAUSED_STATUSES
+
+
+def run_wait(*, run: Run, timeout: float) -> Run:
+    """`run` once it has finished or paused for an operator, or as it is when `timeout` seconds
+    have passed. Between looks the thread's database connection goes back to the pool (or is
+    closed), so a thousand waiters do not hold a thousand connections."""
+    if run_settled(run.status) or timeout <= 0:
+        return run
+    if not _WAITERS.acquire(blocking=False):
+        raise ServiceUnavailable(
+            "Too many requests are waiting for runs in this server process; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        pause = WAIT_POLL_FIRST_SECONDS
+        status = run.status
+        while not run_settled(status):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            _release_connection()
+            time.sleep(min(pause, left))
+            pause = min(pause * 1.5, WAIT_POLL_MAX_SECONDS)
+            status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+            if status is None:  # purged meanwhile
+                raise NotFound(f"Run {run.pk} not found.")
+        run.refresh_from_db()
+        return run
+    finally:
+        _WAITERS.release()
+
+
+def _release_connection() -> None:
+    """Give the thread's connection back (to the pool, or closed) unless a transaction holds it
+    (a test's, or a caller's atomic block): the next query takes one again."""
+    if not connection.in_atomic_block:
+        connection.close()

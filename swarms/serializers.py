@@ -3,6 +3,7 @@
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import URLValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -420,6 +421,21 @@ class ApprovalDecisionSerializer(InputSerializer):
         max_length=2000, required=False, default="", allow_blank=True,
         help_text="Why (the model reads it when the call is denied).",
     )  # fmt: skip
+
+
+class RunWaitQuerySerializer(serializers.Serializer):
+    """`GET /api/runs/{id}/wait`'s query string."""
+
+    timeout = serializers.DecimalField(
+        max_digits=7,
+        decimal_places=3,
+        required=False,
+        default=Decimal(30),
+        min_value=0,
+        max_value=settings.SVERM_WAIT_MAX_SECONDS,
+        help_text="Seconds to wait at most (0 answers at once; default 30, at most "
+        f"{settings.SVERM_WAIT_MAX_SECONDS}).",
+    )
 
 
 class RunBudgetSerializer(InputSerializer):

@@ -17,7 +17,7 @@ from sverm.api.idempotency import (
 )
 from sverm.api.pagination import SeqPagination
 from sverm.api.schema import WORKSPACE_ID_PARAM, ProblemSerializer
-from sverm.api.serializers import SuccessSerializer
+from sverm.api.serializers import SuccessSerializer, query_values
 from swarms import selectors, services
 from swarms.filters import (
     EVENT_LIST,
@@ -34,6 +34,7 @@ from swarms.serializers import (
     RunEventSerializer,
     RunResultSerializer,
     RunSerializer,
+    RunWaitQuerySerializer,
     SwarmCreateSerializer,
     SwarmSerializer,
     SwarmUpdateSerializer,
@@ -266,6 +267,28 @@ class RunViewSet(WorkspaceScopedViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         run = services.run_cancel(run=self.get_object())
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(
+        summary="Wait for a run to finish (or to pause for an operator)",
+        description=(
+            "Answers once the run is `completed`, `failed` or `cancelled`, or waits for an "
+            "operator (`awaiting_approval`, `awaiting_budget`), or when `timeout` seconds have "
+            "passed, whichever comes first, with the same body as `GET /api/runs/{id}`: its "
+            "`status` says which. The server looks at the run at least twice a second. For scripts "
+            "that do not stream: call again while the status is `queued` or `running`. A "
+            "server process lets a bounded number of requests wait at once "
+            "(`SVERM_WAIT_MAX_WAITERS`); past it the answer is 503 with Retry-After."
+        ),
+        parameters=[RunWaitQuerySerializer],
+        responses={200: RunSerializer},
+    )
+    @action(detail=True, methods=["get"])
+    def wait(self, request, pk=None):
+        query = RunWaitQuerySerializer(data=query_values(request))
+        query.is_valid(raise_exception=True)
+        timeout = float(query.validated_data["timeout"])
+        run = selectors.run_wait(run=self.get_object(), timeout=timeout)
         return Response(self.get_serializer(run).data)
 
     @extend_schema(summary="A run's output, per-agent cost report and agent log",

@@ -92,7 +92,12 @@ class V1SwarmViewSet(WorkspaceScopedViewSet):
             "Answers at once: `cancelled` for a run that had not started; a running one answers "
             "`running` and ends `cancelled` within a poll interval (under a second)."
         ),
-        responses={200: V1RunCancelledSerializer},
+        responses={
+            200: V1RunCancelledSerializer,
+            409: OpenApiResponse(
+                V1ErrorSerializer, description="`conflict`: the run has already finished."
+            ),
+        },
     )
     def destroy(self, request, pk=None):
         run = services.run_cancel(run=self.get_object())

@@ -144,7 +144,6 @@ class V1TemplateListViewSet(V1TemplateScope):
     serializer_class = V1TemplateSerializer
 
     @extend_schema(
-        operation_id="v1_templates_list",
         summary="List templates",
         description="The built-in templates and those of the call's workspace (the API key's; "
         "for a JWT the `Sverm-Workspace` header's), not paginated.",
@@ -208,7 +207,6 @@ class V1TemplateYAMLViewSet(V1TemplateScope):
     content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
-        operation_id="v1_templates_retrieve",
         summary="Get a template's YAML definition",
         description="The full YAML definition of the template, as `application/yaml`.",
         responses={

@@ -109,3 +109,154 @@ class SvermAutoSchema(AutoSchema):
             response["description"] = ERROR_DESCRIPTIONS[status]
             responses[status] = response
         return responses
+
+
+# --- operation ids ---------------------------------------------------------------------------
+# What generated clients call each operation: `/v1`'s (the run API, seed 002) are plain verbs on
+# runs, templates and usage; every `/api` operation starts with `api_`, so the two never clash
+# (`cancel_run` is `DELETE /v1/swarms/{id}`, `api_cancel_run` is `POST /api/runs/{id}/cancel`).
+# An operation missing here stops the schema from being generated: a new route is named here.
+OPERATION_IDS = {
+    ("GET", "/v1/swarms"): "list_runs",
+    ("POST", "/v1/swarms"): "create_run",
+    ("GET", "/v1/swarms/{id}"): "get_run",
+    ("DELETE", "/v1/swarms/{id}"): "cancel_run",
+    ("GET", "/v1/swarms/{id}/result"): "get_run_result",
+    ("GET", "/v1/templates"): "list_templates",
+    ("GET", "/v1/templates/{id}"): "get_template",
+    ("GET", "/v1/usage"): "get_usage",
+    ("GET", "/healthz"): "get_health",
+    ("GET", "/readyz"): "get_readiness",
+    ("POST", "/api/auth/login"): "api_login",
+    ("POST", "/api/auth/refresh"): "api_refresh_token",
+    ("GET", "/api/api-keys"): "api_list_api_keys",
+    ("POST", "/api/api-keys"): "api_create_api_key",
+    ("GET", "/api/api-keys/{id}"): "api_get_api_key",
+    ("DELETE", "/api/api-keys/{id}"): "api_revoke_api_key",
+    ("GET", "/api/runs"): "api_list_runs",
+    ("GET", "/api/runs/{id}"): "api_get_run",
+    ("PATCH", "/api/runs/{id}"): "api_raise_run_budget",
+    ("POST", "/api/runs/{id}/cancel"): "api_cancel_run",
+    ("GET", "/api/runs/{id}/result"): "api_get_run_result",
+    ("GET", "/api/runs/{id}/wait"): "api_wait_for_run",
+    ("GET", "/api/runs/{run_id}/approvals"): "api_list_run_approvals",
+    ("GET", "/api/runs/{run_id}/approvals/{id}"): "api_get_run_approval",
+    ("POST", "/api/runs/{run_id}/approvals/{id}"): "api_decide_run_approval",
+    ("GET", "/api/runs/{run_id}/events"): "api_list_run_events",
+    ("GET", "/api/runs/{run_id}/webhook-deliveries"): "api_list_run_webhook_deliveries",
+    ("POST", "/api/runs/{run_id}/webhook-deliveries"): "api_redeliver_run_webhook",
+    ("GET", "/api/swarms"): "api_list_swarms",
+    ("POST", "/api/swarms"): "api_create_swarm",
+    ("GET", "/api/swarms/{id}"): "api_get_swarm",
+    ("PATCH", "/api/swarms/{id}"): "api_update_swarm",
+    ("DELETE", "/api/swarms/{id}"): "api_delete_swarm",
+    ("DELETE", "/api/swarms/{id}/purge"): "api_purge_swarm",
+    ("POST", "/api/swarms/{id}/restore"): "api_restore_swarm",
+    ("POST", "/api/swarms/{id}/runs"): "api_run_swarm",
+    ("GET", "/api/swarms/{swarm_id}/versions"): "api_list_swarm_versions",
+    ("POST", "/api/swarms/{swarm_id}/versions"): "api_create_swarm_version",
+    ("GET", "/api/swarms/{swarm_id}/versions/{version_id}"): "api_get_swarm_version",
+    ("GET", "/api/templates"): "api_list_templates",
+    ("POST", "/api/templates"): "api_create_template",
+    ("GET", "/api/templates/{id}"): "api_get_template",
+    ("PATCH", "/api/templates/{id}"): "api_update_template",
+    ("DELETE", "/api/templates/{id}"): "api_delete_template",
+    ("GET", "/api/usage"): "api_get_usage_report",
+    ("GET", "/api/workspaces"): "api_list_workspaces",
+    ("POST", "/api/workspaces"): "api_create_workspace",
+    ("GET", "/api/workspaces/{id}"): "api_get_workspace",
+    ("PATCH", "/api/workspaces/{id}"): "api_update_workspace",
+    ("GET", "/api/workspaces/{workspace_id}/integrations"): "api_list_integrations",
+    ("POST", "/api/workspaces/{workspace_id}/integrations"): "api_install_integration",
+    ("GET", "/api/workspaces/{workspace_id}/integrations/{id}"): "api_get_integration",
+    ("DELETE", "/api/workspaces/{workspace_id}/integrations/{id}"): "api_remove_integration",
+    ("GET", "/api/workspaces/{workspace_id}/mcp-servers"): "api_list_mcp_servers",
+    ("POST", "/api/workspaces/{workspace_id}/mcp-servers"): "api_register_mcp_server",
+    ("GET", "/api/workspaces/{workspace_id}/mcp-servers/{id}"): "api_get_mcp_server",
+    ("PATCH", "/api/workspaces/{workspace_id}/mcp-servers/{id}"): "api_update_mcp_server",
+    ("DELETE", "/api/workspaces/{workspace_id}/mcp-servers/{id}"): "api_delete_mcp_server",
+    ("POST", "/api/workspaces/{workspace_id}/mcp-servers/{id}/refresh"): "api_refresh_mcp_server",
+    ("GET", "/api/workspaces/{workspace_id}/members"): "api_list_members",
+    ("POST", "/api/workspaces/{workspace_id}/members"): "api_add_member",
+    ("GET", "/api/workspaces/{workspace_id}/members/{user_id}"): "api_get_member",
+    ("PATCH", "/api/workspaces/{workspace_id}/members/{user_id}"): "api_change_member_role",
+    ("DELETE", "/api/workspaces/{workspace_id}/members/{user_id}"): "api_remove_member",
+    ("GET", "/api/workspaces/{workspace_id}/tools"): "api_list_workspace_tools",
+    ("GET", "/api/workspaces/{workspace_id}/webhook-endpoints"): "api_list_webhook_endpoints",
+    (
+        "POST",
+        "/api/workspaces/{workspace_id}/webhook-endpoints/{endpoint_id}/enable",
+    ): "api_enable_webhook_endpoint",
+    ("GET", "/api/workspaces/{workspace_id}/webhook-secret"): "api_get_webhook_secret",
+    ("POST", "/api/workspaces/{workspace_id}/webhook-secret"): "api_rotate_webhook_secret",
+}
+
+# --- response headers ------------------------------------------------------------------------
+RESPONSE_HEADERS = {
+    "X-Request-ID": {
+        "description": "The request's id (yours when you sent a sane `X-Request-ID`, else "
+        "`req_…`); the same as an error's `correlation_id` and on every log line.",
+        "schema": {"type": "string"},
+    },
+    "X-RateLimit-Limit": {
+        "description": "Requests a minute the plan allows the caller (the API key, the user, or "
+        "the client IP on `/api/auth/*`). Sent when a per-minute limit applies to the request.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Remaining": {
+        "description": "Requests left in the current minute's window.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Reset": {
+        "description": "Unix time (seconds) at which the window starts afresh.",
+        "schema": {"type": "integer"},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    },
+}
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def _header_ref(name: str, *, required: bool = False) -> dict:
+    if required:  # a $ref takes no siblings in OpenAPI 3.0: the object itself, marked required
+        return {**RESPONSE_HEADERS[name], "required": True}
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def describe_operations(result, generator, request, public):
+    """drf-spectacular's last step: each operation gets its readable id (OPERATION_IDS) and
+    every response the headers it carries (X-Request-ID always; the X-RateLimit-* trio where a
+    limit applies; Retry-After on 429 and 503)."""
+    unnamed = []
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            name = OPERATION_IDS.get((method.upper(), path))
+            if name is None:
+                unnamed.append(f"{method.upper()} {path}")
+                continue
+            operation["operationId"] = name
+            limited = any(status in operation["responses"] for status in ("401", "429"))
+            for status, response in operation["responses"].items():
+                headers = response.setdefault("headers", {})
+                headers["X-Request-ID"] = _header_ref("X-Request-ID", required=True)
+                if limited:
+                    for header in RATE_LIMIT_HEADERS:
+                        headers[header] = _header_ref(header)
+                if status == "429":
+                    headers["Retry-After"] = _header_ref("Retry-After", required=True)
+                elif status == "503":
+                    headers["Retry-After"] = _header_ref("Retry-After")
+    if unnamed:
+        raise ValueError(
+            "Operations without a readable id in sverm/api/schema.py OPERATION_IDS: "
+            + ", ".join(unnamed)
+        )
+    ids = [op["operationId"] for ops in result["paths"].values() for op in ops.values()
+           if isinstance(op, dict) and "operationId" in op]  # fmt: skip
+    assert len(ids) == len(set(ids)), "operation ids must be unique"
+    result.setdefault("components", {})["headers"] = dict(RESPONSE_HEADERS)
+    return result

@@ -67,3 +67,9 @@ class InputSerializer(serializers.Serializer):
 
 class SuccessSerializer(serializers.Serializer):
     success = serializers.BooleanField()
+
+
+def query_values(request) -> dict[str, str]:
+    """The query string as a plain dict, so that `?month=` is validated as the empty value it
+    is rather than dropped as an empty HTML form field would be."""
+    return request.query_params.dict()

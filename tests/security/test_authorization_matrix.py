@@ -100,6 +100,7 @@ ENDPOINTS = [
     E("PATCH", "/api/runs/{run}", OPERATOR, True, 200, {"maxBudgetUsd": "9"}),
     E("POST", "/api/runs/{run}/cancel", OPERATOR, True, 200),
     E("GET", "/api/runs/{run}/result", VIEWER, True, 200),
+    E("GET", "/api/runs/{hooked_run}/wait?timeout=0", VIEWER, True, 200),
     E("GET", "/api/runs/{run}/events", VIEWER, True, 200),
     E("GET", "/api/runs/{run}/webhook-deliveries", VIEWER, True, 200),
     # A finished run with a webhook URL; `db` tests never commit, so nothing is sent.

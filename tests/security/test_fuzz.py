@@ -72,6 +72,12 @@ def fuzz_world(make_user, user, workspace):
         definition=swarm.default_version.definition, task="Look around",
         max_budget_usd=Decimal("5"), estimated_cost_usd=Decimal("0.01"), created_by=user,
     )  # fmt: skip
+    # `wait` on a finished run answers at once, whatever timeout the fuzzer picks.
+    finished = Run.objects.create(
+        workspace=workspace, swarm=swarm, version=swarm.default_version, swarm_type="custom",
+        definition=swarm.default_version.definition, task="Done", status="completed",
+        max_budget_usd=Decimal("5"), estimated_cost_usd=Decimal("0.01"), created_by=user,
+    )  # fmt: skip
     template = template_create(
         workspace=workspace, template_id="fuzz-team", source=TEMPLATE_YAML, name="Fuzz team",
         created_by=user,
@@ -114,6 +120,7 @@ def fuzz_world(make_user, user, workspace):
     by_path = {
         "/api/api-keys/": target_key.pk,
         "/api/runs/{run_id}/approvals/": approval.pk,
+        "/api/runs/{id}/wait": finished.pk,
         "/api/runs/": run.pk,
         "/api/workspaces/{workspace_id}/mcp-servers/": mcp.pk,
         "/api/swarms/{id}/purge": deleted.pk,

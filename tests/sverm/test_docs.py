@@ -57,6 +57,7 @@ EXPECTED_PATHS = {
     "/api/workspaces/{workspace_id}/tools": {"get"},
     "/api/runs/{id}/cancel": {"post"},
     "/api/runs/{id}/result": {"get"},
+    "/api/runs/{id}/wait": {"get"},
     "/api/runs/{run_id}/events": {"get"},
     "/api/runs/{run_id}/webhook-deliveries": {"get", "post"},
     "/api/workspaces/{workspace_id}/webhook-secret": {"get", "post"},
@@ -170,3 +171,70 @@ def test_every_v1_operation_documents_its_errors_as_the_seed_envelope(schema):
                 if status.startswith(("4", "5")):
                     ref = response["content"]["application/json"]["schema"]["$ref"]
                     assert ref.endswith("/V1Error"), (method, path, status)
+
+
+def test_operation_ids_read_as_what_they_do(schema):
+    """Generated clients name methods after operation ids: `/v1`'s are plain verbs on runs
+    (seed 002's run API), `/api`'s start with `api_`, none is a generator's default."""
+    ids = {
+        (method.upper(), path): operation["operationId"]
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert ids[("DELETE", "/v1/swarms/{id}")] == "cancel_run"
+    assert ids[("POST", "/v1/swarms")] == "create_run"
+    assert ids[("GET", "/v1/swarms/{id}")] == "get_run"
+    assert ids[("POST", "/api/runs/{id}/cancel")] == "api_cancel_run"
+    assert ids[("GET", "/api/runs/{id}/wait")] == "api_wait_for_run"
+    assert len(set(ids.values())) == len(ids)
+    for (method, path), name in ids.items():
+        assert re.fullmatch(r"[a-z]+(_[a-z0-9]+)+", name), name
+        assert name.startswith("api_") == path.startswith("/api/"), (method, path, name)
+        # drf-spectacular's defaults end in the DRF action: `_list`, `_create`, `_destroy`...
+        assert not re.search(r"_(create|destroy|retrieve|partial_update)$", name), name
+
+
+def test_an_operation_without_a_readable_id_stops_the_schema(monkeypatch):
+    from drf_spectacular.generators import SchemaGenerator
+
+    from sverm.api import schema as api_schema
+
+    names = dict(api_schema.OPERATION_IDS)
+    del names[("GET", "/api/runs/{id}/wait")]
+    monkeypatch.setattr(api_schema, "OPERATION_IDS", names)
+    with pytest.raises(ValueError, match=r"GET /api/runs/\{id\}/wait"):
+        SchemaGenerator().get_schema(request=None, public=True)
+
+
+def test_every_response_declares_the_headers_it_carries(schema):
+    headers = schema["components"]["headers"]
+    assert set(headers) >= {"X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                            "X-RateLimit-Reset", "Retry-After"}  # fmt: skip
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                declared = response.get("headers", {})
+                where = f"{method.upper()} {path} {status}"
+                assert declared["X-Request-ID"]["required"] is True, where
+                if status == "429":
+                    assert declared["Retry-After"]["required"] is True, where
+                if status == "503":
+                    assert "Retry-After" in declared, where
+                if "429" in operation["responses"]:
+                    assert "X-RateLimit-Remaining" in declared, where
+    created = schema["paths"]["/v1/swarms"]["post"]["responses"]["201"]["headers"]
+    assert created["X-RateLimit-Limit"] == {"$ref": "#/components/headers/X-RateLimit-Limit"}
+
+
+def test_the_declared_headers_are_the_ones_a_response_carries(key_client, workspace, settings):
+    """What the schema declares for a rate-limited read, a real response has."""
+    from accounts.roles import Role
+
+    settings.SVERM_RATE_LIMITS = True
+    client, _, _ = key_client(workspace, Role.VIEWER)
+    response = client.get("/v1/templates")
+    assert response.status_code == 200
+    for header in ("X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                   "X-RateLimit-Reset"):  # fmt: skip
+        assert response.has_header(header), header
+    assert int(response["X-RateLimit-Reset"]) > 1_700_000_000  # a Unix time, as declared
