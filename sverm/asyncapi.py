@@ -25,7 +25,7 @@ from swarms.engine.gates import AGENT_STEP
 from swarms.engine.tools import AGENT_ALLOWLIST, OPERATOR_DENIAL, WORKSPACE_ALLOWLIST
 from swarms.engine.topologies import TOPOLOGY_NAMES
 from swarms.models import ApprovalStatus, RunEventType, RunStatus
-from swarms.selectors import workspace_active_runs
+from swarms.selectors import WORKSPACE_SNAPSHOT_LIMIT
 
 ASYNCAPI_VERSION = "3.0.0"
 # RFC 6455's normal closure: what a run stream closes with once it sent the terminal event
@@ -38,8 +38,6 @@ RUN_LEVEL_EVENTS = frozenset(
 )  # fmt: skip
 # The runs a workspace stream's snapshot covers (swarms/selectors.py `workspace_active_runs`).
 SNAPSHOT_STATUSES = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
-# The selector's default `limit` (it has no constant of its own); None if its signature changes.
-SNAPSHOT_LIMIT = (workspace_active_runs.__kwdefaults__ or {}).get("limit")
 RUN_ID_EXAMPLE = f"{PREFIXES['run']}_01k2v7r8xq3m9c4d5e6f7g8h9j"
 WORKSPACE_ID_EXAMPLE = f"{PREFIXES['workspace']}_01k2v7q1ab2cd3ef4gh5jk6mn7"
 TS_EXAMPLE = "2025-01-15T10:30:01.250000Z"
@@ -549,7 +547,7 @@ close, reconnect with `after=<the last seq handled>` to miss nothing. The client
 
 WORKSPACE_STREAM_TEXT = f"""Where each run of a workspace stands. On connect, a snapshot: one \
 `run.status` message for each of its {" and ".join(SNAPSHOT_STATUSES)} runs (oldest first\
-{f", at most {SNAPSHOT_LIMIT}" if SNAPSHOT_LIMIT else ""}); then one whenever a run of the \
+, at most {WORKSPACE_SNAPSHOT_LIMIT}); then one whenever a run of the \
 workspace starts, reports progress or ends. Each message carries the whole of its run's \
 state, so the latest one for a run wins. A stream that may have missed changes (the channel \
 layer was lost, or it dropped messages for a slow reader) sends the snapshot again; a run that \

@@ -224,7 +224,11 @@ def run_terminal_seq(*, run_id: str) -> int | None:
     )
 
 
-def workspace_active_runs(*, workspace_id: str, limit: int = 200) -> list[Run]:
+# The most active runs a workspace stream's first message (its snapshot) lists.
+WORKSPACE_SNAPSHOT_LIMIT = 200
+
+
+def workspace_active_runs(*, workspace_id: str, limit: int = WORKSPACE_SNAPSHOT_LIMIT) -> list[Run]:
     return list(
         Run.objects.filter(workspace_id=workspace_id, status__in=["queued", "running"]).order_by(
             "created_at"
