@@ -17,10 +17,12 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test test-typescript test-sqlite test-postgres lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# The Python SDK and `sverm` CLI (clients/python), which the suite tests against a server.
+	$(PY) -m pip install --quiet -e "./clients/python[cli]"
 	@touch $@
 
 install: $(VENV)/.installed
