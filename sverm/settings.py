@@ -98,6 +98,9 @@ LOCAL_APPS = [
     "swarms",
     "billing",
     "tools",
+    "audit",
+    "schedules",
+    "batches",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 

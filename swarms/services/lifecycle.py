@@ -8,6 +8,7 @@ one way a run ends (finished, failed or cancelled).
 """
 
 import copy
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,7 +30,10 @@ from swarms.services.recorders import (
     run_events_append,
     run_update_returning,
 )
+from swarms.signals import run_ended
 from swarms.webhooks.delivery import webhook_schedule
+
+logger = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
@@ -171,7 +175,17 @@ def run_end(
         return False
     if run is None or run.webhook_url:
         transaction.on_commit(lambda: webhook_schedule(run_id), robust=True)
+    status = changes.get("status", "")
+    transaction.on_commit(lambda: _announce_end(run_id, status), robust=True)
     return True
+
+
+def _announce_end(run_id: str, status: str) -> None:
+    for receiver, error in run_ended.send_robust(sender=Run, run_id=run_id, status=status):
+        if isinstance(error, Exception):
+            logger.error(
+                "run_ended receiver %r failed for %s", receiver, run_id, exc_info=error
+            )
 
 
 def run_finish(

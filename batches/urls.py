@@ -1,0 +1,3 @@
+"""Routes of the batches app."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes of the schedules app."""
+
+urlpatterns: list = []
