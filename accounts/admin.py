@@ -188,8 +188,10 @@ class IntegrationAdmin(admin.ModelAdmin):
 class PlanLimitsAdmin(admin.ModelAdmin):
     """One row per plan, edited in place; a change applies to requests and runs at once."""
 
-    list_display = ["plan", "requests_per_minute", "concurrent_runs", "runs_per_day"]
-    list_editable = ["requests_per_minute", "concurrent_runs", "runs_per_day"]
+    list_display = ["plan", "requests_per_minute", "concurrent_runs", "runs_per_day",
+                    "batches_per_hour", "audit_retention_days"]  # fmt: skip
+    list_editable = ["requests_per_minute", "concurrent_runs", "runs_per_day",
+                     "batches_per_hour", "audit_retention_days"]  # fmt: skip
     list_display_links = ["plan"]
 
     def get_readonly_fields(self, request, obj=None):

@@ -29,6 +29,10 @@ PLAN_DEFAULTS: dict[str, tuple[int, int, int | None]] = {
     Plan.PRO: (60, 10, 500),
     Plan.TEAM: (300, 50, None),
 }
+# Batches a workspace may create per hour (seed 000: `POST /batch/*` 5/hour on the free tier),
+# and the days its audit trail is kept.
+PLAN_BATCHES_PER_HOUR = {Plan.FREE: 5, Plan.PRO: 30, Plan.TEAM: 120}
+PLAN_AUDIT_RETENTION_DAYS = {Plan.FREE: 30, Plan.PRO: 180, Plan.TEAM: 365}
 
 
 class PlanLimits(models.Model):
@@ -44,6 +48,14 @@ class PlanLimits(models.Model):
     runs_per_day = models.PositiveIntegerField(
         null=True, blank=True, help_text="Runs a workspace may start per UTC day; empty: unlimited."
     )
+    batches_per_hour = models.PositiveIntegerField(
+        default=PLAN_BATCHES_PER_HOUR[Plan.FREE],
+        help_text="Batches a workspace may create per hour.",
+    )
+    audit_retention_days = models.PositiveIntegerField(
+        default=PLAN_AUDIT_RETENTION_DAYS[Plan.FREE],
+        help_text="Days a workspace's audit events are kept.",
+    )
 
     class Meta:
         ordering = ["requests_per_minute", "plan"]
@@ -57,9 +69,12 @@ class PlanLimits(models.Model):
     def default_for(cls, plan: str) -> "PlanLimits":
         """Seed 002's limits for `plan` (the free plan's for an unknown one), unsaved."""
         requests, concurrent, daily = PLAN_DEFAULTS.get(plan, PLAN_DEFAULTS[Plan.FREE])
+        known = plan if plan in PLAN_DEFAULTS else Plan.FREE
         return cls(
-            plan=plan, requests_per_minute=requests, concurrent_runs=concurrent, runs_per_day=daily
-        )
+            plan=plan, requests_per_minute=requests, concurrent_runs=concurrent, runs_per_day=daily,
+            batches_per_hour=PLAN_BATCHES_PER_HOUR[known],
+            audit_retention_days=PLAN_AUDIT_RETENTION_DAYS[known],
+        )  # fmt: skip
 
 
 class UserManager(BaseUserManager):

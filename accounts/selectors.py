@@ -27,7 +27,7 @@ def workspace_plan(*, workspace_id: str) -> str:
 
 
 def _plan_limits_cache_key(plan: str) -> str:
-    return f"sverm:plan-limits:{plan}"
+    return f"sverm:plan-limits:v2:{plan}"
 
 
 def plan_limits(*, plan: str) -> PlanLimits:
@@ -36,12 +36,14 @@ def plan_limits(*, plan: str) -> PlanLimits:
     cached = cache.get(key)
     if cached is None:
         row = PlanLimits.objects.filter(pk=plan).first() or PlanLimits.default_for(plan)
-        cached = (row.requests_per_minute, row.concurrent_runs, row.runs_per_day)
+        cached = (row.requests_per_minute, row.concurrent_runs, row.runs_per_day,
+                  row.batches_per_hour, row.audit_retention_days)  # fmt: skip
         cache.set(key, cached, PLAN_LIMITS_CACHE_SECONDS)
-    requests, concurrent, daily = cached
+    requests, concurrent, daily, batches, audit_days = cached
     return PlanLimits(
-        plan=plan, requests_per_minute=requests, concurrent_runs=concurrent, runs_per_day=daily
-    )
+        plan=plan, requests_per_minute=requests, concurrent_runs=concurrent, runs_per_day=daily,
+        batches_per_hour=batches, audit_retention_days=audit_days,
+    )  # fmt: skip
 
 
 def plan_limits_forget(*, plan: str) -> None:
