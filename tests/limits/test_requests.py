@@ -267,6 +267,8 @@ def test_plan_limits_are_listed_and_edited_in_place_in_the_admin(
         data[f"{formset.prefix}-{index}-requests_per_minute"] = row.requests_per_minute
         data[f"{formset.prefix}-{index}-concurrent_runs"] = row.concurrent_runs
         data[f"{formset.prefix}-{index}-runs_per_day"] = row.runs_per_day or ""
+        data[f"{formset.prefix}-{index}-batches_per_hour"] = row.batches_per_hour
+        data[f"{formset.prefix}-{index}-audit_retention_days"] = row.audit_retention_days
     data[f"{formset.prefix}-0-requests_per_minute"] = "2"
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.content[:2000]
