@@ -12,6 +12,8 @@ from django.core.exceptions import BadRequest
 from django.utils.encoding import escape_uri_path
 from ulid import ULID
 
+from sverm.api.deprecation import request_deprecation
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -69,6 +71,9 @@ def _finish(request, response):
     response[REQUEST_ID_HEADER] = request.request_id
     for name, value in getattr(request, RATE_LIMIT_HEADERS_ATTR, {}).items():
         response[name] = value
+    if (deprecation := request_deprecation(request)) is not None:
+        for name, value in deprecation.headers().items():
+            response[name] = value
     if response.status_code >= 400:
         error_log(request, response)
     return response

@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
+from sverm.api.deprecation import Deprecation, deprecation_of
 from sverm.api.errors import is_v1_path
 
 
@@ -81,6 +82,19 @@ ERROR_DESCRIPTIONS = {
 
 
 class SvermAutoSchema(AutoSchema):
+    def _deprecation(self) -> Deprecation | None:
+        handler = getattr(self.view, "action", None) or self.method.lower()
+        return deprecation_of(type(self.view), handler)
+
+    def is_deprecated(self) -> bool:
+        return super().is_deprecated() or self._deprecation() is not None
+
+    def get_description(self) -> str:
+        description = super().get_description() or ""
+        if (deprecation := self._deprecation()) is not None:
+            description = f"{deprecation.note()}\n\n{description}".strip()
+        return description
+
     def _error_statuses(self) -> list[str]:
         statuses = ["400"]
         public = any(isinstance(p, AllowAny) for p in self.view.get_permissions())
@@ -215,6 +229,15 @@ RESPONSE_HEADERS = {
         "description": "Seconds to wait before trying again.",
         "schema": {"type": "integer"},
     },
+    "Deprecation": {
+        "description": "The operation is deprecated (RFC 9745): `@<unix time>` it was "
+        "deprecated from.",
+        "schema": {"type": "string"},
+    },
+    "Sunset": {
+        "description": "When the deprecated operation stops answering (RFC 8594), an HTTP-date.",
+        "schema": {"type": "string"},
+    },
 }
 RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
@@ -246,6 +269,9 @@ def describe_operations(result, generator, request, public):
                 if limited:
                     for header in RATE_LIMIT_HEADERS:
                         headers[header] = _header_ref(header)
+                if operation.get("deprecated"):
+                    headers["Deprecation"] = _header_ref("Deprecation", required=True)
+                    headers["Sunset"] = _header_ref("Sunset", required=True)
                 if status == "429":
                     headers["Retry-After"] = _header_ref("Retry-After", required=True)
                 elif status == "503":
