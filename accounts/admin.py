@@ -2,13 +2,16 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as BaseUserCreationForm
+from django.contrib.auth.models import Group
 
 from accounts import services
 from accounts.models import ApiKey, Integration, Membership, PlanLimits, User, Workspace
 from accounts.selectors import plan_limits_forget
+from audit.admin import AuditedModelAdmin
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -32,7 +35,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedModelAdmin, BaseUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     ordering = ["email"]
@@ -54,8 +57,18 @@ class UserAdmin(BaseUserAdmin):
     )
 
 
+# Django's own, with what operators change in it recorded like every other admin change.
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(AuditedModelAdmin, BaseGroupAdmin):
+    pass
+
+
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(AuditedModelAdmin):
+    audit_split_fields = {"plan": "plan_change"}  # as the API records it
     list_display = ["name", "id", "plan", "member_count", "allowed_tools", "created_at"]
     list_filter = ["plan", "created_at"]
     search_fields = ["name", "id", "memberships__user__email"]
@@ -79,7 +92,11 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedModelAdmin):
+    # Named as the API names them: member.add, member.role_change, member.remove.
+    audit_target_type = "member"
+    audit_verbs = {"create": "add", "delete": "remove"}
+    audit_split_fields = {"role": "role_change"}
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "workspace__name", "workspace__id"]
@@ -94,7 +111,7 @@ class ApiKeyAddForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedModelAdmin):
     list_display = ["name", "masked", "workspace", "role", "status", "last_used_at", "created_at"]
     list_filter = ["role", ("revoked_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["name", "prefix", "id", "workspace__name", "created_by__email"]
@@ -170,7 +187,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(AuditedModelAdmin):
+    audit_verbs = {"create": "install", "delete": "remove"}  # as the API records them
     list_display = ["id", "installer", "publisher", "installed_by", "created_at"]
     search_fields = ["id", "installer__name", "installer__id", "publisher__name", "publisher__id"]
     list_select_related = ["installer", "publisher", "installed_by"]
@@ -185,7 +203,7 @@ class IntegrationAdmin(admin.ModelAdmin):
 
 
 @admin.register(PlanLimits)
-class PlanLimitsAdmin(admin.ModelAdmin):
+class PlanLimitsAdmin(AuditedModelAdmin):
     """One row per plan, edited in place; a change applies to requests and runs at once."""
 
     list_display = ["plan", "requests_per_minute", "concurrent_runs", "runs_per_day",

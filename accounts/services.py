@@ -23,6 +23,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import ApiKey, Integration, Membership, Plan, PlanLimits, User, Workspace
 from accounts.roles import Role
 from accounts.selectors import plan_limits, plan_limits_forget, user_get_by_email
+from audit.services import audit_diff, audit_fields, audit_record
 from sverm.api.errors import Conflict, Forbidden, InvalidRequest, RateLimited, Unauthorized
 from sverm.services import model_update
 
@@ -58,10 +59,19 @@ def auth_refresh(*, refresh: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Workspaces and members
 # ---------------------------------------------------------------------------------------------
+# A workspace's fields its audit events show; `plan` changes are events of their own.
+WORKSPACE_AUDITED = ("name", "plan", "allowed_tools")
+
+
 @transaction.atomic
 def workspace_create(*, name: str, owner: User, plan: str = Plan.FREE) -> Workspace:
     workspace = Workspace.objects.create(name=name, plan=plan)
-    Membership.objects.create(workspace=workspace, user=owner, role=Role.ADMIN)
+    membership = Membership.objects.create(workspace=workspace, user=owner, role=Role.ADMIN)
+    audit_record(
+        action="workspace.create", workspace_id=workspace.pk, target_type="workspace",
+        target_id=workspace.pk, after=audit_fields(workspace, WORKSPACE_AUDITED),
+    )  # fmt: skip
+    _member_audit("member.add", membership, after={"role": membership.role})
     return workspace
 
 
@@ -76,10 +86,36 @@ def workspace_plan_check(*, plan: str, current: str = Plan.FREE, by_staff: bool)
         )
 
 
+@transaction.atomic
 def workspace_update(*, workspace: Workspace, data: dict) -> Workspace:
-    allowed = {key: value for key, value in data.items() if key in {"name", "plan"}}
-    workspace, _ = model_update(instance=workspace, data=allowed)
+    """`data` keys: name, plan, allowed_tools. Recorded as `workspace.update`, and a plan change
+    as `workspace.plan_change` of its own."""
+    allowed = {key: value for key, value in data.items() if key in WORKSPACE_AUDITED}
+    before = audit_fields(workspace, WORKSPACE_AUDITED)
+    workspace, changed = model_update(instance=workspace, data=allowed)
+    if changed:
+        old, new = audit_diff(before, audit_fields(workspace, WORKSPACE_AUDITED))
+        if "plan" in new:
+            audit_record(
+                action="workspace.plan_change", workspace_id=workspace.pk,
+                target_type="workspace", target_id=workspace.pk,
+                before={"plan": old.pop("plan")}, after={"plan": new.pop("plan")},
+            )  # fmt: skip
+        if new:
+            audit_record(action="workspace.update", workspace_id=workspace.pk,
+                         target_type="workspace", target_id=workspace.pk, before=old,
+                         after=new)  # fmt: skip
     return workspace
+
+
+def _member_audit(action: str, membership: Membership, *, before=None, after=None) -> None:
+    """A membership's event: its target is the membership, its values name the user."""
+    who = {"user_id": membership.user_id, "email": membership.user.email}
+    audit_record(
+        action=action, workspace_id=membership.workspace_id, target_type="member",
+        target_id=membership.pk, before=None if before is None else {**who, **before},
+        after=None if after is None else {**who, **after},
+    )  # fmt: skip
 
 
 def _ensure_an_admin_remains(*, membership: Membership, new_role: str | None) -> None:
@@ -103,7 +139,9 @@ def membership_add(*, workspace: Workspace, email: str, role: str) -> Membership
         )
     try:
         with transaction.atomic():
-            return Membership.objects.create(workspace=workspace, user=user, role=role)
+            membership = Membership.objects.create(workspace=workspace, user=user, role=role)
+            _member_audit("member.add", membership, after={"role": role})
+            return membership
     except IntegrityError:
         raise Conflict(f"{user.email} is already a member of this workspace.") from None
 
@@ -111,13 +149,19 @@ def membership_add(*, workspace: Workspace, email: str, role: str) -> Membership
 @transaction.atomic
 def membership_update_role(*, membership: Membership, role: str) -> Membership:
     _ensure_an_admin_remains(membership=membership, new_role=role)
-    membership, _ = model_update(instance=membership, data={"role": role})
+    old_role = membership.role
+    membership, changed = model_update(instance=membership, data={"role": role})
+    if changed:
+        _member_audit(
+            "member.role_change", membership, before={"role": old_role}, after={"role": role}
+        )
     return membership
 
 
 @transaction.atomic
 def membership_remove(*, membership: Membership) -> None:
     _ensure_an_admin_remains(membership=membership, new_role=None)
+    _member_audit("member.remove", membership, before={"role": membership.role})
     membership.delete()
 
 
@@ -133,14 +177,22 @@ def integration_install(*, installer: Workspace, publisher: Workspace, installed
         )
     try:
         with transaction.atomic():
-            return Integration.objects.create(
+            integration = Integration.objects.create(
                 installer=installer, publisher=publisher, installed_by=installed_by
             )
+            audit_record(action="integration.install", workspace_id=installer.pk,
+                         target_type="integration", target_id=integration.pk,
+                         after={"publisher_id": publisher.pk})  # fmt: skip
+            return integration
     except IntegrityError:
         raise Conflict("This integration is already installed.") from None
 
 
+@transaction.atomic
 def integration_remove(*, integration: Integration) -> None:
+    audit_record(action="integration.remove", workspace_id=integration.installer_id,
+                 target_type="integration", target_id=integration.pk,
+                 before={"publisher_id": integration.publisher_id})  # fmt: skip
     integration.delete()
 
 
@@ -153,6 +205,7 @@ def api_key_digest(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+@transaction.atomic
 def api_key_create(
     *, workspace: Workspace, name: str, role: str, created_by: User
 ) -> tuple[ApiKey, str]:
@@ -167,6 +220,9 @@ def api_key_create(
         hashed_key=api_key_digest(raw_key),
         created_by=created_by,
     )
+    audit_record(action="api_key.create", workspace_id=workspace.pk, target_type="api_key",
+                 target_id=api_key.pk,
+                 after={"name": name, "role": role, "prefix": api_key.prefix})  # fmt: skip
     return api_key, raw_key
 
 
@@ -195,11 +251,22 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey:
     return match
 
 
+@transaction.atomic
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Idempotent: revoking a revoked key keeps its first revocation time."""
-    if api_key.revoked_at is None:
+    """Idempotent: revoking a revoked key keeps its first revocation time (and records
+    nothing)."""
+    # Locked: two revocations at once record one event.
+    revoked_at = (
+        ApiKey.objects.select_for_update().values_list("revoked_at", flat=True).get(pk=api_key.pk)
+    )
+    api_key.revoked_at = revoked_at
+    if revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(action="api_key.revoke", workspace_id=api_key.workspace_id,
+                     target_type="api_key", target_id=api_key.pk,
+                     before={"revoked_at": None},
+                     after={"revoked_at": api_key.revoked_at})  # fmt: skip
     return api_key
 
 
@@ -210,15 +277,19 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 CONCURRENT_RUNS_RETRY_AFTER_SECONDS = 5
 
 
+PLAN_LIMITS_AUDITED = ("requests_per_minute", "concurrent_runs", "runs_per_day")
+
+
+@transaction.atomic
 def plan_limits_update(*, plan_limits: PlanLimits, data: dict) -> PlanLimits:
-    allowed = {
-        key: value
-        for key, value in data.items()
-        if key in {"requests_per_minute", "concurrent_runs", "runs_per_day"}
-    }
+    allowed = {key: value for key, value in data.items() if key in PLAN_LIMITS_AUDITED}
+    before = audit_fields(plan_limits, PLAN_LIMITS_AUDITED)
     plan_limits, changed = model_update(instance=plan_limits, data=allowed)
     if changed:
         plan_limits_forget(plan=plan_limits.pk)
+        old, new = audit_diff(before, audit_fields(plan_limits, PLAN_LIMITS_AUDITED))
+        audit_record(action="plan_limits.update", workspace_id=None, target_type="plan_limits",
+                     target_id=plan_limits.pk, before=old, after=new)  # fmt: skip
     return plan_limits
 
 

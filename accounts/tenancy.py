@@ -150,8 +150,9 @@ class ScopedQuerySet(models.QuerySet):
 
 
 def workspace_id_of(obj: models.Model) -> str:
-    """Follow the model's `workspace_lookup` from an instance to its workspace id."""
+    """Follow the model's `workspace_lookup` from an instance to its workspace id (a foreign
+    key's `<name>_id`, or a plain id column such as the audit trail's `workspace_id`)."""
     *path, last = type(obj).workspace_lookup.split("__")
     for name in path:
         obj = getattr(obj, name)
-    return obj.pk if last in ("id", "pk") else getattr(obj, f"{last}_id")
+    return obj.pk if last in ("id", "pk") else getattr(obj, obj._meta.get_field(last).attname)

@@ -1,13 +1,15 @@
-"""Routes of `/api/auth`, `/api/workspaces`, `/api/workspaces/{id}/members` and `/api/api-keys`."""
+"""Routes of `/api/auth`, `/api/workspaces`, `/api/workspaces/{id}/members`, `/api/api-keys`
+and `/api/audit-events` (the audit app imports no other app, so its view is served here)."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from accounts import views
+from accounts import views, views_audit
 
 router = SimpleRouter(trailing_slash=False)
 router.register("workspaces", views.WorkspaceViewSet, basename="workspace")
 router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
+router.register("audit-events", views_audit.AuditEventViewSet, basename="audit-event")
 
 members = views.MemberViewSet.as_view({"get": "list", "post": "create"})
 member = views.MemberViewSet.as_view(

@@ -10,6 +10,7 @@ from django.db.models import Model, QuerySet
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.viewsets import GenericViewSet
 
+from accounts.auditing import audit_actor_name
 from accounts.roles import Role
 from accounts.tenancy import SOURCES, Caller, caller_for, workspace_id_of
 from sverm.api.errors import Forbidden, InvalidRequest, NotFound
@@ -57,6 +58,7 @@ class WorkspaceScopedViewSet(GenericViewSet):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        audit_actor_name(request)
         workspace_id = self.path_workspace_id()
         if workspace_id is not None:
             self.require_role(workspace_id)

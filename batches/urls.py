@@ -1,3 +1,16 @@
-"""Routes of the batches app."""
+"""Routes of `/api/batches` (with its items, cancel and results)."""
 
-urlpatterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from batches import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("batches", views.BatchViewSet, basename="batch")
+
+items = views.BatchItemViewSet.as_view({"get": "list"})
+
+urlpatterns = [
+    path("batches/<str:batch_id>/items", items, name="batch-items"),
+    *router.urls,
+]

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from accounts.models import Workspace
+from audit.admin import AuditedModelAdmin
 from billing.models import ModelPrice, MonthlyUsage, UsageRecord
 from billing.periods import current_month, month_parse
 from billing.selectors import DayCost, usage_daily_cost, usage_month
@@ -21,7 +22,7 @@ CHART_WIDTH, CHART_HEIGHT, CHART_GAP = 720, 160, 2
 
 
 @admin.register(ModelPrice)
-class ModelPriceAdmin(admin.ModelAdmin):
+class ModelPriceAdmin(AuditedModelAdmin):
     list_display = ["model", "provider", "input_per_million", "output_per_million", "updated_at"]
     list_editable = ["input_per_million", "output_per_million"]
     list_filter = ["provider"]

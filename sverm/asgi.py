@@ -14,6 +14,7 @@ django_asgi_app = get_asgi_application()
 
 # These need the app registry.
 from accounts.ws_auth import CallerMiddleware  # noqa: E402
+from batches.routing import websocket_urlpatterns as batch_websocket_urlpatterns  # noqa: E402
 from swarms.fast_reads import FastReads  # noqa: E402
 from swarms.routing import websocket_urlpatterns  # noqa: E402
 
@@ -24,7 +25,10 @@ application = ProtocolTypeRouter(
         # The Origin check, the session (the live page's sign-in), then the token's or the
         # session's caller.
         "websocket": BrowserOriginValidator(
-            AuthMiddlewareStack(CallerMiddleware(URLRouter(websocket_urlpatterns))),
+            # Other apps' streams first: swarms' routes end with the catch-all (4404).
+            AuthMiddlewareStack(
+                CallerMiddleware(URLRouter([*batch_websocket_urlpatterns, *websocket_urlpatterns]))
+            ),
             allowed_origins=[],
         ),
     }

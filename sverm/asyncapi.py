@@ -1,5 +1,5 @@
-"""The AsyncAPI 3 document of the WebSocket streams (swarms/routing.py), served at /asyncapi.json
-and /asyncapi.yaml.
+"""The AsyncAPI 3 document of the WebSocket streams (swarms/routing.py, batches/routing.py), served
+at /asyncapi.json and /asyncapi.yaml.
 
 Built from the constants the streams themselves use (event types, terminal events, close codes,
 the `after` pattern, id prefixes, money's wording), so it changes when they do;
@@ -17,6 +17,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.views import View
 
+from batches.models import BATCH_TERMINAL_EVENTS, BatchEventType, BatchStatus, ItemStatus
 from sverm.api.ids import PREFIXES
 from sverm.api.money import MONEY_DESCRIPTION, MONEY_KEY_SUFFIX
 from swarms import consumers
@@ -40,6 +41,10 @@ RUN_LEVEL_EVENTS = frozenset(
 SNAPSHOT_STATUSES = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 RUN_ID_EXAMPLE = f"{PREFIXES['run']}_01k2v7r8xq3m9c4d5e6f7g8h9j"
 WORKSPACE_ID_EXAMPLE = f"{PREFIXES['workspace']}_01k2v7q1ab2cd3ef4gh5jk6mn7"
+BATCH_ID_EXAMPLE = f"{PREFIXES['batch']}_01k2v7t4mn5pq6rs7tv8wx9yz0"
+ITEM_ID_EXAMPLE = f"{PREFIXES['batch_item']}_01k2v7t4mn5pq6rs7tv8wx9yz1"
+# A batch stream's terminal events, in a stable order.
+BATCH_TERMINAL = tuple(sorted(str(t) for t in BATCH_TERMINAL_EVENTS))
 TS_EXAMPLE = "2025-01-15T10:30:01.250000Z"
 
 
@@ -65,14 +70,14 @@ def _text(description: str, **extra: Any) -> dict[str, Any]:
 
 def close_codes() -> tuple[dict[str, Any], ...]:
     """Every code a stream closes with: `name` is stable, `streams` says which send it."""
-    run, both = ("run",), ("run", "workspace")
+    run, every = ("run", "batch"), ("run", "workspace", "batch")
     return (
         {
             "code": NORMAL_CLOSURE,
             "name": "normal",
             "streams": run,
-            "description": "The run ended: sent right after its terminal event ("
-            + ", ".join(f"`{t}`" for t in events.TERMINAL_EVENTS)
+            "description": "The run (or batch) ended: sent right after its terminal event ("
+            + ", ".join(f"`{t}`" for t in (*events.TERMINAL_EVENTS, *BATCH_TERMINAL))
             + "), or at once when `after` is at or past it. A workspace stream never closes "
             "by itself.",
         },
@@ -86,23 +91,23 @@ def close_codes() -> tuple[dict[str, Any], ...]:
         {
             "code": consumers.CLOSE_UNAUTHORIZED,
             "name": "unauthorized",
-            "streams": both,
+            "streams": every,
             "description": "No credential, or a bad, expired or revoked one (JWT or API key).",
         },
         {
             "code": consumers.CLOSE_FORBIDDEN,
             "name": "forbidden",
-            "streams": both,
+            "streams": every,
             "description": "The caller is a member of the workspace but its role may not follow "
             "the stream (viewer is enough, so no member gets this today).",
         },
         {
             "code": consumers.CLOSE_NOT_FOUND,
             "name": "not_found",
-            "streams": both,
-            "description": "No such run or workspace, or one the caller may not see (the same "
-            "answer, so nothing leaks whether it exists); on `/v1`, a run outside the call's "
-            "workspace; any other WebSocket path.",
+            "streams": every,
+            "description": "No such run, batch or workspace, or one the caller may not see (the "
+            "same answer, so nothing leaks whether it exists); on `/v1`, a run outside the "
+            "call's workspace; any other WebSocket path.",
         },
     )
 
@@ -536,6 +541,189 @@ def run_status_message() -> dict[str, Any]:
     }
 
 
+# --- batch events --------------------------------------------------------------------------------
+def _batch_counts(summary: str) -> dict[str, Any]:
+    """A batch progress or terminal event's data (batches/services.py `_counts`)."""
+    properties = {
+        "status": _text("The batch's status.", enum=list(BatchStatus.values)),
+        "items_total": _count("Its items."),
+        "pending": _count("Items not started yet."),
+        "running": _count("Items whose run is under way."),
+        "completed": _count("Items whose run completed."),
+        "failed": _count("Items whose run failed, or that could not start."),
+        "cancelled": _count("Items whose run was cancelled."),
+        "skipped": _count("Items that never started (the batch was cancelled or failed, or its "
+                          "total budget could not fit them)."),
+        "progress": {"type": "number", "minimum": 0, "maximum": 1,
+                     "description": "The share of its items that ended."},
+        "cost_usd": _money("What it has spent: its ended items' runs and its running ones'."),
+        "total_budget_usd": _money("Its total budget, which `cost_usd` never passes."),
+    }  # fmt: skip
+    example = {
+        "status": BatchStatus.RUNNING.value, "items_total": 10, "pending": 5, "running": 2,
+        "completed": 2, "failed": 1, "cancelled": 0, "skipped": 0, "progress": 0.3,
+        "cost_usd": 0.004512, "total_budget_usd": 1.0,
+    }  # fmt: skip
+    return {"summary": summary, "properties": properties, "example": example}
+
+
+def batch_event_data() -> dict[str, dict[str, Any]]:
+    """Each batch event type's `summary`, `schema` of its `data` and an `example` of it."""
+    item = {
+        "item_id": _id_schema("batch_item", "The item's id."),
+        "index": _count("Its place among the batch's inputs, from 0."),
+        "custom_id": {"type": ["string", "null"], "description": "Its `customId`, if given."},
+    }
+    example = {"item_id": ITEM_ID_EXAMPLE, "index": 3, "custom_id": None}
+    run_id = _id_schema("run", "The run executing the item.")
+    ended_statuses = [s for s in ItemStatus.values if s not in ("pending", "running")]
+    ended = {
+        **item,
+        "run_id": run_id,
+        "status": _text("The item's status now.", enum=ended_statuses),
+        "cost_usd": _money("What its run cost."),
+    }
+    run_example = f"{PREFIXES['run']}_01k2v7r8xq3m9c4d5e6f7g8h9k"
+    data = {
+        BatchEventType.ITEM_STARTED: _data(
+            "An item's run was created (it executes as soon as a worker takes it).",
+            {**item, "run_id": run_id},
+            (),
+            {**example, "run_id": run_example},
+        ),
+        BatchEventType.ITEM_COMPLETED: _data(
+            "An item's run completed (its output: `GET /api/batches/{id}/items` or `/results`).",
+            ended,
+            (),
+            {**example, "run_id": run_example, "status": "completed", "cost_usd": 0.001204},
+        ),
+        BatchEventType.ITEM_FAILED: _data(
+            "An item's run failed, or the item could not start (then `run_id` is null).",
+            {
+                **ended,
+                "run_id": {
+                    "oneOf": [run_id, {"type": "null"}],
+                    "description": "Its run; null when none could be created.",
+                },
+                "error_code": _text("Why, as a stable code (e.g. `budget_exceeded`)."),
+                "error_message": _text("Why, for people."),
+            },
+            (),
+            {
+                **example,
+                "run_id": run_example,
+                "status": "failed",
+                "cost_usd": 0.000266,
+                "error_code": "provider_error",
+                "error_message": "gpt-4o-mini: 503 ...",
+            },
+        ),
+        BatchEventType.ITEM_CANCELLED: _data(
+            "An item's run was cancelled (the batch was, or the run on its own).",
+            ended,
+            (),
+            {**example, "run_id": run_example, "status": "cancelled", "cost_usd": 0.000266},
+        ),
+    }
+    wording = {
+        BatchEventType.BATCH_PROGRESS: "Where the batch stands: on creation, and after each "
+        "change of its items (starts and ends).",
+        BatchEventType.BATCH_COMPLETED: "Every item ended (the counts say how); the stream "
+        "closes with 1000 next.",
+        BatchEventType.BATCH_CANCELLED: "The cancelled batch's last run stopped; the stream "
+        "closes with 1000 next.",
+        BatchEventType.BATCH_FAILED: "The batch's swarm or template could not run any more and "
+        "its last run stopped (`error_code`, `error_message` say why); the stream closes with "
+        "1000 next.",
+    }
+    for event_type, summary in wording.items():
+        counts = _batch_counts(summary)
+        properties, optional, sample = counts["properties"], (), counts["example"]
+        if event_type != BatchEventType.BATCH_PROGRESS:
+            sample = {**sample, "status": _FINAL_STATUS[event_type], "pending": 0, "running": 0,
+                      "completed": 9, "progress": 1.0}  # fmt: skip
+        if event_type == BatchEventType.BATCH_FAILED:
+            properties = {
+                **properties,
+                "error_code": _text("Why, as a stable code (e.g. `conflict`)."),
+                "error_message": _text("Why, for people."),
+            }
+            sample = {
+                **sample,
+                "error_code": "conflict",
+                "error_message": "Swarm swm_... is deleted; restore it before running it.",
+            }
+        data[event_type] = _data(summary, properties, optional, sample)
+    return {str(event_type): value for event_type, value in data.items()}
+
+
+_FINAL_STATUS = {
+    BatchEventType.BATCH_COMPLETED: BatchStatus.COMPLETED.value,
+    BatchEventType.BATCH_CANCELLED: BatchStatus.CANCELLED.value,
+    BatchEventType.BATCH_FAILED: BatchStatus.FAILED.value,
+}
+
+
+def batch_event_schema() -> dict[str, Any]:
+    """The envelope every batch stream message has (batches/realtime.py `batch_event_message`)."""
+    return {
+        "type": "object",
+        "description": "One stored event of a batch.",
+        "required": ["seq", "type", "batch_id", "data", "ts"],
+        "additionalProperties": False,
+        "properties": {
+            "seq": _count(
+                "The event's number in its batch: 1, 2, 3 ... with no gaps. Resume with "
+                "`?after=<the last seq you handled>`.",
+                minimum=1,
+            ),
+            "type": _text("What happened.", enum=list(BatchEventType.values)),
+            "batch_id": _id_schema("batch", "The batch's id."),
+            "data": {
+                "type": "object",
+                "description": f"What happened, by type (each message narrows it); money "
+                f"(any `*{MONEY_KEY_SUFFIX}`): {MONEY_DESCRIPTION}",
+            },
+            "ts": _text("When it was stored (UTC, ISO 8601).", format="date-time"),
+        },
+    }
+
+
+def batch_event_messages() -> dict[str, dict[str, Any]]:
+    """One message per batch event type: the envelope, with its `type` and `data` narrowed."""
+    messages = {}
+    for event_type, data in batch_event_data().items():
+        ends = event_type in BATCH_TERMINAL
+        messages[_message_name(event_type)] = {
+            "name": event_type,
+            "title": f"`{event_type}`" + (" (ends the batch)" if ends else ""),
+            "summary": data["summary"],
+            "contentType": "application/json",
+            "payload": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/BatchEvent"},
+                    {
+                        "type": "object",
+                        "properties": {"type": {"const": event_type}, "data": data["schema"]},
+                    },
+                ]
+            },
+            "examples": [
+                {
+                    "name": _message_name(event_type),
+                    "payload": {
+                        "seq": 4,
+                        "type": event_type,
+                        "batch_id": BATCH_ID_EXAMPLE,
+                        "data": data["example"],
+                        "ts": TS_EXAMPLE,
+                    },
+                }
+            ],
+        }
+    return messages
+
+
 # --- channels, operations, the document ---------------------------------------------------------
 RUN_STREAM_TEXT = """On connect the server sends every stored event of the run with `seq` above \
 `after` (default 0: all of them), then each new one as it is stored: every event exactly once, \
@@ -544,6 +732,18 @@ it already sent and fills any gap from the database, so a slow reader or a lost 
 costs latency, never an event). After the terminal event it closes with 1000; a client resuming \
 with `after` at or past the terminal event gets no message and 1000 at once. After any other \
 close, reconnect with `after=<the last seq handled>` to miss nothing. The client sends nothing."""
+
+BATCH_STREAM_TEXT = """One batch's events: `item.started` when an item's run is created, \
+`item.completed`, `item.failed` or `item.cancelled` when it ends (with its cost), \
+`batch.progress` after each change (counts, progress, cost), and one terminal event when the \
+last item ended: `batch.completed`, `batch.cancelled` or `batch.failed`. On connect the server \
+sends every stored event with `seq` above `after` (default 0: all of them; the first is the \
+`batch.progress` of its creation), then each new one: every event exactly once, in `seq` order, \
+with no gap (as the run streams: the stream joins the batch's live feed before it replays, and \
+fills any gap from the database). After the terminal event it closes with 1000; a client \
+resuming with `after` at or past it gets no message and 1000 at once. Items the batch skipped \
+(cancelled, failed, out of budget) have no event of their own: the counts say how many. The \
+client sends nothing."""
 
 WORKSPACE_STREAM_TEXT = f"""Where each run of a workspace stands. On connect, a snapshot: one \
 `run.status` message for each of its {" and ".join(SNAPSHOT_STATUSES)} runs (oldest first\
@@ -610,7 +810,7 @@ def _channel(
         "bindings": {
             "ws": {
                 "method": "GET",
-                "query": _query(after=stream == "run"),
+                "query": _query(after=stream in ("run", "batch")),
                 "headers": _headers(v1=v1),
                 "bindingVersion": "0.1.0",
             }
@@ -663,6 +863,20 @@ def channels() -> dict[str, dict[str, Any]]:
             ["run_status"],
             stream="workspace",
         ),
+        "batchStream": _channel(
+            "/api/batches/{batch_id}/stream",
+            "One batch's events",
+            "Any batch the caller may see, in any of its workspaces (viewer is enough).\n\n"
+            + BATCH_STREAM_TEXT,
+            {
+                "batch_id": {
+                    "description": "The batch's id (`bat_…`), as `POST /api/batches` answered.",
+                    "examples": [BATCH_ID_EXAMPLE],
+                }
+            },
+            list(batch_event_messages()),
+            stream="batch",
+        ),
     }
 
 
@@ -694,6 +908,11 @@ def operations(channel_map: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
             "workspaceStream", "Stream a workspace's run statuses",
             "A snapshot of the active runs, then each run's status as it changes.",
         ),
+        "sendBatchEvents": send(
+            "batchStream", "Stream a batch's events",
+            "Every stored event after `after`, then live ones, once each and in order; "
+            "closes 1000 after the batch's terminal event.",
+        ),
     }  # fmt: skip
 
 
@@ -711,7 +930,10 @@ events `{{"seq", "type", "run_id", "agent_id", "data", "ts"}}`: every stored eve
 above `after`, then live ones, each exactly once and in order; after the terminal event \
 ({", ".join(f"`{t}`" for t in events.TERMINAL_EVENTS)}) the server closes with 1000. The \
 **workspace stream** (`/api/workspaces/{{workspace_id}}/stream`) sends `run.status` messages: a \
-snapshot of the active runs, then each change.
+snapshot of the active runs, then each change. The **batch stream** \
+(`/api/batches/{{batch_id}}/stream`) sends a batch's events `{{"seq", "type", "batch_id", "data", \
+"ts"}}` the same way as a run stream: each item's start and end, the batch's progress, and its \
+terminal event ({", ".join(f"`{t}`" for t in BATCH_TERMINAL)}), after which it closes with 1000.
 
 Money (`cost_usd`, every `*{MONEY_KEY_SUFFIX}`) is as in REST bodies: {MONEY_DESCRIPTION}
 
@@ -782,8 +1004,16 @@ def asyncapi_document() -> dict[str, Any]:
         "channels": channel_map,
         "operations": operations(channel_map),
         "components": {
-            "schemas": {"RunEvent": run_event_schema(), "RunStatus": run_status_schema()},
-            "messages": {**run_event_messages(), "run_status": run_status_message()},
+            "schemas": {
+                "RunEvent": run_event_schema(),
+                "RunStatus": run_status_schema(),
+                "BatchEvent": batch_event_schema(),
+            },
+            "messages": {
+                **run_event_messages(),
+                "run_status": run_status_message(),
+                **batch_event_messages(),
+            },
             "securitySchemes": SECURITY_SCHEMES,
         },
     }

@@ -46,6 +46,12 @@ PERIODIC_TASKS = (
     ),
     # Retention: expired runs' events and output pruned, the expired trash purged. Hourly.
     PeriodicTask("prune-retention", "swarms.prune_retention", every=3600.0, expires=3000.0),
+    # The audit trail past each workspace plan's audit_retention_days, in batches. Hourly.
+    PeriodicTask("prune-audit-trail", "accounts.prune_audit_trail", every=3600.0, expires=3000.0),
+    # Due schedules fire: each slot claimed in the database, so every beat/worker may tick.
+    PeriodicTask("fire-schedules", "schedules.fire_due", every="SVERM_SCHEDULE_TICK_SECONDS"),
+    # Open batches: items whose run's end signal was lost recorded, items a quota held started.
+    PeriodicTask("advance-batches", "batches.advance_open_batches", every=5.0),
 )
 
 

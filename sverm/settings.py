@@ -113,6 +113,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Each request's audit context (IP, correlation id; the admin's operator): after auth.
+    "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -285,6 +287,13 @@ if SVERM_RUN_MAX_ATTEMPTS < 1:
 # Redis redelivers a task not acknowledged within the visibility timeout (tasks are acknowledged
 # late, when they end): keep it above the longest run, so a long run is never run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(SVERM_RUN_TIMEOUT_SECONDS) + 3600}
+# Schedules (schedules/): how often due schedules are fired (Celery beat, or the embedded timer,
+# where 0 pauses it); a schedule's slots are claimed in the database, so any number of processes
+# may tick. A sixth cron field of seconds is for tests only.
+SVERM_SCHEDULE_TICK_SECONDS = float(os.environ.get("SVERM_SCHEDULE_TICK_SECONDS", "10"))
+SVERM_SCHEDULE_SECONDS_FIELD = env_bool("SVERM_SCHEDULE_SECONDS_FIELD")
+if SVERM_SCHEDULE_TICK_SECONDS < 0:
+    raise ImproperlyConfigured("SVERM_SCHEDULE_TICK_SECONDS must be 0 or more.")
 # Every periodic task is declared in sverm/periodic.py (its intervals may name settings above).
 CELERY_BEAT_SCHEDULE = beat_schedule(globals())
 # Webhooks: hosts that may be sent to although private/loopback (comma list, e.g. "127.0.0.1");

@@ -6,6 +6,7 @@ from django.contrib.admin.utils import unquote
 from django.urls import reverse
 from django.utils.html import format_html
 
+from audit.admin import AuditedModelAdmin
 from sverm.api.errors import ApplicationError
 from sverm.money import money
 from swarms import services
@@ -22,7 +23,7 @@ from swarms.models import (
     WebhookSecret,
 )
 from swarms.services.approvals import approval_decide
-from swarms.webhooks.delivery import webhook_redeliver
+from swarms.webhooks.delivery import webhook_endpoint_enable, webhook_redeliver
 from swarms.webhooks.signing import webhook_secret_rotate
 
 
@@ -74,7 +75,8 @@ class SwarmForm(forms.ModelForm):
 
 
 @admin.register(Swarm)
-class SwarmAdmin(admin.ModelAdmin):
+class SwarmAdmin(AuditedModelAdmin):
+    audit_split_fields = {"default_version_id": "default_version_switch"}  # as the API
     form = SwarmForm
     list_display = ["name", "id", "workspace", "retention_tier", "state", "default_version",
                     "created_by", "created_at"]  # fmt: skip
@@ -131,7 +133,7 @@ class SwarmAdmin(admin.ModelAdmin):
 
 
 @admin.register(SwarmVersion)
-class SwarmVersionAdmin(admin.ModelAdmin):
+class SwarmVersionAdmin(AuditedModelAdmin):
     list_display = ["swarm", "number", "id", "created_by", "created_at"]
     search_fields = ["id", "swarm__id", "swarm__name"]
     list_select_related = ["swarm", "created_by"]
@@ -206,7 +208,7 @@ class RunStepInline(admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(AuditedModelAdmin):
     list_display = ["id", "live_link", "workspace", "swarm_type", "status", "progress_percent",
                     "cost", "budget", "attempt", "simulated", "created_at"]  # fmt: skip
     list_filter = ["status", "simulated", "swarm_type", "created_at"]
@@ -282,7 +284,7 @@ class RunAdmin(admin.ModelAdmin):
 # Webhooks
 # ---------------------------------------------------------------------------------------------
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(AuditedModelAdmin):
     list_display = ["message_id", "attempt", "run", "workspace", "event_type", "status_code",
                     "success", "latency_ms", "short_error", "manual", "created_at"]  # fmt: skip
     list_filter = ["success", "manual", "event_type", "status_code", "created_at"]
@@ -315,7 +317,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(AuditedModelAdmin):
     list_display = ["url", "workspace", "disabled_at", "disabled_reason", "created_at"]
     list_filter = ["disabled_at"]
     search_fields = ["url", "workspace__id", "workspace__name"]
@@ -328,12 +330,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-enable the selected endpoints")
     def enable(self, request, queryset):
-        updated = queryset.update(disabled_at=None, disabled_reason="")
-        self.message_user(request, f"Re-enabled {updated} endpoint(s).", messages.SUCCESS)
+        disabled = list(queryset.filter(disabled_at__isnull=False))
+        for endpoint in disabled:  # through the service, which records each in the audit trail
+            webhook_endpoint_enable(workspace_id=endpoint.workspace_id, url=endpoint.url)
+        self.message_user(request, f"Re-enabled {len(disabled)} endpoint(s).", messages.SUCCESS)
 
 
 @admin.register(WebhookSecret)
-class WebhookSecretAdmin(admin.ModelAdmin):
+class WebhookSecretAdmin(AuditedModelAdmin):
     """Secrets are never displayed here (stored encrypted); rotating shows the new one once."""
 
     list_display = ["workspace", "created_at", "rotated_at", "previous_expires_at"]
@@ -360,7 +364,7 @@ class WebhookSecretAdmin(admin.ModelAdmin):
 
 
 @admin.register(Approval)
-class ApprovalAdmin(admin.ModelAdmin):
+class ApprovalAdmin(AuditedModelAdmin):
     """Tool calls waiting for an operator: approve or deny them here (as in the API); the run
     resumes on any worker once none of its calls waits."""
 

@@ -1,5 +1,6 @@
 """WebSocket streams: one run's events (`/v1/swarms/{id}/stream`, `/api/runs/{id}/stream`) and a
-workspace's run status changes (`/api/workspaces/{id}/stream`).
+workspace's run status changes (`/api/workspaces/{id}/stream`); SeqStreamConsumer, the run
+stream's machinery, also serves other apps' streams of numbered events (a batch's).
 
 A run stream joins the run's group before it replays stored events (seq > `after`), then sends
 live ones; anything already sent is dropped and any gap in seq is filled from the database, so a
@@ -114,7 +115,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
        `accept()` and anything read from the database, and `self.start()` once it is sent.
        Override `rejoined` (the channel layer was lost: send a snapshot again) or `resync` (a
        quiet spell: catch up from the database) where messages can be lost.
-    4. Route it in swarms/routing.py.
+    4. Route it in swarms/routing.py (another app's streams: in its own routing module, which
+       sverm/asgi.py puts before swarms' catch-all, so swarms never imports that app).
+    A stream of an object's numbered events (seq, `after=` resume, gap filling, closing after
+    the terminal event) subclasses SeqStreamConsumer instead, which does steps 3's connect.
     """
 
     # The group kinds this stream joins, and its handler for each of their message types.
@@ -289,11 +293,38 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         return caller
 
 
-class RunStreamConsumer(StreamConsumer):
-    # "v1": the run must be in the call's one workspace; "api": anywhere the caller may see.
-    flavour = "api"
-    joins = (RUN_GROUP,)
-    handlers = {"run.events": "run_events", "run.event": "run_event"}
+class SeqStreamConsumer(StreamConsumer):
+    """A stream of one object's numbered events (seq 1, 2, 3 ... stored before they are sent),
+    resumable with `?after=<seq>`: it joins the object's group before it replays what is stored
+    after `after`, drops what it already sent, fills any gap in seq from the database, and
+    closes with 1000 after a terminal event. A run's events are one (RunStreamConsumer), a
+    batch's another (batches/consumers.py).
+
+    A subclass declares `joins` (the one group kind its object's events are published to),
+    `handlers` (each of the group's message types to `on_live_events`, whose messages carry
+    their events under `live_key`, or a method that calls `send_live`), `url_kwarg` and
+    `terminal_types`, and implements `find` (the object's id when the caller may follow it,
+    NotFound or Forbidden otherwise), `events_after`, `terminal_seq` and `message_of`: the
+    three database reads run in a thread (`database_sync_to_async`)."""
+
+    url_kwarg = ""
+    terminal_types: frozenset[str] = frozenset()
+    live_key = "events"
+
+    async def find(self, caller, key: str) -> str:
+        raise NotImplementedError
+
+    def events_after(self, *, after: int, upto: int | None, limit: int) -> list:
+        """Stored events with seq in (after, upto], oldest first, at most `limit`."""
+        raise NotImplementedError
+
+    def terminal_seq(self) -> int | None:
+        """The seq of the object's terminal event, when it has one."""
+        raise NotImplementedError
+
+    def message_of(self, event) -> dict:
+        """The wire shape of a stored event (with `seq` and `type`)."""
+        raise NotImplementedError
 
     async def connect(self):
         self.last_seq = 0
@@ -305,28 +336,21 @@ class RunStreamConsumer(StreamConsumer):
         after = self.query_param("after", "0")
         if not AFTER.fullmatch(after):
             return await self.refuse(CLOSE_BAD_REQUEST)
-        run_id = self.scope["url_route"]["kwargs"]["run_id"]
         try:
-            workspace_id = None
-            if self.flavour == "v1":
-                workspace_id = caller.v1_workspace(self.header("sverm-workspace"))
-            run = await database_sync_to_async(selectors.run_for_stream)(
-                caller=caller, run_id=run_id, workspace_id=workspace_id
-            )
+            key = await self.find(caller, self.scope["url_route"]["kwargs"][self.url_kwarg])
         except NotFound:
             return await self.refuse(CLOSE_NOT_FOUND)
         except Forbidden:
             return await self.refuse(CLOSE_FORBIDDEN)
-        self.run_id = run.pk
         self.last_seq = int(after)
         # Join first, replay second: nothing published in between can be missed.
-        await self.join(RUN_GROUP, run.pk)
+        await self.join(self.joins[0], key)
         await self.accept()
         async with self.lock:
             await self.replay(upto=None)
         if not self.closed:
             # A client resuming after the terminal event (its close frame lost) is done too.
-            terminal = await database_sync_to_async(selectors.run_terminal_seq)(run_id=run.pk)
+            terminal = await database_sync_to_async(self.terminal_seq)()
             if terminal is not None and terminal <= self.last_seq:
                 self.closed = True
                 await self.close(code=1000)
@@ -342,7 +366,7 @@ class RunStreamConsumer(StreamConsumer):
         async with self.lock:
             sent = await self.replay(upto=None)
         if sent:
-            logger.info("run stream %s: sent %d events the channel layer lost", self.run_id, sent)
+            logger.info("stream %s: sent %d events the channel layer lost", self.group, sent)
 
     def query_param(self, name: str, default: str) -> str:
         from urllib.parse import parse_qs
@@ -360,11 +384,11 @@ class RunStreamConsumer(StreamConsumer):
         """Send stored events after the last one sent (up to `upto`), in batches; how many."""
         sent = 0
         while not self.closed:
-            events = await database_sync_to_async(selectors.run_events_after)(
-                run_id=self.run_id, after=self.last_seq, upto=upto, limit=REPLAY_BATCH
+            events = await database_sync_to_async(self.events_after)(
+                after=self.last_seq, upto=upto, limit=REPLAY_BATCH
             )
             for event in events:
-                message = event_message(event)
+                message = self.message_of(event)
                 await self.deliver(message, json.dumps(message))
                 sent += 1
                 if self.closed:
@@ -376,18 +400,14 @@ class RunStreamConsumer(StreamConsumer):
     async def deliver(self, message: dict, text: str) -> None:
         await self.send(text_data=text)
         self.last_seq = message["seq"]
-        if message["type"] in TERMINAL_EVENTS:
+        if message["type"] in self.terminal_types:
             self.closed = True
             await self.close(code=1000)
 
-    async def run_events(self, message):
+    async def on_live_events(self, message):
         """Live events from the group, in order (one publish's batch): drop what was sent, fill
         a gap from the database."""
-        await self.send_live(frames(message, "events"))
-
-    async def run_event(self, message):
-        """One live event (what publishers before `run.events` sent)."""
-        await self.send_live(frames(message, "event"))
+        await self.send_live(frames(message, self.live_key))
 
     async def send_live(self, events: list[tuple[dict, str]]) -> None:
         async with self.lock:
@@ -398,13 +418,49 @@ class RunStreamConsumer(StreamConsumer):
                     continue
                 if event["seq"] > self.last_seq + 1:
                     logger.info(
-                        "run stream %s: seq %d arrived after %d; filling the gap from the "
-                        "database", self.run_id, event["seq"], self.last_seq,
+                        "stream %s: seq %d arrived after %d; filling the gap from the "
+                        "database", self.group, event["seq"], self.last_seq,
                     )  # fmt: skip
                     await self.replay(upto=event["seq"] - 1)
                     if self.closed:
                         return
                 await self.deliver(event, text)
+
+
+class RunStreamConsumer(SeqStreamConsumer):
+    # "v1": the run must be in the call's one workspace; "api": anywhere the caller may see.
+    flavour = "api"
+    joins = (RUN_GROUP,)
+    handlers = {"run.events": "run_events", "run.event": "run_event"}
+    url_kwarg = "run_id"
+    terminal_types = frozenset(TERMINAL_EVENTS)
+
+    async def find(self, caller, key: str) -> str:
+        workspace_id = None
+        if self.flavour == "v1":
+            workspace_id = caller.v1_workspace(self.header("sverm-workspace"))
+        run = await database_sync_to_async(selectors.run_for_stream)(
+            caller=caller, run_id=key, workspace_id=workspace_id
+        )
+        self.run_id = run.pk
+        return run.pk
+
+    def events_after(self, *, after: int, upto: int | None, limit: int) -> list:
+        return selectors.run_events_after(run_id=self.run_id, after=after, upto=upto, limit=limit)
+
+    def terminal_seq(self) -> int | None:
+        return selectors.run_terminal_seq(run_id=self.run_id)
+
+    def message_of(self, event) -> dict:
+        return event_message(event)
+
+    async def run_events(self, message):
+        """Live events from the group, in order (one publish's batch)."""
+        await self.send_live(frames(message, "events"))
+
+    async def run_event(self, message):
+        """One live event (what publishers before `run.events` sent)."""
+        await self.send_live(frames(message, "event"))
 
 
 class V1RunStreamConsumer(RunStreamConsumer):

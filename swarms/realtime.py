@@ -53,6 +53,9 @@ class StreamGroup:
 RUN_GROUP = StreamGroup("run", frozenset({"run.events", "run.event"}))
 # Where each run of a workspace stands: `run.status`.
 WORKSPACE_GROUP = StreamGroup("workspace", frozenset({"run.status"}))
+# One batch's events (batches/realtime.py publishes them, batches/consumers.py streams them):
+# `batch.events` batches, as for runs.
+BATCH_GROUP = StreamGroup("batch", frozenset({"batch.events"}))
 
 
 def run_group(run_id: str) -> str:
@@ -136,6 +139,13 @@ def _as_of(run: Run, event: RunEvent) -> Run:
     run.status, run.progress = after.status, after.progress
     run.current_cost_usd, run.agents_active = after.cost_usd, after.agents_active
     return run
+
+
+def publish_to_groups(label: str, sends: list[tuple[str, dict]]) -> None:
+    """Hand `(group, message)` sends to this process's publisher, in order, without waiting
+    (how other apps' streams publish: see `publish_many`); `label` names them in its logs."""
+    if sends and get_channel_layer() is not None:
+        _publisher().submit(label, sends)
 
 
 SEND_TIMEOUT = 5.0

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
+from audit.admin import AuditedModelAdmin
 from sverm.api.errors import InvalidRequest
 from templates_app import services
 from templates_app.models import SwarmTemplate
@@ -72,7 +73,8 @@ class SwarmTemplateForm(forms.ModelForm):
 
 
 @admin.register(SwarmTemplate)
-class SwarmTemplateAdmin(admin.ModelAdmin):
+class SwarmTemplateAdmin(AuditedModelAdmin):
+    audit_target_type = "template"  # as the API records it
     form = SwarmTemplateForm
     list_display = ["id", "name", "topology", "owner", "updated_at"]
     list_filter = ["topology", BuiltInFilter]

@@ -21,6 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.db.models import ProtectedError, RestrictedError
 
 from accounts.models import User, Workspace
+from audit.services import audit_diff, audit_fields, audit_record
 from sverm.api.errors import Conflict, Forbidden, InvalidRequest
 from sverm.services import model_update
 from swarms.engine import Definition, Price, estimate_cost, validate_definition
@@ -313,7 +314,7 @@ def template_create(
         raise _taken(template_id)
     try:
         with transaction.atomic():
-            return SwarmTemplate.objects.create(
+            template = SwarmTemplate.objects.create(
                 id=template_id,
                 workspace=workspace,
                 name=name,
@@ -323,8 +324,20 @@ def template_create(
                 yaml=parsed.yaml,
                 created_by=created_by,
             )
+            _template_audit("template.create", template,
+                            after=audit_fields(template, TEMPLATE_AUDITED))  # fmt: skip
+            return template
     except IntegrityError:  # created concurrently
         raise _taken(template_id) from None
+
+
+# A template's fields its audit events show (the YAML holds the definition).
+TEMPLATE_AUDITED = ("name", "description", "topology", "yaml")
+
+
+def _template_audit(action: str, template: SwarmTemplate, *, before=None, after=None) -> None:
+    audit_record(action=action, workspace_id=template.workspace_id, target_type="template",
+                 target_id=template.pk, before=before, after=after)  # fmt: skip
 
 
 @transaction.atomic
@@ -349,7 +362,12 @@ def template_update(*, template: SwarmTemplate, data: dict) -> SwarmTemplate:
         name=changes.get("name", template.name),
         description=changes.get("description", template.description),
     )
-    template, _ = model_update(instance=template, data=changes)
+    before = audit_fields(template, TEMPLATE_AUDITED)
+    template, changed = model_update(instance=template, data=changes)
+    if changed:
+        old, new = audit_diff(before, audit_fields(template, TEMPLATE_AUDITED))
+        if new:
+            _template_audit("template.update", template, before=old, after=new)
     return template
 
 
@@ -357,6 +375,8 @@ def template_delete(*, template: SwarmTemplate) -> None:
     _ensure_writable(template)
     try:
         with transaction.atomic():
+            _template_audit("template.delete", template,
+                            before=audit_fields(template, TEMPLATE_AUDITED))  # fmt: skip
             template.delete()
     except (ProtectedError, RestrictedError):
         raise Conflict(f"Template {template.pk} is still in use and cannot be deleted.") from None

@@ -3,12 +3,13 @@ ask it again. Credentials are set through the API and never shown."""
 
 from django.contrib import admin, messages
 
+from audit.admin import AuditedModelAdmin
 from tools import services
 from tools.models import McpServer
 
 
 @admin.register(McpServer)
-class McpServerAdmin(admin.ModelAdmin):
+class McpServerAdmin(AuditedModelAdmin):
     list_display = ["name", "workspace", "url", "enabled", "tool_count", "tools_fetched_at",
                     "last_error"]  # fmt: skip
     list_filter = ["enabled"]

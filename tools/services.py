@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User, Workspace
+from audit.services import audit_diff, audit_fields, audit_record
 from sverm.api.errors import Conflict, InvalidRequest
 from sverm.sealed import seal
 from tools.mcp import (
@@ -77,9 +78,21 @@ def mcp_server_create(
     try:
         with transaction.atomic():
             server.save()
+            _server_audit("mcp_server.create", server,
+                          after=audit_fields(server, MCP_SERVER_AUDITED))  # fmt: skip
     except IntegrityError:
         raise Conflict(_taken(workspace, name)) from None
     return server
+
+
+# A server's fields its audit events show: header names, never their values.
+MCP_SERVER_AUDITED = ("name", "url", "header_names", "enabled", "requires_approval",
+                      "price_per_call_usd")  # fmt: skip
+
+
+def _server_audit(action: str, server: McpServer, *, before=None, after=None) -> None:
+    audit_record(action=action, workspace_id=server.workspace_id, target_type="mcp_server",
+                 target_id=server.pk, before=before, after=after)  # fmt: skip
 
 
 def mcp_server_update(
@@ -93,6 +106,8 @@ def mcp_server_update(
 ) -> McpServer:
     """Change where it is, what it is sent, or whether its tools are offered; a new address
     or new headers are checked by listing its tools again (400 when that fails)."""
+    before = audit_fields(server, MCP_SERVER_AUDITED)
+    headers_changed = headers is not None and headers != mcp_headers(server)
     if url is not None or headers is not None:
         new_url = server.url if url is None else url
         new_headers = mcp_headers(server) if headers is None else headers
@@ -106,24 +121,42 @@ def mcp_server_update(
         server.requires_approval = requires_approval
     if price_per_call_usd is not None:
         server.price_per_call_usd = price_per_call_usd
-    server.save()
+    with transaction.atomic():
+        server.save()
+        old, new = audit_diff(before, audit_fields(server, MCP_SERVER_AUDITED))
+        if headers_changed:  # the values are secrets: that they changed shows, not them
+            old["headers"], new["headers"] = "<redacted>", "<redacted, changed>"
+        if new:
+            _server_audit("mcp_server.update", server, before=old, after=new)
     return server
 
 
 def mcp_server_refresh(*, server: McpServer) -> McpServer:
     """Ask the server for its tools again. When it cannot be asked, the tools it offered last
     stay (runs keep working while it is down) and `last_error` says why."""
+    before = _tool_names(server)
     try:
         tools, note = _discover(server.name, server.url, mcp_headers(server))
     except McpUnavailable as exc:
         server.last_error = f"refresh failed at {timezone.now():%Y-%m-%d %H:%M:%S} UTC: {exc}"
     else:
         server.tools, server.last_error, server.tools_fetched_at = tools, note, timezone.now()
-    server.save(update_fields=["tools", "last_error", "tools_fetched_at", "updated_at"])
+    with transaction.atomic():
+        server.save(update_fields=["tools", "last_error", "tools_fetched_at", "updated_at"])
+        old, new = audit_diff(before, _tool_names(server))
+        if new:
+            _server_audit("mcp_server.refresh", server, before=old, after=new)
     return server
 
 
+def _tool_names(server: McpServer) -> dict:
+    """What a refresh changes that the trail keeps: the tools' names and the last error."""
+    return {"tools": sorted(tool["name"] for tool in server.tools), "last_error": server.last_error}
+
+
+@transaction.atomic
 def mcp_server_delete(*, server: McpServer) -> None:
+    _server_audit("mcp_server.delete", server, before=audit_fields(server, MCP_SERVER_AUDITED))
     server.delete()
 
 

@@ -106,9 +106,12 @@ def endpoint_of(request: Request) -> str:
     return f"{request.method} {route}"[:200]
 
 
-def request_fingerprint(request: Request) -> str:
-    """SHA-256 of the method, path and canonical JSON of the parsed body."""
-    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+def request_fingerprint(request: Request, data: Any = None) -> str:
+    """SHA-256 of the method, path and canonical JSON of the parsed body, or of `data`: what a
+    view that takes more than a JSON body (an upload, settings in the query) says the request
+    asks for."""
+    data = request.data if data is None else data
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 
@@ -179,11 +182,16 @@ def _claim(*, workspace_id: str, key: str, endpoint: str, fingerprint: str):
 
 
 def idempotent(
-    request: Request, *, workspace_id: str, produce: Callable[[], Response]
+    request: Request,
+    *,
+    workspace_id: str,
+    produce: Callable[[], Response],
+    fingerprint_data: Any = None,
 ) -> HttpResponse:
     """`produce()`'s response, made idempotent under the request's `Idempotency-Key` in
     `workspace_id` (call it once the body is validated and the caller's role checked). Without
-    the header this is just `produce()`."""
+    the header this is just `produce()`. `fingerprint_data`: what the request asks for, when it
+    is more than its parsed body (see `request_fingerprint`)."""
     key = idempotency_key(request)
     if key is None:
         return produce()
@@ -191,7 +199,7 @@ def idempotent(
         workspace_id=workspace_id,
         key=key,
         endpoint=endpoint_of(request),
-        fingerprint=request_fingerprint(request),
+        fingerprint=request_fingerprint(request, fingerprint_data),
     )
     if existing is not None:
         return _replay(request, existing)

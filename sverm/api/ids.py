@@ -14,6 +14,11 @@ PREFIXES = {
     "run": "run",
     "mcp_server": "mcp",
     "approval": "apr",
+    "batch": "bat",
+    "batch_item": "bti",
+    "audit_event": "aud",
+    "schedule": "sch",
+    "schedule_firing": "fir",
 }
 
 ID_MAX_LENGTH = 32

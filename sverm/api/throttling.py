@@ -28,11 +28,18 @@ WINDOW_SECONDS = 60
 COUNTER_GRACE_SECONDS = 5
 
 
+def client_ip(request) -> str:
+    """The client's address, as the auth rate limit counts it and the audit trail records it:
+    REMOTE_ADDR, or with `NUM_PROXIES` set the address the outermost trusted proxy saw in
+    X-Forwarded-For (DRF's `get_ident`). Works on Django's and DRF's requests alike."""
+    return BaseThrottle().get_ident(request)
+
+
 class AuthRateThrottle(SimpleRateThrottle):
     scope = "auth"
 
     def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}
 
 
 def clock() -> float:

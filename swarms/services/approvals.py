@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
+from audit.services import audit_record
 from sverm.api.errors import Conflict, InvalidRequest
 from swarms import jobs
 from swarms.engine import RunResult
@@ -106,7 +107,18 @@ def approval_decide(
         current.decided_at = timezone.now()
         current.save()
         _decided(run, current, by=decided_by.pk if decided_by else "")
+        _approval_audit("approval.decide", run, current)
     return current
+
+
+def _approval_audit(action: str, run: Run, approval: Approval) -> None:
+    after = {"status": approval.status, "reason": approval.reason}
+    if approval.edited_arguments:
+        after["edited_arguments"] = json.loads(approval.edited_arguments)
+    audit_record(
+        action=action, workspace_id=run.workspace_id, target_type="approval",
+        target_id=approval.pk, before={"status": ApprovalStatus.PENDING}, after=after,
+    )  # fmt: skip
 
 
 def _arguments_schema(approval: Approval) -> dict | None:
@@ -139,6 +151,7 @@ def approvals_expire() -> list[str]:
                 approval.reason = reason
                 approval.decided_at = timezone.now()
                 approval.save()
+                _approval_audit("approval.expire", run, approval)
                 waiting = run.status == RunStatus.AWAITING_APPROVAL
                 if waiting and _decided(run, approval, by="deadline"):
                     resumed.append(run_id)
@@ -193,6 +206,13 @@ def run_budget_raise(*, run: Run, max_budget_usd: Decimal, raised_by: User | Non
             **({"status": RunStatus.QUEUED} if resume else {}),
         )
         run_event_add(run_id=run.pk, type=RUN_BUDGET_RAISED, agent_id="", data=data)
+        audit_record(
+            action="run.budget_raise", workspace_id=current.workspace_id, target_type="run",
+            target_id=run.pk,
+            before={"max_budget_usd": current.max_budget_usd, "status": current.status},
+            after={"max_budget_usd": max_budget_usd,
+                   "status": RunStatus.QUEUED if resume else current.status},
+        )  # fmt: skip
         if resume:
             transaction.on_commit(lambda: jobs.enqueue(jobs.EXECUTE_RUN, run.pk))
     run.refresh_from_db()

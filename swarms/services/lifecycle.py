@@ -183,9 +183,7 @@ def run_end(
 def _announce_end(run_id: str, status: str) -> None:
     for receiver, error in run_ended.send_robust(sender=Run, run_id=run_id, status=status):
         if isinstance(error, Exception):
-            logger.error(
-                "run_ended receiver %r failed for %s", receiver, run_id, exc_info=error
-            )
+            logger.error("run_ended receiver %r failed for %s", receiver, run_id, exc_info=error)
 
 
 def run_finish(

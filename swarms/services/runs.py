@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import workspace_run_quota_check
 from accounts.tenancy import Caller
+from audit.services import audit_record
 from billing.services import usage_run_started
 from sverm.api.errors import (
     BudgetExceeded,
@@ -243,6 +244,13 @@ def _run_insert(values: dict[str, Any]) -> Run:
         usage_run_started(
             workspace_id=workspace_id, swarm_type=values["swarm_type"], at=run.created_at
         )
+        audit_record(
+            action="run.create", workspace_id=workspace_id, target_type="run", target_id=run.pk,
+            after={"status": run.status, "swarm_id": run.swarm_id, "version_id": run.version_id,
+                   "template_id": run.template_id, "max_budget_usd": run.max_budget_usd,
+                   "estimated_cost_usd": run.estimated_cost_usd,
+                   "webhook_url": run.webhook_url, "pause_on_budget": run.pause_on_budget},
+        )  # fmt: skip
         transaction.on_commit(lambda: jobs.enqueue(jobs.EXECUTE_RUN, run.pk))
     return run
 
@@ -263,29 +271,43 @@ def run_cancel(*, run: Run) -> Run:
     if run.is_terminal:
         raise Conflict(f"Run {run.pk} already {run.status}; there is nothing to cancel.")
     now = timezone.now()
-    cancelled = run_end(
-        run_id=run.pk,
-        where=Q(status=RunStatus.QUEUED),
-        changes={"status": RunStatus.CANCELLED, "cancel_requested_at": now, "completed_at": now},
-        terminal=(RUN_CANCELLED, {"cost_usd": "0"}),
-    )
-    if not cancelled and run.status in PAUSED_STATUSES:
-        # No worker holds a paused run: it ends here, with what it spent before pausing.
+    # The cancel and its audit event commit together; a running run's executor in this process
+    # is told once they have.
+    with transaction.atomic():
         cancelled = run_end(
             run_id=run.pk,
-            where=Q(status__in=PAUSED_STATUSES),
+            where=Q(status=RunStatus.QUEUED),
             changes={"status": RunStatus.CANCELLED, "cancel_requested_at": now,
                      "completed_at": now},
-            terminal=(RUN_CANCELLED, {"cost_usd": format(run.current_cost_usd, "f")}),
+            terminal=(RUN_CANCELLED, {"cost_usd": "0"}),
         )  # fmt: skip
+        before_status = RunStatus.QUEUED
+        if not cancelled and run.status in PAUSED_STATUSES:
+            # No worker holds a paused run: it ends here, with what it spent before pausing.
+            before_status = run.status
+            cancelled = run_end(
+                run_id=run.pk,
+                where=Q(status__in=PAUSED_STATUSES),
+                changes={"status": RunStatus.CANCELLED, "cancel_requested_at": now,
+                         "completed_at": now},
+                terminal=(RUN_CANCELLED, {"cost_usd": format(run.current_cost_usd, "f")}),
+            )  # fmt: skip
+            if cancelled:
+                Approval.objects.filter(run_id=run.pk, status=ApprovalStatus.PENDING).update(
+                    status=ApprovalStatus.EXPIRED, reason="the run was cancelled", decided_at=now
+                )
         if cancelled:
-            Approval.objects.filter(run_id=run.pk, status=ApprovalStatus.PENDING).update(
-                status=ApprovalStatus.EXPIRED, reason="the run was cancelled", decided_at=now
-            )
-    if not cancelled:
-        Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(
+            audit_record(action="run.cancel", workspace_id=run.workspace_id, target_type="run",
+                         target_id=run.pk, before={"status": before_status},
+                         after={"status": RunStatus.CANCELLED})  # fmt: skip
+        elif Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now
-        )
-        jobs.cancel_local(run.pk)
+        ):
+            # A running run: asked to stop (its status follows when it has).
+            audit_record(action="run.cancel", workspace_id=run.workspace_id, target_type="run",
+                         target_id=run.pk, before={"cancel_requested_at": None},
+                         after={"cancel_requested_at": now})  # fmt: skip
+        if not cancelled:
+            transaction.on_commit(lambda: jobs.cancel_local(run.pk), robust=True)
     run.refresh_from_db()
     return run

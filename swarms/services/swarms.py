@@ -5,6 +5,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Membership, User, Workspace
+from audit.services import audit_diff, audit_fields, audit_record
 from sverm.api.errors import Conflict, InvalidRequest
 from sverm.services import model_update
 from swarms.definitions import default_definition
@@ -35,7 +36,26 @@ def swarm_create(
     )
     swarm.default_version = version
     swarm.save(update_fields=["default_version"])
+    _swarm_audit("swarm.create", swarm, after=audit_fields(swarm, SWARM_AUDITED))
     return swarm
+
+
+# A swarm's fields its audit events show; the default version's switch is an event of its own.
+SWARM_AUDITED = ("name", "description", "retention_tier", "runtime_user", "default_version")
+
+
+def _swarm_audit(action: str, swarm: Swarm, *, before=None, after=None) -> None:
+    audit_record(action=action, workspace_id=swarm.workspace_id, target_type="swarm",
+                 target_id=swarm.pk, before=before, after=after)  # fmt: skip
+
+
+def _version_audit(version: SwarmVersion, swarm: Swarm) -> None:
+    audit_record(
+        action="swarm_version.create", workspace_id=swarm.workspace_id,
+        target_type="swarm_version", target_id=version.pk,
+        after={"swarm_id": swarm.pk, "number": version.number,
+               "instructions": version.instructions, "models": version.model_names},
+    )  # fmt: skip
 
 
 def _check_models(models: list[str]) -> None:
@@ -88,9 +108,14 @@ def swarm_version_create(
         models=models if models is not None else (base.model_names if base else []),
         created_by=created_by,
     )
-    if set_default:
+    _version_audit(version, swarm)
+    if set_default and swarm.default_version_id != version.pk:
+        previous = swarm.default_version_id
         swarm.default_version = version
         swarm.save(update_fields=["default_version", "updated_at"])
+        _swarm_audit("swarm.default_version_switch", swarm,
+                     before={"default_version_id": previous},
+                     after={"default_version_id": version.pk})  # fmt: skip
     return version
 
 
@@ -117,23 +142,45 @@ def swarm_update(*, swarm: Swarm, data: dict) -> Swarm:
         if not SwarmVersion.objects.filter(pk=version_id, swarm=swarm).exists():
             raise InvalidRequest.for_field("defaultVersionId", "Not a version of this swarm.")
         changes["default_version_id"] = version_id
-    swarm, _ = model_update(instance=swarm, data=changes)
+    before = audit_fields(swarm, SWARM_AUDITED)
+    swarm, changed = model_update(instance=swarm, data=changes)
+    if changed:
+        old, new = audit_diff(before, audit_fields(swarm, SWARM_AUDITED))
+        if "default_version_id" in new:
+            _swarm_audit("swarm.default_version_switch", swarm,
+                         before={"default_version_id": old.pop("default_version_id")},
+                         after={"default_version_id": new.pop("default_version_id")})  # fmt: skip
+        if new:
+            _swarm_audit("swarm.update", swarm, before=old, after=new)
     return swarm
 
 
+@transaction.atomic
 def swarm_soft_delete(*, swarm: Swarm) -> Swarm:
-    """Idempotent: deleting a deleted swarm keeps its first deletion time."""
-    if swarm.deleted_at is None:
-        swarm.deleted_at = timezone.now()
-        swarm.save(update_fields=["deleted_at", "updated_at"])
+    """Idempotent: deleting a deleted swarm keeps its first deletion time (and records
+    nothing)."""
+    # Locked, so two deletions at once record one event; the caller's instance follows.
+    locked = Swarm.objects.select_for_update().get(pk=swarm.pk)
+    if locked.deleted_at is None:
+        locked.deleted_at = timezone.now()
+        locked.save(update_fields=["deleted_at", "updated_at"])
+        _swarm_audit("swarm.delete", locked, before={"deleted_at": None},
+                     after={"deleted_at": locked.deleted_at})  # fmt: skip
+    swarm.deleted_at, swarm.updated_at = locked.deleted_at, locked.updated_at
     return swarm
 
 
+@transaction.atomic
 def swarm_restore(*, swarm: Swarm) -> Swarm:
-    if swarm.deleted_at is None:
+    locked = Swarm.objects.select_for_update().get(pk=swarm.pk)
+    if locked.deleted_at is None:
         raise Conflict(f"Swarm {swarm.pk} is not deleted.")
-    swarm.deleted_at = None
-    swarm.save(update_fields=["deleted_at", "updated_at"])
+    deleted_at = locked.deleted_at
+    locked.deleted_at = None
+    locked.save(update_fields=["deleted_at", "updated_at"])
+    _swarm_audit("swarm.restore", locked, before={"deleted_at": deleted_at},
+                 after={"deleted_at": None})  # fmt: skip
+    swarm.deleted_at, swarm.updated_at = None, locked.updated_at
     return swarm
 
 
@@ -144,6 +191,8 @@ def swarm_purge(*, swarm: Swarm) -> None:
     swarm = Swarm.objects.select_for_update().get(pk=swarm.pk)
     if swarm.deleted_at is None:
         raise Conflict(f"Swarm {swarm.pk} is not deleted; soft-delete it before purging.")
+    before = {**audit_fields(swarm, SWARM_AUDITED), "deleted_at": swarm.deleted_at}
     swarm.default_version = None
     swarm.save(update_fields=["default_version"])
+    _swarm_audit("swarm.purge", swarm, before=before)
     swarm.delete()

@@ -20,6 +20,7 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from ulid import ULID
 
+from audit.services import audit_record
 from swarms import jobs
 from swarms.engine.events import TERMINAL_EVENT
 from swarms.models import TERMINAL_STATUSES, Run, WebhookDelivery, WebhookEndpoint
@@ -85,9 +86,25 @@ def _endpoint_set_disabled(workspace_id: str, url: str, reason: str | None) -> W
     return endpoint
 
 
+@transaction.atomic
 def webhook_endpoint_enable(*, workspace_id: str, url: str) -> WebhookEndpoint:
-    """Deliver to `url` again (it was disabled by a 410); a no-op for an enabled one."""
-    return _endpoint_set_disabled(workspace_id, url, None)
+    """Deliver to `url` again (it was disabled by a 410); a no-op for an enabled one (which
+    records nothing)."""
+    current = (
+        WebhookEndpoint.objects.select_for_update()
+        .filter(workspace_id=workspace_id, url_hash=_url_hash(url))
+        .first()
+    )
+    endpoint = _endpoint_set_disabled(workspace_id, url, None)
+    if current is not None and current.disabled_at is not None:
+        audit_record(
+            action="webhook_endpoint.enable", workspace_id=workspace_id,
+            target_type="webhook_endpoint", target_id=endpoint.pk,
+            before={"disabled_at": current.disabled_at,
+                    "disabled_reason": current.disabled_reason},
+            after={"disabled_at": None, "disabled_reason": ""},
+        )  # fmt: skip
+    return endpoint
 
 
 def retry_schedule() -> list[float]:
@@ -212,8 +229,13 @@ def webhook_redeliver(*, run: Run) -> str:
     last = WebhookDelivery.objects.filter(run=run).order_by("-created_at", "-id").first()
     message_id = last.message_id if last else f"msg_{str(ULID()).lower()}"
     attempt = WebhookDelivery.objects.filter(run=run, message_id=message_id).count() + 1
-    # After commit, like every enqueue: a request's transaction that rolls back sends nothing.
-    transaction.on_commit(partial(_enqueue, run.pk, message_id, attempt, 0, manual=True))
+    with transaction.atomic():
+        audit_record(action="run.webhook_redeliver", workspace_id=run.workspace_id,
+                     target_type="run", target_id=run.pk,
+                     after={"message_id": message_id, "attempt": attempt})  # fmt: skip
+        # After commit, like every enqueue: a request's transaction that rolls back sends
+        # nothing.
+        transaction.on_commit(partial(_enqueue, run.pk, message_id, attempt, 0, manual=True))
     return message_id
 
 

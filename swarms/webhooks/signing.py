@@ -17,6 +17,7 @@ from cryptography.fernet import InvalidToken
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from sverm.sealed import seal, unseal
 from swarms.models import WebhookSecret
 
@@ -65,16 +66,29 @@ def webhook_secret_issue(
                     row = WebhookSecret.objects.create(
                         workspace_id=workspace_id, current_encrypted=_encrypt(secret)
                     )
+                    _secret_audit(row, before=None)
                 return secret, row
             except IntegrityError:
                 # Created concurrently (another rotation, or a first delivery): rotate that one.
                 row = WebhookSecret.objects.select_for_update().get(workspace_id=workspace_id)
+        before = {"rotated_at": row.rotated_at, "previous_expires_at": row.previous_expires_at}
         row.previous_encrypted = row.current_encrypted
         row.previous_expires_at = now + grace
         row.current_encrypted = _encrypt(secret)
         row.rotated_at = now
         row.save()
+        _secret_audit(row, before=before)
     return secret, row
+
+
+def _secret_audit(row: WebhookSecret, *, before: dict | None) -> None:
+    """`webhook_secret.rotate` (its first issue too, with no `before`): the dates, never the
+    secrets."""
+    audit_record(
+        action="webhook_secret.rotate", workspace_id=row.workspace_id,
+        target_type="webhook_secret", target_id=row.workspace_id, before=before,
+        after={"rotated_at": row.rotated_at, "previous_expires_at": row.previous_expires_at},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,12 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import Membership
 from accounts.roles import Role
 from accounts.services import api_key_create, integration_install, workspace_create
+from audit.models import AuditEvent
+from schedules.services import schedule_create
 from swarms.models import Approval, Run, WebhookEndpoint
 from swarms.services import swarm_create, swarm_soft_delete
 from templates_app.services import template_create
+from tests.batches.factories import make_batch
 from tests.conftest import PASSWORD, assert_problem, assert_v1_error
 from tools.models import McpServer
 
@@ -84,6 +87,25 @@ ENDPOINTS = [
       {"workspaceId": "{ws}", "name": "ci", "role": "viewer"}),
     E("GET", "/api/api-keys/{key}", ADMIN, True, 200),
     E("DELETE", "/api/api-keys/{key}", ADMIN, True, 200),
+    E("GET", "/api/audit-events?workspace_id={ws}", ADMIN, True, 200),
+    E("GET", "/api/audit-events/{audit_event}", ADMIN, True, 200),
+    E("GET", "/api/schedules?workspace_id={ws}", VIEWER, True, 200),
+    E("POST", "/api/schedules", OPERATOR, True, 201,
+      {"workspaceId": "{ws}", "name": "Made", "swarmId": "{swarm}", "task": "Go",
+       "cron": "@hourly"}),
+    E("GET", "/api/schedules/{schedule}", VIEWER, True, 200),
+    E("PATCH", "/api/schedules/{schedule}", OPERATOR, True, 200, {"name": "Renamed"}),
+    E("DELETE", "/api/schedules/{schedule}", OPERATOR, True, 200),
+    E("POST", "/api/schedules/{schedule}/pause", OPERATOR, True, 200),
+    E("POST", "/api/schedules/{schedule}/resume", OPERATOR, True, 200),
+    E("GET", "/api/schedules/{schedule}/firings", VIEWER, True, 200),
+    E("GET", "/api/batches?workspace_id={ws}", VIEWER, True, 200),
+    E("POST", "/api/batches", OPERATOR, True, 201,
+      {"workspaceId": "{ws}", "swarmId": "{swarm}", "inputs": ["Go"], "totalBudgetUsd": "1"}),
+    E("GET", "/api/batches/{batch}", VIEWER, True, 200),
+    E("POST", "/api/batches/{batch}/cancel", OPERATOR, True, 200),
+    E("GET", "/api/batches/{batch}/items", VIEWER, True, 200),
+    E("GET", "/api/batches/{batch}/results", VIEWER, True, 200),
     E("GET", "/api/swarms?workspace_id={ws}", VIEWER, True, 200),
     E("POST", "/api/swarms", OPERATOR, True, 201, {"workspaceId": "{ws}", "name": "Made"}),
     E("GET", "/api/swarms/{swarm}", VIEWER, True, 200),
@@ -212,12 +234,18 @@ def world(make_user, user, workspace, other_user, other_workspace) -> World:
         run=paused_run, key="k-t", agent_id="reader", tool="docs__echo", arguments="{}",
         deadline_at=paused_run.created_at + timedelta(days=1),
     )  # fmt: skip
+    schedule = schedule_create(workspace=workspace, name="Nightly", task="Report", cron="@daily",
+                               zone="UTC", created_by=user, swarm=swarm)  # fmt: skip
+    batch = make_batch(swarm, tasks=2, user=user)
     world = World(
+        batch=batch.pk,
         ws=workspace.pk, publisher2=publisher2.pk, swarm=swarm.pk, deleted_swarm=deleted.pk,
         version=swarm.default_version_id, run=run.pk, template=template.pk, key=target_key.pk,
         member=member.pk, integration=integration.pk, outsider_email=make_user().email,
         hooked_run=hooked_run.pk, endpoint=endpoint.pk, mcp=mcp.pk, paused_run=paused_run.pk,
         approval=approval.pk,
+        schedule=schedule.pk,
+        audit_event=AuditEvent.objects.get(action="workspace.create", target_id=workspace.pk).pk,
     )  # fmt: skip
     world.workspace, world.other_workspace, world.publisher2 = (
         workspace, other_workspace, publisher2,

@@ -27,9 +27,12 @@ from schemathesis.specs.openapi.checks import (
 from accounts.models import Membership
 from accounts.roles import Role
 from accounts.services import api_key_create, integration_install, workspace_create
+from audit.models import AuditEvent
+from schedules.services import schedule_create
 from swarms.models import Approval, Run
 from swarms.services import swarm_create, swarm_soft_delete
 from templates_app.services import template_create
+from tests.batches.factories import make_batch
 from tests.security.test_authorization_matrix import TEMPLATE_YAML
 from tools.models import McpServer
 
@@ -107,24 +110,38 @@ def fuzz_world(make_user, user, workspace):
         run=run, key="k-t", agent_id="reader", tool="docs__echo", arguments="{}",
         deadline_at=run.created_at,
     )  # fmt: skip
-    foreign_ids = [foreign.pk, foreign_swarm.pk, foreign_swarm.default_version_id,
-                   foreign_run.pk, foreign_key.pk, stranger.pk]  # fmt: skip
+    schedule = schedule_create(workspace=workspace, name="Nightly", task="Report", cron="@daily",
+                               zone="UTC", created_by=user, swarm=swarm)  # fmt: skip
+    foreign_schedule = schedule_create(workspace=foreign, name="Theirs", task="Secret",
+                                       cron="@daily", zone="UTC", created_by=stranger,
+                                       swarm=foreign_swarm)  # fmt: skip
+    batch = make_batch(swarm, tasks=3, user=user)
+    foreign_batch = make_batch(foreign_swarm, tasks=1, user=stranger)
+    foreign_ids = [foreign_batch.pk, foreign.pk, foreign_swarm.pk,
+                   foreign_swarm.default_version_id,
+                   foreign_run.pk, foreign_key.pk, stranger.pk,
+                   foreign_schedule.pk]  # fmt: skip
     ids = {
         "workspace_id": workspace.pk,
         "swarm_id": swarm.pk,
         "version_id": swarm.default_version_id,
         "run_id": run.pk,
+        "batch_id": batch.pk,
         "user_id": member.pk,
+        "schedule_id": schedule.pk,
     }
     # `{id}` by path prefix.
     by_path = {
+        "/api/batches/": batch.pk,
         "/api/api-keys/": target_key.pk,
+        "/api/audit-events/": AuditEvent.objects.filter(workspace_id=workspace.pk).first().pk,
         "/api/runs/{run_id}/approvals/": approval.pk,
         "/api/runs/{id}/wait": finished.pk,
         "/api/runs/": run.pk,
         "/api/workspaces/{workspace_id}/mcp-servers/": mcp.pk,
         "/api/swarms/{id}/purge": deleted.pk,
         "/api/swarms/{id}/restore": deleted.pk,
+        "/api/schedules/": schedule.pk,
         "/api/swarms/": swarm.pk,
         "/api/templates/": template.pk,
         "/api/workspaces/{id}": workspace.pk,

@@ -1,7 +1,8 @@
 """/asyncapi.json, the AsyncAPI 3 document of the WebSocket streams (sverm/asyncapi.py): valid
 against the official AsyncAPI 3.0.0 JSON Schema (tests/sverm/data/asyncapi-3.0.0.json: from npm's
 `@asyncapi/specs` 6.11.1, Apache-2.0, see the README beside it), served without a credential and
-linked from /docs, and true to what a running server sends on each of the three routes."""
+linked from /docs, and true to what a running server sends on each of the three run routes (the
+batch stream's: tests/batches/test_stream.py)."""
 
 import asyncio
 import contextlib
@@ -29,7 +30,7 @@ from tests.processes import embedded_server_env, manage, start_embedded_server, 
 ASYNCAPI_SCHEMA = json.loads((Path(__file__).parent / "data" / "asyncapi-3.0.0.json").read_text())
 DOCUMENT_URI = "urn:sverm:asyncapi"
 RUN_CHANNELS = ("v1RunStream", "runStream")
-CHANNELS = (*RUN_CHANNELS, "workspaceStream")
+CHANNELS = (*RUN_CHANNELS, "workspaceStream", "batchStream")
 
 
 @pytest.fixture(scope="module")

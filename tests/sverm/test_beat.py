@@ -21,7 +21,9 @@ SENDING = (
 def test_beat_sends_with_the_workers_configuration():
     for name in SENDING:
         assert beat_app.conf[name] == worker_app.conf[name], name
-    assert set(beat_app.conf.beat_schedule) == {"reap-stale-runs", "prune-retention"}
+    assert {"reap-stale-runs", "prune-retention", "fire-schedules"} <= set(
+        beat_app.conf.beat_schedule
+    )
 
 
 def test_beat_does_not_become_the_current_app():

@@ -80,10 +80,11 @@ def test_beat_runs_every_declared_task_under_its_registered_name():
 
 
 def test_a_named_interval_is_read_from_the_settings():
-    schedule = beat_schedule({"SVERM_REAPER_INTERVAL_SECONDS": 7})
+    schedule = beat_schedule({"SVERM_REAPER_INTERVAL_SECONDS": 7, "SVERM_SCHEDULE_TICK_SECONDS": 3})
     assert schedule["reap-stale-runs"]["schedule"] == 7.0
     assert schedule["reap-stale-runs"]["options"] == {"expires": 7.0}  # one interval
     assert schedule["prune-retention"]["options"] == {"expires": 3000.0}
+    assert schedule["fire-schedules"]["schedule"] == 3.0
 
 
 def test_the_embedded_timer_runs_a_task_at_its_first_tick_then_once_per_interval(
