@@ -90,7 +90,7 @@ class BatchAdmin(AuditedModelAdmin):
     @admin.display(description="Cost / budget (USD)")
     def cost_and_budget(self, batch: Batch) -> str:
         running = getattr(batch, "running_cost", None) or 0
-        return f"{money(batch.spent_usd + running)} / {money(batch.total_budget_usd)}"
+        return f"{money(batch.shown_spent_usd + running)} / {money(batch.total_budget_usd)}"
 
     @admin.action(description="Cancel selected batches")
     def cancel_batches(self, request, queryset):

@@ -90,6 +90,13 @@ class Batch(models.Model):
     spent_usd = models.DecimalField(
         max_digits=20, decimal_places=10, default=0, help_text="What its ended items cost."
     )
+    # The same, as shown: the sum of each ended item's cost rounded down to 6 places (its run's
+    # displayed cost), so the batch's `costUsd` is the sum of its items'. `spent_usd` (exact)
+    # is what the budget is checked against.
+    shown_spent_usd = models.DecimalField(
+        max_digits=20, decimal_places=6, default=0,
+        help_text="What its ended items cost, as shown (each rounded down to 6 places).",
+    )  # fmt: skip
     error_code = models.CharField(max_length=50, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     blocked_reason = models.TextField(

@@ -189,7 +189,7 @@ class BatchSerializer(serializers.ModelSerializer):
         running = getattr(batch, "running_cost", None)
         if running is None:
             running = batch_running_cost(batch_id=batch.pk) if batch.items_running else 0
-        return MoneyField().to_representation(batch.spent_usd + running)
+        return MoneyField().to_representation(batch.shown_spent_usd + running)
 
 
 class BatchItemSerializer(serializers.ModelSerializer):

@@ -55,7 +55,7 @@ from sverm.api.errors import (
     InvalidRequest,
     RateLimited,
 )
-from sverm.money import MONEY_PLACES, money_exact, usd
+from sverm.money import MONEY_PLACES, money, money_exact, usd
 from swarms import jobs
 from swarms.engine import Definition, minimum_cost
 from swarms.models import TERMINAL_STATUSES, Run, Swarm, SwarmVersion
@@ -361,6 +361,7 @@ def _items_reconcile(batch: Batch, events: list) -> None:
             continue
         _count_move(batch, ItemStatus.RUNNING, status)
         batch.spent_usd += cost
+        batch.shown_spent_usd += money(cost)
         data = {
             **_item_data(item),
             "run_id": item.run_id,
@@ -559,7 +560,8 @@ _COUNT_FIELD = {
 }
 SAVED_FIELDS = [
     "status", "items_pending", "items_running", "items_completed", "items_failed",
-    "items_cancelled", "items_skipped", "spent_usd", "error_code", "error_message",
+    "items_cancelled", "items_skipped", "spent_usd", "shown_spent_usd", "error_code",
+    "error_message",
     "blocked_reason", "last_seq", "started_at", "cancelled_at", "completed_at",
 ]  # fmt: skip
 
@@ -594,7 +596,7 @@ def _counts(batch: Batch, *, running_cost: Decimal) -> dict[str, Any]:
         "cancelled": batch.items_cancelled,
         "skipped": batch.items_skipped,
         "progress": round(batch.progress, 6),
-        "cost_usd": money_exact(batch.spent_usd + running_cost),
+        "cost_usd": money_exact(money(batch.shown_spent_usd + running_cost)),
         "total_budget_usd": money_exact(batch.total_budget_usd),
     }
 
