@@ -298,6 +298,17 @@ def quota_clock() -> datetime:
     return timezone.now()
 
 
+def workspace_quota_lock(*, workspace_id: str) -> str:
+    """Lock the workspace row for a quota check (`FOR NO KEY UPDATE`, until the transaction
+    commits: see workspace_run_quota_check) and return its plan."""
+    return (
+        Workspace.objects.select_for_update(no_key=True)
+        .filter(pk=workspace_id)
+        .values_list("plan", flat=True)
+        .get()
+    )
+
+
 def workspace_run_quota_check(
     *, workspace_id: str, runs: QuerySet, active_statuses: Iterable[str]
 ) -> None:
@@ -320,12 +331,7 @@ def workspace_run_quota_check(
     """
     if not settings.SVERM_RATE_LIMITS:
         return
-    plan = (
-        Workspace.objects.select_for_update(no_key=True)
-        .filter(pk=workspace_id)
-        .values_list("plan", flat=True)
-        .get()
-    )
+    plan = workspace_quota_lock(workspace_id=workspace_id)
     limits = plan_limits(plan=plan)
     if limits.runs_per_day is not None:
         now = quota_clock()

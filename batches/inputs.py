@@ -14,6 +14,7 @@ from rest_framework.renderers import BaseRenderer
 
 from batches.services import BatchInput
 from sverm.api.errors import InvalidRequest, PayloadTooLarge, field_error
+from sverm.api.serializers import text_problem
 from swarms.serializers import MAX_TASK_LENGTH
 
 MAX_ITEMS = 1000
@@ -93,16 +94,6 @@ class _Problems:
             raise InvalidRequest(f"{what}: {shown}{tail}.", field_errors=self.errors)
 
 
-def _text_problem(value: str) -> str | None:
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (no lone surrogates)"
-    return None
-
-
 def _item(value: Any, field: str, problems: _Problems, prefix: str = "") -> BatchInput | None:
     """One input (a task, or an object with `task` and optionally `customId`), or None after
     adding what is wrong with it."""
@@ -139,7 +130,7 @@ def _item(value: Any, field: str, problems: _Problems, prefix: str = "") -> Batc
     if len(value) > MAX_TASK_LENGTH:
         problems.add(field, f"{prefix}longer than {MAX_TASK_LENGTH} characters")
         return None
-    problem = _text_problem(value) or (_text_problem(custom_id) if custom_id else None)
+    problem = text_problem(value) or (text_problem(custom_id) if custom_id else None)
     if problem:
         problems.add(field, f"{prefix}{problem}")
         return None

@@ -177,12 +177,7 @@ def batch_quota_check(*, workspace_id: str) -> None:
     the last one. `SVERM_RATE_LIMITS` off turns it off with the other limits."""
     if not settings.SVERM_RATE_LIMITS:
         return
-    plan = (
-        Workspace.objects.select_for_update(no_key=True)
-        .filter(pk=workspace_id)
-        .values_list("plan", flat=True)
-        .get()
-    )
+    plan = accounts_services.workspace_quota_lock(workspace_id=workspace_id)
     allowed = plan_limits(plan=plan).batches_per_hour
     now = accounts_services.quota_clock()  # patched by tests that move the clock
     recent = list(

@@ -23,6 +23,7 @@ from django.db.models import ProtectedError, RestrictedError
 from accounts.models import User, Workspace
 from audit.services import audit_diff, audit_fields, audit_record
 from sverm.api.errors import Conflict, Forbidden, InvalidRequest
+from sverm.api.serializers import text_problem
 from sverm.services import model_update
 from swarms.engine import Definition, Price, estimate_cost, validate_definition
 from swarms.providers import price_map
@@ -89,21 +90,11 @@ def _definition_error(error: str) -> dict:
     return _field_error(field, ["definition", *segments], detail, code)
 
 
-def _text_problem(value: str) -> str | None:
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (no lone surrogates)"
-    return None
-
-
 def _text_errors(value: Any, segments: list[str]) -> list[dict]:
     """Strings the databases cannot store (NUL, lone surrogates), anywhere in a (valid, hence
     shallow) definition."""
     if isinstance(value, str):
-        problem = _text_problem(value)
+        problem = text_problem(value)
         if problem is None:
             return []
         field = "definition" + "".join(
@@ -137,7 +128,7 @@ def _load_yaml(text: str) -> Any:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_SOURCE_BYTES:
         raise refuse(f"is {size} bytes; the limit is {MAX_SOURCE_BYTES} (64 KiB)")
-    problem = _text_problem(text)
+    problem = text_problem(text)
     if problem:
         raise refuse(problem)
     try:
@@ -175,8 +166,8 @@ def _metadata(data: Mapping) -> tuple[dict[str, str], list[dict]]:
         elif len(value) > limits[key]:
             errors.append(_field_error(field, ["definition", key],
                                        f"must be at most {limits[key]} characters"))  # fmt: skip
-        elif _text_problem(value):
-            errors.append(_field_error(field, ["definition", key], _text_problem(value)))
+        elif text_problem(value):
+            errors.append(_field_error(field, ["definition", key], text_problem(value)))
         else:
             metadata[key] = value
     return metadata, errors

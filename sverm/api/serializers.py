@@ -73,3 +73,14 @@ def query_values(request) -> dict[str, str]:
     """The query string as a plain dict, so that `?month=` is validated as the empty value it
     is rather than dropped as an empty HTML form field would be."""
     return request.query_params.dict()
+
+
+def text_problem(value: str) -> str | None:
+    """Why text no database column can hold is refused (NUL, lone surrogates), or None."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
