@@ -295,6 +295,11 @@ def error_body(path: str, error: ApplicationError) -> tuple[dict[str, Any], str]
     return body, PROBLEM_CONTENT_TYPE
 
 
+# What every 401 says about how to authenticate (RFC 9110 §11.6.1): a bearer token, a JWT or
+# an API key alike.
+WWW_AUTHENTICATE = 'Bearer realm="sverm"'
+
+
 def render_error(request: HttpRequest, error: ApplicationError) -> HttpResponse:
     body, content_type = error_body(request.path, error)
     response = HttpResponse(
@@ -302,6 +307,8 @@ def render_error(request: HttpRequest, error: ApplicationError) -> HttpResponse:
     )
     for name, value in error.headers.items():
         response[name] = value
+    if error.status == 401:
+        response["WWW-Authenticate"] = WWW_AUTHENTICATE
     return error_mark(response, error.code, error.message)
 
 

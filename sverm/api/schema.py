@@ -245,6 +245,10 @@ RESPONSE_HEADERS = {
         "description": "Seconds to wait before trying again.",
         "schema": {"type": "integer"},
     },
+    "WWW-Authenticate": {
+        "description": 'How to authenticate: `Bearer realm="sverm"` (a JWT or an API key).',
+        "schema": {"type": "string"},
+    },
     "Deprecation": {
         "description": "The operation is deprecated (RFC 9745): `@<unix time>` it was "
         "deprecated from.",
@@ -288,6 +292,8 @@ def describe_operations(result, generator, request, public):
                 if operation.get("deprecated"):
                     headers["Deprecation"] = _header_ref("Deprecation", required=True)
                     headers["Sunset"] = _header_ref("Sunset", required=True)
+                if status == "401":
+                    headers["WWW-Authenticate"] = _header_ref("WWW-Authenticate", required=True)
                 if status == "429":
                     headers["Retry-After"] = _header_ref("Retry-After", required=True)
                 elif status == "503":

@@ -155,3 +155,23 @@ def test_forwarded_for_is_not_trusted_without_proxies(anon_client, user):
         "/api/auth/login", payload, format="json", HTTP_X_FORWARDED_FOR="9.9.9.9"
     )
     assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer nonsense", "Bearer sk-sverm-doesnotexist", "Basic dXNlcjpwdw==", "Bearer"],
+)
+@pytest.mark.parametrize("url", ["/api/workspaces", "/v1/templates", "/v1/swarms/run_x"])
+def test_every_401_says_how_to_authenticate(anon_client, user, header, url):
+    """RFC 9110 §11.6.1: a 401 carries WWW-Authenticate, whatever refused the credential (an
+    unknown API key included) and on both wire formats."""
+    anon_client.credentials(HTTP_AUTHORIZATION=header)
+    response = anon_client.get(url)
+    assert response.status_code == 401, response.content
+    assert response["WWW-Authenticate"] == 'Bearer realm="sverm"'
+
+
+def test_a_refused_refresh_token_says_how_to_authenticate(anon_client):
+    response = anon_client.post("/api/auth/refresh", {"refresh": "garbage"}, format="json")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="sverm"'

@@ -228,6 +228,8 @@ def test_every_response_declares_the_headers_it_carries(schema):
                 declared = response.get("headers", {})
                 where = f"{method.upper()} {path} {status}"
                 assert declared["X-Request-ID"]["required"] is True, where
+                if status == "401":
+                    assert declared["WWW-Authenticate"]["required"] is True, where
                 if status == "429":
                     assert declared["Retry-After"]["required"] is True, where
                 if status == "503":
