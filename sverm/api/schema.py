@@ -6,7 +6,30 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from sverm.api.deprecation import Deprecation, deprecation_of
-from sverm.api.errors import is_v1_path
+from sverm.api.errors import ERROR_CLASSES, is_v1_path
+from sverm.api.idempotency import IdempotencyKeyInFlight, IdempotencyKeyReused
+
+# Every error code either API answers with: seed 002's table, then the ones sverm adds.
+SEED_002_CODES = ("invalid_request", "unauthorized", "not_found", "budget_exceeded",
+                  "rate_limited", "internal_error")  # fmt: skip
+ERROR_CODES = {
+    error.code: error
+    for error in sorted(
+        [*ERROR_CLASSES, IdempotencyKeyReused, IdempotencyKeyInFlight],
+        key=lambda error: (error.code not in SEED_002_CODES, error.status, error.code),
+    )
+}
+_EXTRA_CODES = [f"`{code}` ({error.status})" for code, error in ERROR_CODES.items()
+                if code not in SEED_002_CODES]  # fmt: skip
+ERROR_CODE_HELP = (
+    "Stable machine-readable code. Seed 002's: "
+    + ", ".join(f"`{code}` ({ERROR_CODES[code].status})" for code in SEED_002_CODES)
+    + "; sverm's besides: "
+    + ", ".join(_EXTRA_CODES)
+    + "."
+)
+# The enum's name in the schema (settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
+ERROR_CODE_CHOICES = list(ERROR_CODES)
 
 
 class FieldErrorSerializer(serializers.Serializer):
@@ -24,27 +47,13 @@ class ProblemSerializer(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField()
     instance = serializers.CharField()
-    code = serializers.CharField(help_text="Stable machine-readable code, e.g. `not_found`.")
+    code = serializers.ChoiceField(choices=list(ERROR_CODES), help_text=ERROR_CODE_HELP)
     correlation_id = serializers.CharField(help_text="Same as the X-Request-ID response header.")
     errors = FieldErrorSerializer(many=True, required=False, help_text="Validation errors only.")
 
 
 class V1ErrorBodySerializer(serializers.Serializer):
-    code = serializers.ChoiceField(
-        choices=[
-            "invalid_request",
-            "unauthorized",
-            "forbidden",
-            "not_found",
-            "method_not_allowed",
-            "conflict",
-            "idempotency_key_in_flight",
-            "idempotency_key_reused",
-            "budget_exceeded",
-            "rate_limited",
-            "internal_error",
-        ]
-    )
+    code = serializers.ChoiceField(choices=list(ERROR_CODES), help_text=ERROR_CODE_HELP)
     message = serializers.CharField()
     details = serializers.DictField()
     correlation_id = serializers.CharField()

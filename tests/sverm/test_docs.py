@@ -252,3 +252,27 @@ def test_the_declared_headers_are_the_ones_a_response_carries(key_client, worksp
                    "X-RateLimit-Reset"):  # fmt: skip
         assert response.has_header(header), header
     assert int(response["X-RateLimit-Reset"]) > 1_700_000_000  # a Unix time, as declared
+
+
+def test_every_error_code_is_in_the_readme_and_the_schema(schema):
+    """Seed 002's table of codes, and every code sverm adds, listed for clients: the README's
+    table and the schema's enum on both error shapes name exactly the codes the API can send."""
+    from pathlib import Path
+
+    from sverm.api.errors import ERROR_CLASSES
+    from sverm.api.idempotency import IdempotencyKeyInFlight, IdempotencyKeyReused
+
+    classes = [*ERROR_CLASSES, IdempotencyKeyReused, IdempotencyKeyInFlight]
+    raised = {error.code: error.status for error in classes}
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    rows = dict(re.findall(r"^\s*\| `([a-z_]+)` \| (\d{3}) \|", readme, re.M))
+    assert {code: int(status) for code, status in rows.items()} == raised
+    for seed_code in ("invalid_request", "unauthorized", "not_found", "budget_exceeded",
+                      "rate_limited", "internal_error"):  # fmt: skip
+        assert re.search(rf"`{seed_code}` \| \d+ \| .*\(seed 002\) \|", readme), seed_code
+    components = schema["components"]["schemas"]
+    v1_codes = components["V1ErrorBody"]["properties"]["code"]
+    problem_codes = components["Problem"]["properties"]["code"]
+    for declared in (v1_codes, problem_codes):
+        assert declared["allOf"] == [{"$ref": "#/components/schemas/ErrorCodeEnum"}]
+    assert set(components["ErrorCodeEnum"]["enum"]) == set(raised)
