@@ -13,7 +13,7 @@ from batches.models import BATCH_TERMINAL_EVENTS, Batch, BatchEvent, BatchItem, 
 from batches.services import BatchSource
 from sverm.api.errors import Conflict, InvalidRequest, NotFound
 from sverm.money import money_json
-from swarms.models import Swarm, SwarmVersion
+from swarms.models import Swarm
 from swarms.selectors import run_workspace_for_swarm
 from swarms.services.runs import run_definition_for
 from templates_app.selectors import template_get
@@ -59,12 +59,7 @@ def batch_source(
         )
         if swarm.deleted_at is not None:
             raise Conflict(f"Swarm {swarm.pk} is deleted; restore it before running it.")
-        version = None
-        if version_id is not None:
-            version = SwarmVersion.objects.filter(pk=version_id).first()
-            if version is None:
-                raise NotFound(f"Version {version_id} not found.")
-        version = run_definition_for(swarm=swarm, version=version)
+        version = run_definition_for(swarm=swarm, version_id=version_id)
         return BatchSource(workspace_id, version.definition, swarm=swarm, version=version)
     if workspace_id is None:
         if len(caller.roles) == 1 and not caller.is_staff:  # an API key's, or a sole member's

@@ -53,9 +53,15 @@ CUSTOM_SWARM_TYPE = "custom"
 TEMPLATE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")
 
 
-def run_definition_for(*, swarm: Swarm, version: SwarmVersion | None) -> SwarmVersion:
-    """The version a swarm run executes: the given one (must be the swarm's), else the default."""
-    if version is None:
+def run_definition_for(*, swarm: Swarm, version_id: str | None) -> SwarmVersion:
+    """The version a swarm run executes: `version_id` (404 when there is none, 422 when it is
+    another swarm's), else the swarm's default."""
+    version = None
+    if version_id is not None:
+        version = SwarmVersion.objects.filter(pk=version_id).first()
+        if version is None:
+            raise NotFound(f"Version {version_id} not found.")
+    else:
         version = swarm.default_version
     if version is None:
         raise Conflict(f"Swarm {swarm.pk} has no version to run.")
@@ -171,12 +177,7 @@ def run_create_for_swarm(
     """Start a run of `swarm` (`/api/swarms/{id}/runs`) in `workspace_id` (see selectors'
     `run_workspace_for_swarm`): of the version `version_id` (404 when there is none, 422 when it
     is another swarm's), else of the swarm's default version."""
-    version = None
-    if version_id is not None:
-        version = SwarmVersion.objects.filter(pk=version_id).first()
-        if version is None:
-            raise NotFound(f"Version {version_id} not found.")
-    version = run_definition_for(swarm=swarm, version=version)
+    version = run_definition_for(swarm=swarm, version_id=version_id)
     return run_create(
         workspace_id=workspace_id,
         definition=version.definition,
