@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import User, Workspace
+from accounts.models import ApiKey, User, Workspace
 from accounts.tenancy import ScopedQuerySet
 from sverm.api.ids import PrefixedIdField
 from sverm.softdelete import SoftDeleteModel, SoftDeleteQuerySet
@@ -160,6 +160,10 @@ class Run(models.Model):
     created_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The API key that started it; empty when a user (or a schedule) did.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
