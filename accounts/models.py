@@ -217,6 +217,13 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Refused from this time on; empty: never expires."
+    )
+    replaces = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by",
+        help_text="The key this one was rotated from (valid until its own expiry).",
+    )  # fmt: skip
 
     objects = ScopedQuerySet.as_manager()
     workspace_lookup = "workspace"
