@@ -106,6 +106,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "sverm.api.middleware.RequestIdMiddleware",
+    # Counts per client IP what no throttle counted, so every API response has X-RateLimit-*.
+    "sverm.api.throttling.OpenRequestLimitMiddleware",
     "sverm.api.middleware.NulRefusingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -473,9 +475,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "sverm.api.schema.SvermAutoSchema",
     "EXCEPTION_HANDLER": "sverm.api.errors.exception_handler",
     # Every authenticated request counts against its plan's requests/minute (accounts.PlanLimits);
-    # `/api/auth/*` replaces this with its own per-IP limit.
+    # `/api/auth/*` replaces this with its own per-IP limit (SVERM_AUTH_RATE).
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.PlanRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("SVERM_AUTH_RATE", "20/min")},
     # Client IPs come from REMOTE_ADDR unless told how many proxies append X-Forwarded-For.
     "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
     "UNAUTHENTICATED_USER": None,
@@ -485,6 +486,26 @@ REST_FRAMEWORK = {
 
 # The plan limits: requests/minute per key or user, and run quotas per workspace (off: none).
 SVERM_RATE_LIMITS = env_bool("SVERM_RATE_LIMITS", True)
+
+
+def env_per_minute(name: str, default: str) -> int:
+    """A rate such as `20/min` (or `/m`, `/minute`; `N/s` is N*60 a minute) as requests per
+    minute, the window every limit is counted in; ImproperlyConfigured otherwise."""
+    value = os.environ.get(name, "").strip() or default
+    count, _, period = value.partition("/")
+    seconds = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}.get(period)
+    if not count.isascii() or not count.isdigit() or seconds is None or int(count) < 1:
+        raise ImproperlyConfigured(f"{name} must be like 20/min, not {value!r}.")
+    return int(count) * 60 // seconds
+
+
+# Per client IP, requests a minute of what no plan counts (sverm/api/throttling.py):
+# `/api/auth/*` (always on: it guards passwords), then with SVERM_RATE_LIMITS every other
+# request no credential was counted for (refused credentials, unknown routes, the docs), and
+# the health probes, which have a higher limit of their own.
+SVERM_AUTH_RATE = env_per_minute("SVERM_AUTH_RATE", "20/min")
+SVERM_ANON_RATE = env_per_minute("SVERM_ANON_RATE", "60/min")
+SVERM_PROBE_RATE = env_per_minute("SVERM_PROBE_RATE", "1200/min")
 # A run's status read with an API key (`GET /v1/swarms/{id}`, `GET /api/runs/{id}`) served in
 # front of Django's handler with one thread hop (swarms/fast_reads.py); off: through Django.
 SVERM_FAST_READS = env_bool("SVERM_FAST_READS", True)
@@ -524,6 +545,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "accounts.models.Role",
         "PlanEnum": "accounts.models.Plan",
         "ErrorCodeEnum": "sverm.api.schema.ERROR_CODE_CHOICES",
+        "V1RunStatusEnum": "swarms.models.V1_STATUSES",
     },
 }
 

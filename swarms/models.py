@@ -123,6 +123,9 @@ class RunStatus(models.TextChoices):
 TERMINAL_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 # Waiting for operators, held by no worker.
 PAUSED_STATUSES = (RunStatus.AWAITING_APPROVAL, RunStatus.AWAITING_BUDGET)
+# Seed 002's status values, all `/v1` ever says; the statuses it reports as `running`.
+V1_STATUSES = (RunStatus.RUNNING, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+V1_RUNNING_STATUSES = (RunStatus.QUEUED, *PAUSED_STATUSES)
 
 
 class Run(models.Model):
@@ -214,8 +217,9 @@ class Run(models.Model):
 
     @property
     def v1_status(self) -> str:
-        """The status on `/v1`, within seed 002's four: a run paused for approvals is running."""
-        return RunStatus.RUNNING if self.status in PAUSED_STATUSES else self.status
+        """The status on `/v1`, within seed 002's four (`V1_STATUSES`): a run waiting for a
+        worker or paused (for approvals or budget) is `running`; `/api` keeps the precise one."""
+        return RunStatus.RUNNING if self.status in V1_RUNNING_STATUSES else self.status
 
     @property
     def is_terminal(self) -> bool:

@@ -11,7 +11,16 @@ from rest_framework import serializers
 from sverm.api.money import MONEY_KEY_SUFFIX, MoneyField, money_fields_rendered
 from sverm.api.serializers import InputSerializer
 from sverm.money import MONEY_PLACES
-from swarms.models import Approval, RetentionTier, Run, RunEvent, RunStatus, Swarm, SwarmVersion
+from swarms.models import (
+    V1_STATUSES,
+    Approval,
+    RetentionTier,
+    Run,
+    RunEvent,
+    RunStatus,
+    Swarm,
+    SwarmVersion,
+)
 from swarms.selectors import first_pending_approval
 from swarms.webhooks.ssrf import webhook_url_validator
 
@@ -266,9 +275,14 @@ class V1RunCreateSerializer(InputSerializer):
     )  # fmt: skip
 
 
+def v1_status_field(source: str = "v1_status", **kwargs) -> serializers.ChoiceField:
+    """A run's status on `/v1`: one of seed 002's four values (see `Run.v1_status`)."""
+    return serializers.ChoiceField(source=source, choices=list(V1_STATUSES), **kwargs)
+
+
 class V1RunCreatedSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
-    status = serializers.CharField()
+    status = v1_status_field(help_text="`running` from the start: `/v1` has no queued status.")
     estimated_cost_usd = MoneyField()
     created_at = serializers.DateTimeField()
 
@@ -302,10 +316,11 @@ class V1AwaitingBudgetSerializer(serializers.Serializer):
 
 class V1RunStatusSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
-    status = serializers.ChoiceField(
-        source="v1_status", choices=["queued", "running", "completed", "failed", "cancelled"],
-        help_text="A run paused for approvals is `running`, with `awaiting_approval` set.",
-    )  # fmt: skip
+    status = v1_status_field(
+        help_text="A run waiting for a worker is `running` (progress 0, no agent active); one "
+        "paused for approvals or budget is `running` with `awaiting_approval` or "
+        "`awaiting_budget` set. `/api/runs` reports the precise status."
+    )
     progress = serializers.FloatField()
     current_cost_usd = MoneyField()
     agents_active = serializers.IntegerField()
@@ -365,7 +380,7 @@ class V1AgentLogSerializer(serializers.Serializer):
 
 class V1RunResultSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="run.id")
-    status = serializers.CharField(source="run.status")
+    status = v1_status_field(source="run.v1_status")
     output = serializers.CharField(source="run.output", allow_blank=True)
     cost_report = V1CostReportSerializer()
     agent_logs = V1AgentLogSerializer(many=True)
@@ -382,7 +397,7 @@ class V1RunResultSerializer(serializers.Serializer):
 
 class V1RunCancelledSerializer(serializers.Serializer):
     swarm_id = serializers.CharField(source="id")
-    status = serializers.CharField()
+    status = v1_status_field()
     cost_usd = MoneyField(source="current_cost_usd")
 
 

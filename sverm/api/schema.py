@@ -82,8 +82,8 @@ ERROR_DESCRIPTIONS = {
         "Understood but refused, e.g. `budget_exceeded`: even the cheapest path to a completed "
         "run (`details.minimum_cost`) is above the budget."
     ),
-    "429": "Rate limited (requests per minute, concurrent runs or daily runs of the plan); "
-    "see Retry-After and the X-RateLimit-* headers.",
+    "429": "Rate limited (requests per minute, concurrent runs or daily runs of the plan; per "
+    "client IP where no credential is counted); see Retry-After and the X-RateLimit-* headers.",
     "500": "Unexpected server error; quote correlation_id when reporting it.",
     "503": "`service_unavailable`: no database connection came free in time (the server is "
     "overloaded), or a service the operation needs is unreachable; retry after Retry-After.",
@@ -105,10 +105,10 @@ class SvermAutoSchema(AutoSchema):
         return description
 
     def _error_statuses(self) -> list[str]:
-        statuses = ["400"]
+        statuses = ["400", "429"]  # every request counts against a limit (per IP at least)
         public = any(isinstance(p, AllowAny) for p in self.view.get_permissions())
         if not public:
-            statuses += ["401", "403", "429"]
+            statuses += ["401", "403"]
         if "{" in self.path or not public:
             statuses.append("404")
         statuses += getattr(self.view, "error_statuses", [])
@@ -238,8 +238,10 @@ RESPONSE_HEADERS = {
         "schema": {"type": "string"},
     },
     "X-RateLimit-Limit": {
-        "description": "Requests a minute the plan allows the caller (the API key, the user, or "
-        "the client IP on `/api/auth/*`). Sent when a per-minute limit applies to the request.",
+        "description": "Requests a minute allowed to the caller by the limit that counted this "
+        "request: the plan's, per API key or user; else per client IP (`/api/auth/*`, the "
+        "health probes, and requests without a credential that checks out, each its own "
+        "limit). On every response while rate limits are on (`SVERM_RATE_LIMITS`).",
         "schema": {"type": "integer"},
     },
     "X-RateLimit-Remaining": {
@@ -279,8 +281,8 @@ def _header_ref(name: str, *, required: bool = False) -> dict:
 
 def describe_operations(result, generator, request, public):
     """drf-spectacular's last step: each operation gets its readable id (OPERATION_IDS) and
-    every response the headers it carries (X-Request-ID always; the X-RateLimit-* trio where a
-    limit applies; Retry-After on 429 and 503)."""
+    every response the headers it carries (X-Request-ID and the X-RateLimit-* trio always;
+    Retry-After on 429 and 503)."""
     unnamed = []
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
@@ -291,13 +293,11 @@ def describe_operations(result, generator, request, public):
                 unnamed.append(f"{method.upper()} {path}")
                 continue
             operation["operationId"] = name
-            limited = any(status in operation["responses"] for status in ("401", "429"))
             for status, response in operation["responses"].items():
                 headers = response.setdefault("headers", {})
                 headers["X-Request-ID"] = _header_ref("X-Request-ID", required=True)
-                if limited:
-                    for header in RATE_LIMIT_HEADERS:
-                        headers[header] = _header_ref(header)
+                for header in RATE_LIMIT_HEADERS:
+                    headers[header] = _header_ref(header)
                 if operation.get("deprecated"):
                     headers["Deprecation"] = _header_ref("Deprecation", required=True)
                     headers["Sunset"] = _header_ref("Sunset", required=True)

@@ -1,6 +1,9 @@
-"""Request throttles. `/api/auth/*` is limited per client IP so passwords cannot be sprayed;
+"""Request limits. `/api/auth/*` is limited per client IP so passwords cannot be sprayed;
 other requests count against a per-minute limit a subclass of PerMinuteRateThrottle names
-(the plan's: accounts/throttling.py).
+(the plan's: accounts/throttling.py); what no throttle counted (refused credentials, unknown
+routes, the docs, the health probes) counts per client IP in OpenRequestLimitMiddleware, so
+every response of the API carries the X-RateLimit-* headers of the limit that applied (seed
+002: "included in every response").
 
 The per-minute limit is a fixed window aligned to the minute. Cost per request: one counter
 (Redis: INCR + EXPIREAT in one MULTI/EXEC pipeline; other caches: `add` then `incr`, atomic in
@@ -14,14 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.permissions import AllowAny
-from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
-from sverm.api.errors import RateLimited
-from sverm.api.middleware import RATE_LIMIT_HEADERS_ATTR
+from sverm.api.errors import RateLimited, is_api_path, render_error
+from sverm.api.middleware import RATE_LIMIT_HEADERS_ATTR, SyncAndAsyncMiddleware
 
 WINDOW_SECONDS = 60
 # Counters outlive their window by this much so a slow request still finds its own.
@@ -33,13 +37,6 @@ def client_ip(request) -> str:
     REMOTE_ADDR, or with `NUM_PROXIES` set the address the outermost trusted proxy saw in
     X-Forwarded-For (DRF's `get_ident`). Works on Django's and DRF's requests alike."""
     return BaseThrottle().get_ident(request)
-
-
-class AuthRateThrottle(SimpleRateThrottle):
-    scope = "auth"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}
 
 
 def clock() -> float:
@@ -179,20 +176,106 @@ async def quota_hit_on_loop(quota: MinuteQuota) -> QuotaHit | None:
     return None if counted is None else QuotaHit(quota=quota, count=counted, reset=reset, now=now)
 
 
+async def quota_hit_async(quota: MinuteQuota) -> QuotaHit:
+    """`quota_hit` on the event loop: Redis's asyncio client, else a thread for Redis's
+    blocking one, else (the counter is in this process's memory, no I/O) right here."""
+    hit = await quota_hit_on_loop(quota)
+    if hit is not None:
+        return hit
+    if isinstance(caches["default"], RedisCache):
+        return await sync_to_async(quota_hit)(quota)
+    return quota_hit(quota)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per client IP: what no plan counts
+# ---------------------------------------------------------------------------------------------
+IP_SCOPES = {
+    "auth": ("SVERM_AUTH_RATE", "this client IP on /api/auth"),
+    "anon": ("SVERM_ANON_RATE", "this client IP without a valid credential"),
+    "probe": ("SVERM_PROBE_RATE", "this client IP on the health probes"),
+}
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+DOCS_PATHS = frozenset({"/openapi.json", "/asyncapi.json", "/asyncapi.yaml", "/docs", "/redoc"})
+
+
+def ip_quota(request, scope: str) -> MinuteQuota:
+    """The per-minute limit of `scope` (IP_SCOPES) for the request's client IP."""
+    setting, subject = IP_SCOPES[scope]
+    return MinuteQuota(
+        limit=getattr(settings, setting),
+        identity=f"ip:{scope}:{client_ip(request)}",
+        subject=subject,
+        details={"scope": f"client_ip:{scope}"},
+    )
+
+
+def open_scope(path: str) -> str | None:
+    """The per-IP scope a request to `path` counts in when no throttle counted it: the health
+    probes' own, else for the API and its documents `anon`; None (not counted) for the rest
+    (the admin, the live pages, static files)."""
+    if path in PROBE_PATHS:
+        return "probe"
+    if path in DOCS_PATHS or is_api_path(path):
+        return "anon"
+    return None
+
+
+class OpenRequestLimitMiddleware(SyncAndAsyncMiddleware):
+    """Counts per client IP (IP_SCOPES) every API, docs or probe request no throttle counted —
+    refused or missing credentials, unknown routes, views open to anyone — so its response
+    carries X-RateLimit-* too; over the limit the response is a 429 instead (nothing these
+    requests do changes anything). With SVERM_RATE_LIMITS off, nothing is counted here."""
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        response = self.get_response(request)
+        quota = self.uncounted(request)
+        return response if quota is None else self.counted(request, response, quota_hit(quota))
+
+    async def __acall__(self, request):
+        response = await self.get_response(request)
+        quota = self.uncounted(request)
+        if quota is None:
+            return response
+        return self.counted(request, response, await quota_hit_async(quota))
+
+    @staticmethod
+    def uncounted(request) -> MinuteQuota | None:
+        if not settings.SVERM_RATE_LIMITS or hasattr(request, RATE_LIMIT_HEADERS_ATTR):
+            return None
+        scope = open_scope(request.path)
+        return None if scope is None else ip_quota(request, scope)
+
+    @staticmethod
+    def counted(request, response, hit: QuotaHit):
+        setattr(request, RATE_LIMIT_HEADERS_ATTR, hit.headers)
+        if hit.exceeded and response.status_code != 429:
+            return render_error(request, hit.refusal())
+        return response
+
+
+# ---------------------------------------------------------------------------------------------
+# Throttles (DRF views)
+# ---------------------------------------------------------------------------------------------
 class PerMinuteRateThrottle(BaseThrottle):
     """`quota(request)`'s requests per minute, for every request of a view that is not open to
     anyone (no quota: not counted). Remembers the limit, what remains and the window's end on
     the Django request for RequestIdMiddleware to send as X-RateLimit-* headers on whatever the
-    response becomes."""
+    response becomes. `always`: counts on open views too, and with SVERM_RATE_LIMITS off."""
+
+    always = False
 
     def quota(self, request) -> MinuteQuota | None:
         raise NotImplementedError
 
     def allow_request(self, request, view) -> bool:
-        if not settings.SVERM_RATE_LIMITS:
-            return True
-        if all(isinstance(permission, AllowAny) for permission in view.get_permissions()):
-            return True
+        if not self.always:
+            if not settings.SVERM_RATE_LIMITS:
+                return True
+            if all(isinstance(permission, AllowAny) for permission in view.get_permissions()):
+                return True
         quota = self.quota(request)
         if quota is None:
             return True
@@ -201,3 +284,13 @@ class PerMinuteRateThrottle(BaseThrottle):
         if hit.exceeded:
             raise hit.refusal()
         return True
+
+
+class AuthRateThrottle(PerMinuteRateThrottle):
+    """`/api/auth/*`: SVERM_AUTH_RATE requests a minute per client IP, always (it guards
+    passwords, whatever SVERM_RATE_LIMITS says)."""
+
+    always = True
+
+    def quota(self, request) -> MinuteQuota:
+        return ip_quota(request, "auth")

@@ -63,7 +63,7 @@ RUN_BODY = {
 }
 CREATED_BODY = {
     "swarm_id": "run_scripted",
-    "status": "queued",
+    "status": "running",
     "estimated_cost_usd": 0.032393,
     "created_at": "2026-12-01T10:00:00Z",
 }
@@ -99,7 +99,7 @@ def test_a_run_from_creation_to_result_with_exact_money_and_aware_times(client):
         unique("Hydrogen in Norway"), template="research-swarm-v1", max_budget_usd=Decimal("2.50")
     )
     assert isinstance(created, RunCreated)
-    assert created.id.startswith("run_") and created.status == "queued"
+    assert created.id.startswith("run_") and created.status == "running"
     assert isinstance(created.estimated_cost_usd, Decimal) and created.estimated_cost_usd > 0
     assert created.raw["swarm_id"] == created.id and not created.replayed
 

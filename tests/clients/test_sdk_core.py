@@ -38,7 +38,7 @@ def reply(status: int, body, **headers) -> Reply:
                  json.dumps(body).encode())  # fmt: skip
 
 
-CREATED = {"swarm_id": "run_1", "status": "queued", "estimated_cost_usd": 0.0324}
+CREATED = {"swarm_id": "run_1", "status": "running", "estimated_cost_usd": 0.0324}
 
 
 def test_a_create_resends_the_same_request_after_a_dropped_connection():

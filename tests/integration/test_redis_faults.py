@@ -147,7 +147,8 @@ def test_with_redis_down_runs_are_read_and_created_and_executed_once_it_is_back(
         # A run can still be created: its row is committed, and its task (the broker being
         # down) is sent again once a worker can take it.
         during = post_run(http, headers, "Created during the outage")
-        assert http.get(f"/v1/swarms/{during}", headers=headers).json()["status"] == "queued"
+        assert http.get(f"/api/runs/{during}", headers=headers).json()["status"] == "queued"
+        assert http.get(f"/v1/swarms/{during}", headers=headers).json()["status"] == "running"
         # A manual webhook redelivery cannot be queued: 503, try again later, nothing recorded.
         redeliver = http.post(f"/api/runs/{hooked}/webhook-deliveries", headers=headers)
         assert redeliver.status_code == 503, redeliver.text

@@ -95,8 +95,6 @@ export async function runStatus(api: Client, id: string): Promise<string> {
     if (error) throw new Error(error.error.message);
     const cost = `$${data.current_cost_usd.toFixed(6)}`;
     switch (data.status) {
-        case "queued":
-            return `queued (${data.agents_total} agents)`;
         case "running": {
             const waiting = data.awaiting_approval;
             if (waiting !== null) return `waiting for approval ${waiting.approval_id} (${waiting.tool})`;
