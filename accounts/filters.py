@@ -1,6 +1,6 @@
 """List field maps (filter, orderBy) for the accounts resources."""
 
-from accounts.models import Plan
+from accounts.models import ApiKeyStatus, Plan
 from accounts.roles import Role
 from sverm.api.listing import DATETIME, ENUM, FieldSpec, ListSpec
 
@@ -51,6 +51,10 @@ API_KEY_LIST = ListSpec(
         "createdAt": FieldSpec("created_at", DATETIME),
         "lastUsedAt": FieldSpec("last_used_at", DATETIME, nullable=True),
         "revokedAt": FieldSpec("revoked_at", DATETIME, nullable=True),
+        "expiresAt": FieldSpec("expires_at", DATETIME, nullable=True),
+        # Annotated now by selectors.api_keys_for_listing.
+        "status": FieldSpec("status", ENUM, choices=tuple(ApiKeyStatus.values), sortable=False),
+        "replaces": FieldSpec("replaces_id", nullable=True),
     },
     relations={"creator": ("created_by", USER_LIST)},
 )

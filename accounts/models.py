@@ -2,12 +2,14 @@
 of each plan."""
 
 import re
+from datetime import datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db import models
+from django.db.models import Case, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -203,6 +205,42 @@ class Membership(models.Model):
         return f"{self.user} is {self.role} of {self.workspace.name}"
 
 
+class ApiKeyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+def api_key_expired(expires_at: datetime | None, at: datetime | None = None) -> bool:
+    """Whether a key with this expiry is refused at `at` (now by default): from `expires_at` on."""
+    return expires_at is not None and expires_at <= (at or timezone.now())
+
+
+class ApiKeyQuerySet(ScopedQuerySet):
+    """API keys. Which keys authenticate is one rule, stated here for SQL (`usable`,
+    `with_status`) and beside it for a loaded key (`ApiKey.status_at`, `api_key_expired`):
+    revoked first, then expired from `expires_at` on, else active."""
+
+    def usable(self, at: datetime | None = None):
+        """Keys that authenticate at `at` (now by default)."""
+        at = at or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+        )
+
+    def with_status(self, at: datetime | None = None):
+        """Annotated with `status` (an ApiKeyStatus value) at `at`, for filtering lists."""
+        at = at or timezone.now()
+        return self.annotate(
+            status=Case(
+                When(revoked_at__isnull=False, then=Value(ApiKeyStatus.REVOKED.value)),
+                When(expires_at__lte=at, then=Value(ApiKeyStatus.EXPIRED.value)),
+                default=Value(ApiKeyStatus.ACTIVE.value),
+                output_field=models.CharField(),
+            )
+        )
+
+
 class ApiKey(models.Model):
     """A workspace's secret `sk-sverm-…`: only its SHA-256 is stored, its prefix kept for lookup."""
 
@@ -225,7 +263,7 @@ class ApiKey(models.Model):
         help_text="The key this one was rotated from (valid until its own expiry).",
     )  # fmt: skip
 
-    objects = ScopedQuerySet.as_manager()
+    objects = ApiKeyQuerySet.as_manager()
     workspace_lookup = "workspace"
 
     class Meta:
@@ -235,9 +273,18 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
+    def status_at(self, at: datetime | None = None) -> str:
+        """This key's ApiKeyStatus at `at` (now by default): ApiKeyQuerySet's rule."""
+        if self.revoked_at is not None:
+            return ApiKeyStatus.REVOKED
+        if api_key_expired(self.expires_at, at):
+            return ApiKeyStatus.EXPIRED
+        return ApiKeyStatus.ACTIVE
+
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        """Whether the key authenticates now (neither revoked nor expired)."""
+        return self.status_at() == ApiKeyStatus.ACTIVE
 
 
 class Integration(models.Model):

@@ -1,9 +1,11 @@
-"""Reads for accounts: memberships and roles, workspace plans and what each plan allows."""
+"""Reads for accounts: memberships and roles, API keys, workspace plans and what each plan
+allows."""
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 
-from accounts.models import Membership, Plan, PlanLimits, User, Workspace
+from accounts.models import ApiKey, Membership, Plan, PlanLimits, User, Workspace
 
 # Plan limits are read on every authenticated request: they are cached this long (one cache
 # hit per request), and forgotten when changed through the service or the admin.
@@ -18,6 +20,13 @@ def user_workspace_roles(*, user_id: str) -> dict[str, str]:
 
 def user_get_by_email(*, email: str) -> User | None:
     return User.objects.filter(email__iexact=email.strip()).first()
+
+
+def api_keys_for_listing(queryset: QuerySet) -> QuerySet:
+    """API keys annotated with their `status` now (for filtering) and `replacement_id`, the key
+    each was rotated to (one subquery, so a page of keys costs no query per row)."""
+    replacement = ApiKey.objects.filter(replaces=OuterRef("pk")).order_by("created_at", "id")
+    return queryset.with_status().annotate(replacement_id=Subquery(replacement.values("pk")[:1]))
 
 
 def workspace_plan(*, workspace_id: str) -> str:

@@ -1,9 +1,14 @@
 """Wire shapes for accounts. `/api` bodies are camelCase, as in seed 003."""
 
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import (
     ApiKey,
+    ApiKeyStatus,
     Integration,
     Membership,
     Plan,
@@ -11,6 +16,8 @@ from accounts.models import (
     validate_login_email,
 )
 from accounts.roles import Role
+from accounts.services import API_KEY_DEFAULT_OVERLAP, API_KEY_MAX_LIFETIME, API_KEY_MAX_OVERLAP
+from sverm.api.listing import as_utc
 from sverm.api.serializers import InputSerializer
 
 
@@ -89,10 +96,27 @@ class MemberUpdateSerializer(InputSerializer):
 class ApiKeySerializer(serializers.ModelSerializer):
     workspaceId = serializers.CharField(source="workspace_id")
     prefix = serializers.CharField(help_text="The key's first characters, for recognising it.")
+    status = serializers.SerializerMethodField(
+        help_text="`active` while it authenticates; `expired` from `expiresAt` on; `revoked`."
+    )
     createdBy = serializers.CharField(source="created_by_id")
     createdAt = serializers.DateTimeField(source="created_at")
-    lastUsedAt = serializers.DateTimeField(source="last_used_at", allow_null=True)
+    lastUsedAt = serializers.DateTimeField(
+        source="last_used_at", allow_null=True,
+        help_text="When it last authenticated a request (kept to within a minute).",
+    )  # fmt: skip
+    expiresAt = serializers.DateTimeField(
+        source="expires_at", allow_null=True,
+        help_text="Refused from this time on; null: never expires. A rotated key's is the end of "
+        "its overlap.",
+    )  # fmt: skip
     revokedAt = serializers.DateTimeField(source="revoked_at", allow_null=True)
+    replaces = serializers.CharField(
+        source="replaces_id", allow_null=True, help_text="The key this one was rotated from."
+    )
+    replacedBy = serializers.SerializerMethodField(
+        help_text="The key this one was rotated to; null until it is rotated."
+    )
 
     class Meta:
         model = ApiKey
@@ -102,12 +126,28 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "name",
             "role",
             "prefix",
+            "status",
             "createdBy",
             "createdAt",
             "lastUsedAt",
+            "expiresAt",
             "revokedAt",
+            "replaces",
+            "replacedBy",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=ApiKeyStatus.choices))
+    def get_status(self, api_key: ApiKey) -> str:
+        return api_key.status_at()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_replacedBy(self, api_key: ApiKey) -> str | None:
+        # Lists and reads annotate it (selectors.api_keys_for_listing); a key just made
+        # has none.
+        if hasattr(api_key, "replacement_id"):
+            return api_key.replacement_id
+        return ApiKey.objects.filter(replaces=api_key).values_list("pk", flat=True).first()
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
@@ -123,10 +163,84 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         return self.context["raw_key"]
 
 
+class FutureDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date-time with its UTC offset (a naive one would be read in some zone the
+    client did not choose), after now and at most `max_ahead` from now; kept in UTC."""
+
+    default_error_messages = {
+        "naive": "Must include a timezone (`Z` or an offset such as `+02:00`).",
+        "past": "Must be in the future.",
+        "too_far": "Must be at most {days} days from now.",
+    }
+
+    def __init__(self, *, max_ahead: timedelta, **kwargs):
+        self.max_ahead = max_ahead
+        super().__init__(**kwargs)
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+    def to_internal_value(self, value) -> datetime:
+        parsed = super().to_internal_value(value)
+        try:
+            parsed = as_utc(parsed)
+        except (ValueError, OverflowError):
+            self.fail("overflow")
+        now = timezone.now()
+        if parsed <= now:
+            self.fail("past")
+        if parsed > now + self.max_ahead:
+            self.fail("too_far", days=self.max_ahead.days)
+        return parsed
+
+
+def _expires_at_field() -> FutureDateTimeField:
+    return FutureDateTimeField(
+        max_ahead=API_KEY_MAX_LIFETIME, required=False, allow_null=True,
+        help_text="When the key stops working: an ISO 8601 date-time with a timezone, in the "
+        f"future, at most {API_KEY_MAX_LIFETIME.days} days ahead. Omitted or null: never.",
+    )  # fmt: skip
+
+
 class ApiKeyCreateSerializer(InputSerializer):
     workspaceId = serializers.CharField(max_length=32)
     name = serializers.CharField(max_length=100)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.OPERATOR)
+    expiresAt = _expires_at_field()
+
+
+class ApiKeyRotateSerializer(InputSerializer):
+    overlapUntil = FutureDateTimeField(
+        max_ahead=API_KEY_MAX_OVERLAP, required=False,
+        help_text="Until when the old key keeps working beside the new one: an ISO 8601 "
+        f"date-time with a timezone, within {API_KEY_MAX_OVERLAP.days} days. Give this or "
+        "`overlapSeconds`, not both.",
+    )  # fmt: skip
+    overlapSeconds = serializers.IntegerField(
+        min_value=0, max_value=int(API_KEY_MAX_OVERLAP.total_seconds()), required=False,
+        help_text="How long the old key keeps working beside the new one (default "
+        f"{int(API_KEY_DEFAULT_OVERLAP.total_seconds())}, a day; 0 stops it at once, e.g. "
+        "after a leak).",
+    )  # fmt: skip
+    expiresAt = _expires_at_field()
+
+    def validate(self, attrs: dict) -> dict:
+        if "overlapUntil" in attrs and "overlapSeconds" in attrs:
+            message = "Give overlapUntil or overlapSeconds, not both."
+            raise serializers.ValidationError(
+                {"overlapUntil": [message], "overlapSeconds": [message]}
+            )
+        return attrs
+
+    def overlap_until(self) -> datetime:
+        """The end of the old key's overlap, from the validated body."""
+        values = self.validated_data
+        if "overlapUntil" in values:
+            return values["overlapUntil"]
+        seconds = values.get("overlapSeconds", int(API_KEY_DEFAULT_OVERLAP.total_seconds()))
+        return timezone.now() + timedelta(seconds=seconds)
 
 
 class IntegrationSerializer(serializers.ModelSerializer):

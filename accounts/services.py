@@ -13,14 +13,23 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import ApiKey, Integration, Membership, Plan, PlanLimits, User, Workspace
+from accounts.models import (
+    ApiKey,
+    ApiKeyStatus,
+    Integration,
+    Membership,
+    Plan,
+    PlanLimits,
+    User,
+    Workspace,
+)
 from accounts.roles import Role
 from accounts.selectors import plan_limits, plan_limits_forget, user_get_by_email
 from audit.services import audit_diff, audit_fields, audit_record
@@ -33,6 +42,11 @@ _API_KEY_SECRET_LENGTH = 40
 _API_KEY_LOOKUP_LENGTH = 8
 # last_used_at is written at most once per this interval per key, not on every request.
 API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
+# How far ahead a key's expiry may be set, and how long a rotated key may stay valid beside its
+# replacement (by default a day: time to roll the new key out).
+API_KEY_MAX_LIFETIME = timedelta(days=3650)
+API_KEY_MAX_OVERLAP = timedelta(days=30)
+API_KEY_DEFAULT_OVERLAP = timedelta(hours=24)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,26 +221,58 @@ def api_key_digest(raw_key: str) -> str:
 
 @transaction.atomic
 def api_key_create(
-    *, workspace: Workspace, name: str, role: str, created_by: User
+    *,
+    workspace: Workspace,
+    name: str,
+    role: str,
+    created_by: User,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
-    """Returns the key and its raw secret; the secret is never stored and cannot be shown again."""
+    """Returns the key and its raw secret; the secret is never stored and cannot be shown again.
+    `expires_at` (None: never) is checked by the input serializers (future, within
+    API_KEY_MAX_LIFETIME)."""
+    api_key, raw_key = _api_key_make(
+        workspace_id=workspace.pk, name=name, role=role, created_by=created_by,
+        expires_at=expires_at,
+    )  # fmt: skip
+    after = {"name": name, "role": role, "prefix": api_key.prefix}
+    if expires_at is not None:
+        after["expires_at"] = expires_at
+    audit_record(action="api_key.create", workspace_id=workspace.pk, target_type="api_key",
+                 target_id=api_key.pk, after=after)  # fmt: skip
+    return api_key, raw_key
+
+
+def _api_key_make(
+    *,
+    workspace_id: str,
+    name: str,
+    role: str,
+    created_by: User,
+    expires_at: datetime | None,
+    replaces: ApiKey | None = None,
+) -> tuple[ApiKey, str]:
     secret = "".join(secrets.choice(_API_KEY_ALPHABET) for _ in range(_API_KEY_SECRET_LENGTH))
     raw_key = API_KEY_PREFIX + secret
     api_key = ApiKey.objects.create(
-        workspace=workspace,
+        workspace_id=workspace_id,
         name=name,
         role=role,
         prefix=raw_key[: len(API_KEY_PREFIX) + _API_KEY_LOOKUP_LENGTH],
         hashed_key=api_key_digest(raw_key),
         created_by=created_by,
+        expires_at=expires_at,
+        replaces=replaces,
     )
-    audit_record(action="api_key.create", workspace_id=workspace.pk, target_type="api_key",
-                 target_id=api_key.pk,
-                 after={"name": name, "role": role, "prefix": api_key.prefix})  # fmt: skip
     return api_key, raw_key
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey:
+    """The key a raw `sk-sverm-…` secret is, if it authenticates now (ApiKey.status_at: not
+    revoked, not expired) and its owner is active; Unauthorized otherwise. The one check of
+    every path that takes a key: DRF's authentication, the WebSocket middleware (both through
+    `credential_authenticate`) and the fast status reads (swarms/fast_reads.py). Keeps
+    `last_used_at` current to within API_KEY_TOUCH_INTERVAL."""
     secret = raw_key.removeprefix(API_KEY_PREFIX)
     # Not one of ours (a NUL, which the database would refuse to compare, or any other stray
     # character): no lookup.
@@ -240,15 +286,78 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey:
             match = candidate
     if match is None:
         raise Unauthorized("Invalid API key.")
-    if match.revoked_at is not None:
+    # Past this point the caller holds the whole secret, so naming why it is refused tells them
+    # nothing they could not know; an unknown or tampered key is only ever "Invalid API key."
+    now = timezone.now()
+    status = match.status_at(now)
+    if status == ApiKeyStatus.REVOKED:
         raise Unauthorized("This API key has been revoked.")
+    if status == ApiKeyStatus.EXPIRED:
+        raise Unauthorized("This API key has expired; use its replacement or create a new one.")
     if not match.created_by.is_active:
         raise Unauthorized("This API key's owner is deactivated.")
-    now = timezone.now()
-    if match.last_used_at is None or now - match.last_used_at >= API_KEY_TOUCH_INTERVAL:
-        ApiKey.objects.filter(pk=match.pk).update(last_used_at=now)
-        match.last_used_at = now
+    api_key_touch(api_key=match, now=now)
     return match
+
+
+def api_key_touch(*, api_key: ApiKey, now: datetime) -> None:
+    """Record that the key was used at `now`, at most once per API_KEY_TOUCH_INTERVAL: no write
+    when this copy of the key was used that recently, and a conditional UPDATE otherwise, so
+    concurrent requests through other processes write once between them."""
+    stale = now - API_KEY_TOUCH_INTERVAL
+    if api_key.last_used_at is not None and api_key.last_used_at > stale:
+        return
+    # A queryset update: no post_save, so the fast reads keep the key they hold in memory.
+    ApiKey.objects.filter(pk=api_key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale)
+    ).update(last_used_at=now)
+    api_key.last_used_at = now
+
+
+def api_key_rotate(
+    *,
+    api_key: ApiKey,
+    overlap_until: datetime,
+    created_by: User,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key with the old one's name, role and workspace that `replaces` it, returned with
+    its raw secret; the old key keeps working until `overlap_until` (or its own earlier expiry,
+    which is never extended). Conflict when the old key no longer authenticates or was already
+    rotated (of two rotations at once, one wins and the other is this conflict). Recorded as one
+    `api_key.rotate` event of the old key, naming the new one."""
+    with transaction.atomic():
+        # Locked: two rotations at once make one new key.
+        old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+        status = old.status_at()
+        if status != ApiKeyStatus.ACTIVE:
+            raise Conflict(
+                f"This API key is {status}: only an active key can be rotated; create a new key.",
+                details={"keyStatus": status},
+            )
+        replacement = ApiKey.objects.filter(replaces=old).values_list("pk", flat=True).first()
+        if replacement is not None:
+            raise Conflict(
+                f"This API key was already rotated to {replacement}; rotate that key instead.",
+                details={"replacedBy": replacement},
+            )
+        new, raw_key = _api_key_make(
+            workspace_id=old.workspace_id, name=old.name, role=old.role, created_by=created_by,
+            expires_at=expires_at, replaces=old,
+        )  # fmt: skip
+        before = old.expires_at
+        if before is None or overlap_until < before:
+            old.expires_at = overlap_until
+            old.save(update_fields=["expires_at"])
+        after = {"expires_at": old.expires_at, "replaced_by_id": new.pk,
+                 "replaced_by_prefix": new.prefix}  # fmt: skip
+        if expires_at is not None:
+            after["replaced_by_expires_at"] = expires_at
+        audit_record(action="api_key.rotate", workspace_id=old.workspace_id,
+                     target_type="api_key", target_id=old.pk, before={"expires_at": before},
+                     after=after)  # fmt: skip
+    api_key.expires_at = old.expires_at
+    return new, raw_key
 
 
 @transaction.atomic
@@ -416,9 +525,11 @@ def platform_bootstrap(
         if plan:
             workspace = workspace_update(workspace=workspace, data={"plan": plan})
 
-    keys = ApiKey.objects.filter(
-        workspace=workspace, name=BOOTSTRAP_KEY_NAME, revoked_at__isnull=True
-    ).order_by("created_at")
+    keys = (
+        ApiKey.objects.usable()
+        .filter(workspace=workspace, name=BOOTSTRAP_KEY_NAME)
+        .order_by("created_at")
+    )
     existing = keys.first()
     raw_key = None
     if existing is None or rotate_key:

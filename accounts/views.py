@@ -1,18 +1,20 @@
 """`/api/auth`, `/api/workspaces`, `/api/workspaces/{id}/members`, `/api/api-keys`."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import services
+from accounts import selectors, services
 from accounts.filters import API_KEY_LIST, INTEGRATION_LIST, MEMBER_LIST, WORKSPACE_LIST
 from accounts.models import ApiKey, Integration, Membership, Workspace
 from accounts.roles import Role
 from accounts.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
+    ApiKeyRotateSerializer,
     ApiKeySerializer,
     IntegrationCreateSerializer,
     IntegrationSerializer,
@@ -28,8 +30,8 @@ from accounts.serializers import (
     WorkspaceUpdateSerializer,
 )
 from accounts.viewsets import WorkspaceScopedViewSet
-from sverm.api.errors import Forbidden
-from sverm.api.schema import WORKSPACE_ID_PARAM
+from sverm.api.errors import PROBLEM_CONTENT_TYPE, Forbidden
+from sverm.api.schema import WORKSPACE_ID_PARAM, ProblemSerializer
 from sverm.api.serializers import SuccessSerializer
 from sverm.api.throttling import AuthRateThrottle
 
@@ -173,6 +175,10 @@ class MemberViewSet(WorkspaceScopedViewSet):
         return Response({"success": True})
 
 
+# A response carrying a new secret must not linger in any cache between here and the caller.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 @extend_schema(tags=["api-keys"])
 class ApiKeyViewSet(WorkspaceScopedViewSet):
     queryset = ApiKey.objects.all()
@@ -183,7 +189,11 @@ class ApiKeyViewSet(WorkspaceScopedViewSet):
         "retrieve": Role.ADMIN,
         "create": Role.ADMIN,
         "destroy": Role.ADMIN,
+        "rotate": Role.ADMIN,
     }
+
+    def safely_get_queryset(self, queryset):
+        return selectors.api_keys_for_listing(queryset)
 
     @extend_schema(
         summary="List API keys of the workspaces you administer", parameters=[WORKSPACE_ID_PARAM]
@@ -206,9 +216,10 @@ class ApiKeyViewSet(WorkspaceScopedViewSet):
             name=data.validated_data["name"],
             role=data.validated_data["role"],
             created_by=request.user,
+            expires_at=data.validated_data.get("expiresAt"),
         )
         body = ApiKeyCreatedSerializer(api_key, context={"raw_key": raw_key}).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
     @extend_schema(summary="Get an API key (never its secret)")
     def retrieve(self, request, pk=None):
@@ -218,6 +229,41 @@ class ApiKeyViewSet(WorkspaceScopedViewSet):
     def destroy(self, request, pk=None):
         services.api_key_revoke(api_key=self.get_object())
         return Response({"success": True})
+
+    @extend_schema(
+        summary="Rotate an API key: a new key, the old one valid until the overlap ends (admin)",
+        description=(
+            "Makes a new key with the old key's name, role and workspace (`replaces` names the "
+            "old one) and answers it with its secret in `key`, shown only here. The old key "
+            "keeps working until `overlapUntil`, or for `overlapSeconds` (default 86400, a "
+            "day; 0 ends it at once), never past an expiry it already had: its `expiresAt` "
+            "becomes the end of the overlap, and its `replacedBy` the new key. A key that is "
+            "revoked, expired or already rotated cannot be rotated (409; the body's "
+            "`replacedBy` names the key it was rotated to). A retry after a lost answer is "
+            "that 409: rotate the new key, with `overlapSeconds: 0`, to get a secret again."
+        ),
+        request=ApiKeyRotateSerializer,
+        responses={
+            201: ApiKeyCreatedSerializer,
+            (409, PROBLEM_CONTENT_TYPE): OpenApiResponse(
+                ProblemSerializer,
+                description="The key is revoked or expired, or was already rotated.",
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def rotate(self, request, pk=None):
+        old = self.get_object()
+        data = ApiKeyRotateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        new, raw_key = services.api_key_rotate(
+            api_key=old,
+            overlap_until=data.overlap_until(),
+            created_by=request.user,
+            expires_at=data.validated_data.get("expiresAt"),
+        )
+        body = ApiKeyCreatedSerializer(new, context={"raw_key": raw_key}).data
+        return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
 
 @extend_schema(tags=["workspaces"])

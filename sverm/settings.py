@@ -544,6 +544,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.models.Role",
         "PlanEnum": "accounts.models.Plan",
+        "ApiKeyStatusEnum": "accounts.models.ApiKeyStatus",  # API key expiry (issue 19)
         "ErrorCodeEnum": "sverm.api.schema.ERROR_CODE_CHOICES",
         "V1RunStatusEnum": "swarms.models.V1_STATUSES",
     },

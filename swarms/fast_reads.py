@@ -6,8 +6,8 @@ Through Django's ASGI handler a read hops between the event loop and threads abo
 read, are where its time goes (bench/README.md, "Where a read's time goes"). Here the read makes
 one hop: the same steps as the view, in one call on a thread of a small pool of its own:
 
-- the key checked by `api_key_authenticate` (revoked, deactivated owner and `last_used_at` as
-  everywhere), the caller built by `caller_build`;
+- the key checked by `api_key_authenticate` (revoked, expired, deactivated owner and
+  `last_used_at` as everywhere), the caller built by `caller_build`;
 - the run found through `for_caller` (the one scoping rule), in the key's workspace on `/v1`;
 - the plan's per-minute quota counted by `quota_hit`, as PlanRateThrottle counts it;
 - the view's serializer and DRF's JSON renderer, so the body is byte for byte the view's;
@@ -19,7 +19,8 @@ is an API key that checked out (with its plan's per-minute limit), for SVERM_FAS
 (2 s by default, 0: not kept). A save or delete of a run, key, user, workspace or plan in this
 process drops what it touches at once (`forget_on_change`); another process's change shows here
 within those seconds: a revoked key still reads a finished run's status for up to that long on a
-process that verified it just before. A read found in memory is answered on the event loop, with
+process that verified it just before. A key's expiry holds to the instant from memory too
+(its grant carries `expires_at`). A read found in memory is answered on the event loop, with
 no thread hop at all: its count is made in this process's memory where the cache is (the
 embedded default), or with Redis's asyncio client (production: `quota_hit_on_loop`, the same
 counter); while Redis is unreachable a read thread counts it in the process's memory instead.
@@ -40,6 +41,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from io import BytesIO
 
@@ -56,7 +58,7 @@ from django.middleware.security import SecurityMiddleware
 from rest_framework.renderers import JSONRenderer
 from rest_framework.serializers import Serializer
 
-from accounts.models import ApiKey, PlanLimits, User, Workspace
+from accounts.models import ApiKey, PlanLimits, User, Workspace, api_key_expired
 from accounts.roles import Role
 from accounts.services import API_KEY_PREFIX, api_key_authenticate, api_key_digest
 from accounts.tenancy import caller_build
@@ -158,10 +160,15 @@ _RENDERER = JSONRenderer()
 
 @dataclass(frozen=True)
 class Grant:
-    """An API key that checked out: its workspace and its per-minute quota."""
+    """An API key that checked out: its workspace, its per-minute quota, and when it expires
+    (None: never)."""
 
     workspace_id: str
     quota: MinuteQuota
+    expires_at: datetime | None = None
+
+    def expired(self) -> bool:
+        return api_key_expired(self.expires_at)
 
 
 @dataclass(frozen=True)
@@ -245,7 +252,7 @@ def _kept(read: Read) -> tuple[Grant, Finished] | None:
     """The key's grant and the finished run's body, when memory holds both (of one workspace)."""
     kept = memory()
     grant = kept.grant(read.digest)
-    if grant is None:
+    if grant is None or grant.expired():
         return None
     finished = kept.finished(read.route, read.run_id)
     if finished is None or finished.workspace_id != grant.workspace_id:
@@ -299,7 +306,7 @@ def _answer(read: Read, scope: dict) -> HttpResponse | None:
         return None
     kept = memory()
     quota = api_key_quota(api_key) if settings.SVERM_RATE_LIMITS else None
-    kept.keep_grant(read.digest, Grant(api_key.workspace_id, quota))
+    kept.keep_grant(read.digest, Grant(api_key.workspace_id, quota, api_key.expires_at))
     caller = caller_build(user=api_key.created_by, credential=api_key)
     runs = Run.objects.for_caller(caller, Role.VIEWER).filter(pk=read.run_id)
     if read.route.v1:

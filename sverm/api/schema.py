@@ -156,6 +156,7 @@ OPERATION_IDS = {
     ("POST", "/api/api-keys"): "api_create_api_key",
     ("GET", "/api/api-keys/{id}"): "api_get_api_key",
     ("DELETE", "/api/api-keys/{id}"): "api_revoke_api_key",
+    ("POST", "/api/api-keys/{id}/rotate"): "api_rotate_api_key",
     ("GET", "/api/audit-events"): "api_list_audit_events",
     ("GET", "/api/batches"): "api_list_batches",
     ("POST", "/api/batches"): "api_create_batch",

@@ -87,6 +87,7 @@ ENDPOINTS = [
       {"workspaceId": "{ws}", "name": "ci", "role": "viewer"}),
     E("GET", "/api/api-keys/{key}", ADMIN, True, 200),
     E("DELETE", "/api/api-keys/{key}", ADMIN, True, 200),
+    E("POST", "/api/api-keys/{key}/rotate", ADMIN, True, 201, {"overlapSeconds": 60}),
     E("GET", "/api/audit-events?workspace_id={ws}", ADMIN, True, 200),
     E("GET", "/api/audit-events/{audit_event}", ADMIN, True, 200),
     E("GET", "/api/schedules?workspace_id={ws}", VIEWER, True, 200),
@@ -328,6 +329,16 @@ def test_revoked_key_is_401(world, endpoint):
     )
     api_key.revoked_at = api_key.created_at
     api_key.save(update_fields=["revoked_at"])
+    assert_error(call(bearer(raw), world, endpoint), 401, "unauthorized")
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.id)
+def test_expired_key_is_401(world, endpoint):
+    api_key, raw = api_key_create(
+        workspace=world.workspace, name="old", role=Role.ADMIN, created_by=world.user
+    )
+    api_key.expires_at = api_key.created_at
+    api_key.save(update_fields=["expires_at"])
     assert_error(call(bearer(raw), world, endpoint), 401, "unauthorized")
 
 

@@ -38,6 +38,7 @@ EXPECTED_PATHS = {
     "/api/workspaces/{workspace_id}/members/{user_id}": {"get", "patch", "delete"},
     "/api/api-keys": {"get", "post"},
     "/api/api-keys/{id}": {"get", "delete"},
+    "/api/api-keys/{id}/rotate": {"post"},
     "/api/audit-events": {"get"},
     "/api/audit-events/{id}": {"get"},
     "/api/workspaces/{workspace_id}/integrations": {"get", "post"},
