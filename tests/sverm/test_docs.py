@@ -86,6 +86,7 @@ EXPECTED_PATHS = {
     "/v1/templates/{id}": {"get"},
     "/healthz": {"get"},
     "/readyz": {"get"},
+    "/metrics": {"get"},
 }
 
 
