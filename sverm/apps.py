@@ -10,10 +10,13 @@ class SvermConfig(AppConfig):
     verbose_name = "sverm"
 
     def ready(self) -> None:
+        from sverm.metrics.exposition import scrape_collector_register
         from sverm.text_match import lookups_register, sqlite_functions_install
+        from sverm.worker_heartbeat import WorkerHeartbeatCollector
 
         lookups_register()
         connection_created.connect(sqlite_functions_install, dispatch_uid="sverm.sqlite_upper")
+        scrape_collector_register("worker_heartbeat", WorkerHeartbeatCollector())
 
 
 class DaphneRunserverConfig(AppConfig):

@@ -1,4 +1,5 @@
-"""Liveness (`/healthz`) and readiness (`/readyz`: database, channel layer, broker if any)."""
+"""Liveness (`/healthz`) and readiness (`/readyz`: database, channel layer, broker if any, and
+with the Celery executor a recent worker heartbeat)."""
 
 import asyncio
 import logging
@@ -13,6 +14,8 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from sverm.worker_heartbeat import worker_heartbeat_age
 
 logger = logging.getLogger("sverm.health")
 
@@ -56,10 +59,42 @@ def check_broker() -> None:
         conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_SECONDS)
 
 
+def check_worker() -> None:
+    """The newest Celery worker heartbeat is at most SVERM_WORKER_HEARTBEAT_MAX_AGE_SECONDS
+    old (sverm/worker_heartbeat.py): some worker is there to execute runs."""
+    age, node = worker_heartbeat_age()
+    limit = settings.SVERM_WORKER_HEARTBEAT_MAX_AGE_SECONDS
+    if age is None:
+        raise RuntimeError("no Celery worker heartbeat recorded")
+    if age > limit:
+        raise RuntimeError(f"the newest Celery worker heartbeat ({node}) is {age:.1f} s old, "
+                           f"over {limit:g} s")  # fmt: skip
+
+
+def worker_heartbeat_report() -> dict | None:
+    """The newest heartbeat's age (seconds, None when none is recorded), the limit and its
+    worker; None without the Celery executor, where no worker exists."""
+    if settings.SVERM_EXECUTOR != "celery":
+        return None
+    try:
+        age, node = worker_heartbeat_age()
+    except Exception:  # the check already says what is wrong
+        age, node = None, ""
+    return {
+        "ageSeconds": None if age is None else round(age, 3),
+        "maxAgeSeconds": settings.SVERM_WORKER_HEARTBEAT_MAX_AGE_SECONDS,
+        "node": node,
+    }
+
+
 def readiness() -> tuple[bool, dict[str, str]]:
     checks = {"database": check_database, "channelLayer": check_channel_layer}
     if not settings.CELERY_BROKER_URL.startswith("memory://"):
         checks["broker"] = check_broker
+    # Runs execute on Celery workers: without one alive, nothing started here would run. The
+    # embedded executor runs them in this process, which is answering.
+    if settings.SVERM_EXECUTOR == "celery":
+        checks["worker"] = check_worker
     results: dict[str, str] = {}
     for name, check in checks.items():
         started = time.monotonic()
@@ -78,7 +113,28 @@ HealthSerializer = inline_serializer(
     "Health",
     {
         "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
-        "checks": serializers.DictField(child=serializers.CharField(), required=False),
+        "checks": serializers.DictField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="`ok` or `error: …` for each of `database`, `channelLayer`, `broker` (a "
+            "broker is configured) and `worker` (the Celery executor: a recent worker "
+            "heartbeat).",
+        ),
+        "workerHeartbeat": inline_serializer(
+            "WorkerHeartbeat",
+            {
+                "ageSeconds": serializers.FloatField(
+                    allow_null=True, help_text="Since the newest heartbeat (null: none yet)."
+                ),
+                "maxAgeSeconds": serializers.FloatField(
+                    help_text="Older than this, `worker` fails "
+                    "(SVERM_WORKER_HEARTBEAT_MAX_AGE_SECONDS)."
+                ),
+                "node": serializers.CharField(help_text="The Celery worker that wrote it."),
+            },
+            required=False,
+            help_text="With the Celery executor only.",
+        ),
     },
 )
 
@@ -101,12 +157,13 @@ class ReadyzView(APIView):
 
     @extend_schema(
         tags=["health"],
-        summary="Readiness: database, channel layer and broker reachable",
+        summary="Readiness: database, channel layer and broker reachable, a Celery worker alive",
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request):
         ready, checks = readiness()
-        return Response(
-            {"status": "ok" if ready else "unavailable", "checks": checks},
-            status=200 if ready else 503,
-        )
+        body = {"status": "ok" if ready else "unavailable", "checks": checks}
+        heartbeat = worker_heartbeat_report()
+        if heartbeat is not None:
+            body["workerHeartbeat"] = heartbeat
+        return Response(body, status=200 if ready else 503)

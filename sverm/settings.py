@@ -9,6 +9,7 @@ under banner comments, each beside the reason for its default, so one file answe
 this variable do" (README's configuration table points here).
 """
 
+import ipaddress
 import json
 import os
 import secrets
@@ -590,8 +591,54 @@ if PRODUCTION:
     if not SECURE_HSTS_PRELOAD:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SECURE_SSL_REDIRECT = env_bool("SVERM_SSL_REDIRECT", False)
-    # Probes talk plain HTTP to the container (patterns match the path without its leading /).
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Probes and Prometheus talk plain HTTP to the container (patterns match the path without
+    # its leading /).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+# ------------------------------------------------------------------------------
+# METRICS AND READINESS: Prometheus `/metrics` (sverm/metrics/) and `/readyz`'s worker check
+# (sverm/health.py). PROMETHEUS_MULTIPROC_DIR, read by prometheus-client itself, turns on its
+# multiprocess mode: every process (Uvicorn workers, Celery workers) writes its metrics into that
+# shared directory and a scrape of any web process adds them all up (docker-compose.yml).
+# ------------------------------------------------------------------------------
+# `/metrics` answers a request with `Authorization: Bearer <SVERM_METRICS_TOKEN>` (compared in
+# constant time; unset: no token is taken) or from a client address in SVERM_METRICS_ALLOW_IPS
+# (comma-separated addresses or CIDRs; `none`: no address), the address the rate limits see
+# (REMOTE_ADDR, or X-Forwarded-For with NUM_PROXIES); anything else gets 401 or 403.
+SVERM_METRICS_TOKEN = os.environ.get("SVERM_METRICS_TOKEN", "")
+if SVERM_METRICS_TOKEN and len(SVERM_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("SVERM_METRICS_TOKEN must be at least 16 characters long.")
+
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """Comma-separated addresses or CIDRs (`none`: an empty list), normalised, or
+    ImproperlyConfigured naming the entry that is neither."""
+    if os.environ.get(name, "").strip().lower() == "none":
+        return []
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an IP address or CIDR (e.g. 10.0.0.0/8, ::1)."
+            ) from None
+    return networks
+
+
+SVERM_METRICS_ALLOW_IPS = env_networks("SVERM_METRICS_ALLOW_IPS", ["127.0.0.1/32", "::1/128"])
+# With the Celery executor, each worker records a heartbeat every SVERM_WORKER_HEARTBEAT_SECONDS
+# (sverm/worker_heartbeat.py), and `/readyz` fails its `worker` check once the newest is older
+# than SVERM_WORKER_HEARTBEAT_MAX_AGE_SECONDS: no worker is left to execute runs.
+SVERM_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("SVERM_WORKER_HEARTBEAT_SECONDS", "10"))
+SVERM_WORKER_HEARTBEAT_MAX_AGE_SECONDS = float(
+    os.environ.get("SVERM_WORKER_HEARTBEAT_MAX_AGE_SECONDS", "30")
+)
+if not 0 < SVERM_WORKER_HEARTBEAT_SECONDS < SVERM_WORKER_HEARTBEAT_MAX_AGE_SECONDS:
+    raise ImproperlyConfigured(
+        "SVERM_WORKER_HEARTBEAT_SECONDS must be positive and below "
+        "SVERM_WORKER_HEARTBEAT_MAX_AGE_SECONDS."
+    )
 
 # ------------------------------------------------------------------------------
 # LOGGING: every line carries the request id; credentials in query strings (`?token=` on

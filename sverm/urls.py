@@ -1,4 +1,4 @@
-"""Top-level routes: admin, docs, health, `/api` and `/v1`, and the API catch-all."""
+"""Top-level routes: admin, docs, health, metrics, `/api` and `/v1`, and the API catch-all."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -11,6 +11,7 @@ from drf_spectacular.views import (
 from sverm.api.views import RouteNotFoundView
 from sverm.asyncapi import AsyncAPIView, AsyncAPIYAMLView
 from sverm.health import HealthzView, ReadyzView
+from sverm.metrics.views import MetricsView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -22,6 +23,7 @@ urlpatterns = [
     path("runs/", include("swarms.urls_live")),
     path("healthz", HealthzView.as_view(), name="healthz"),
     path("readyz", ReadyzView.as_view(), name="readyz"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("api/", include("accounts.urls")),
     path("api/", include("swarms.urls")),
     path("api/", include("templates_app.urls")),

@@ -9,7 +9,7 @@ class SwarmsConfig(AppConfig):
         # The embedded mode's side of swarms/jobs.py: what runs a job in this process when no
         # Celery worker does, and what stops a run executing here when it is cancelled.
         from sverm import periodic
-        from swarms import executor, fast_reads, jobs
+        from swarms import executor, fast_reads, jobs, metrics
         from swarms.periodic import PERIODIC_JOBS
         from swarms.webhooks import delivery
 
@@ -21,3 +21,5 @@ class SwarmsConfig(AppConfig):
             periodic.register_local(name, work)
         # What the hot reads keep in memory is dropped when this process changes it.
         fast_reads.forget_on_change()
+        # Runs' Prometheus metrics: the scrape's database counts, each run's end.
+        metrics.metrics_connect()

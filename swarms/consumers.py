@@ -40,6 +40,7 @@ from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from accounts.roles import Role
+from sverm import metrics
 from sverm.api.errors import Forbidden, NotFound
 from swarms import selectors
 from swarms.engine.events import TERMINAL_EVENTS
@@ -134,6 +135,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     wake: asyncio.Event  # set by the relay when it is back in the group: resync now
     live_task: asyncio.Task | None = None
     resync_task: asyncio.Task | None = None
+    refusing = False  # accepted only to be closed with a 44xx code
+    counted = False  # in /metrics' open WebSockets
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -210,8 +213,19 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.wake.set()
 
     async def refuse(self, code: int) -> None:
+        self.refusing = True
         await self.accept()
         await self.close(code=code)
+
+    async def accept(self, subprotocol=None, headers=None):
+        if not self.refusing and not self.counted:  # `stop` uncounts it, however it ends
+            self.counted = True
+            metrics.websocket_opened(self.stream_name())
+        await super().accept(subprotocol, headers)
+
+    def stream_name(self) -> str:
+        """The kind of stream for /metrics: its group kind (`run`, `workspace`, `batch`)."""
+        return type(self).joins[0].prefix if type(self).joins else "none"
 
     async def join(self, group: StreamGroup, key: str) -> None:
         """Join the group of kind `group` for `key` (a run's or workspace's id): only a kind the
@@ -251,6 +265,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.resync_task = asyncio.create_task(self.resync_loop())
 
     def stop(self) -> None:
+        if self.counted:  # once, though both the disconnect and the consumer's end stop it
+            self.counted = False
+            metrics.websocket_closed(self.stream_name())
         for task in (self.live_task, self.resync_task):
             if task is not None:
                 task.cancel()

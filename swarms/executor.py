@@ -32,6 +32,7 @@ from swarms.engine import (
 from swarms.engine.events import AGENT_DELEGATED, PAUSED, RUN_STARTED, TERMINAL_EVENTS
 from swarms.engine.schema import lists_tools
 from swarms.engine.tools import Toolbox
+from swarms.metrics import llm_usage_observe
 from swarms.models import Run
 from swarms.providers import model_routes, price_map, router_for
 from swarms.selectors import Checkpoints, delegation_key, run_checkpoints
@@ -377,6 +378,7 @@ async def _drive(
         # Usage items need nothing: a settled step carries its usage into the ledger.
         if steps or events:
             run_record(run=run, lease=lease, steps=steps, events=events)
+            llm_usage_observe(steps)  # /metrics: what the ledger was just charged
 
     @in_db
     def beat() -> bool:

@@ -21,6 +21,7 @@ from swarms.engine.providers import (
     SimulatedProvider,
     provider_from_config,
 )
+from swarms.metrics import metered
 
 
 def simulated_mode() -> bool:
@@ -64,7 +65,8 @@ def model_routes() -> dict[str, str]:
 def router_for(models: set[str], providers: Mapping[str, str]) -> ProviderRouter:
     """A fresh router for one run, built on the event loop that will use it (SDK clients belong
     to that loop); `providers` is `model_routes()`. Touches no database."""
-    simulated = SimulatedProvider(latency_seconds=settings.SVERM_SIMULATED_LATENCY)
+    # Each provider's calls timed and counted for /metrics (swarms/metrics.py).
+    simulated = metered(SimulatedProvider(latency_seconds=settings.SVERM_SIMULATED_LATENCY))
     if simulated_mode():
         return ProviderRouter(routes={}, default=simulated)
     clients: dict[str, Provider] = {}
@@ -75,6 +77,6 @@ def router_for(models: set[str], providers: Mapping[str, str]) -> ProviderRouter
         if config is None:
             continue
         if name not in clients:
-            clients[name] = provider_from_config(name, config)
+            clients[name] = metered(provider_from_config(name, config))
         routes[model] = clients[name]
     return ProviderRouter(routes=routes, default=simulated)

@@ -10,6 +10,7 @@ the readiness route).
 import ast
 import contextlib
 import importlib
+import json
 import logging.config
 import os
 import re
@@ -531,6 +532,121 @@ def test_beat_schedule_lives_on_the_data_volume():
     assert f"{data_dir}" in [mount.split(":")[1] for mount in beat["volumes"]]
     # The healthcheck looks for the same schedule file.
     assert f"'{schedule}*'" in as_argv(beat["healthcheck"]["test"])[2]
+
+
+# --- the `monitoring` profile: Prometheus and Grafana ---------------------------------------
+MONITORING = ("prometheus", "grafana")
+DEPLOY = ROOT / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "sverm.json"
+
+
+def bind_mounts(service: dict) -> dict[str, Path]:
+    """Container path -> the project's file or folder, for the service's relative bind mounts."""
+    found = {}
+    for mount in service.get("volumes", []):
+        source, target = mount.split(":")[:2]
+        if source.startswith("."):
+            found[target] = (ROOT / source).resolve()
+    return found
+
+
+def option(argv: list[str], name: str) -> str:
+    [value] = [arg.split("=", 1)[1] for arg in argv if arg.startswith(f"{name}=")]
+    return value
+
+
+def test_monitoring_runs_only_with_its_profile():
+    services = load_compose()["services"]
+    for name in MONITORING:
+        service = services[name]
+        assert service["profiles"] == ["monitoring"], name
+        assert service["restart"] == "unless-stopped", name
+        assert service["healthcheck"]["test"][0] == "CMD", name
+        # Published on the host's loopback only: neither has sverm's access rules.
+        assert all(str(port).startswith("127.0.0.1:") for port in service["ports"]), name
+    # `docker compose up` without the profile starts what it always did.
+    assert {name for name, service in services.items() if "profiles" in service} == set(MONITORING)
+
+
+def test_app_processes_share_an_in_memory_metrics_directory():
+    compose = load_compose()
+    shared = compose["x-app"]
+    directory = environment_of(shared)["PROMETHEUS_MULTIPROC_DIR"]
+    [volume] = [m.split(":")[0] for m in shared["volumes"] if m.split(":")[1] == directory]
+    options = compose["volumes"][volume]["driver_opts"]
+    assert options["type"] == "tmpfs"
+    # Writable by the image's unprivileged user (test_app_services_share_... gives it to all).
+    [uid] = re.findall(r"--uid (\d+)", " ".join(dockerfile_runs()))
+    assert f"uid={uid}" in options["o"].split(",")
+
+
+def test_prometheus_scrapes_webs_metrics_with_the_token():
+    compose = load_compose()
+    services = compose["services"]
+    prometheus, web = services["prometheus"], services["web"]
+    config_path = option(as_argv(prometheus["command"]), "--config.file")
+    config_file = bind_mounts(prometheus)[config_path]
+    assert config_file == DEPLOY / "prometheus" / "prometheus.yml"
+    [job] = yaml.safe_load(config_file.read_text())["scrape_configs"]
+    assert resolve(job["metrics_path"]).url_name == "metrics"
+    [[target]] = [group["targets"] for group in job["static_configs"]]
+    host, port = target.split(":")
+    assert host == "web" and int(port) == uvicorn_options(as_argv(web["command"]))["port"]
+    assert "web" in prometheus["depends_on"]
+    # Django answers a Host it does not allow with 400: Prometheus' must be allowed.
+    env = environment_of(web)
+    assert validate_host(host, [item.strip() for item in env["ALLOWED_HOSTS"].split(",")])
+    # The token: one variable gives web its setting and Prometheus the file it reads.
+    assert job["authorization"]["type"] == "Bearer"
+    [secret] = prometheus["secrets"]
+    assert job["authorization"]["credentials_file"] == f"/run/secrets/{secret}"
+    assert compose["secrets"][secret] == {"environment": "SVERM_METRICS_TOKEN"}
+    assert env["SVERM_METRICS_TOKEN"] == ""
+    token = {**REQUIRED_ENV, "SVERM_METRICS_TOKEN": "t" * 32}
+    assert environment_of(load_compose(token)["services"]["web"])["SVERM_METRICS_TOKEN"] == "t" * 32
+
+
+def test_grafana_provisions_prometheus_and_the_dashboard():
+    services = load_compose()["services"]
+    grafana = services["grafana"]
+    mounts = bind_mounts(grafana)
+    provisioning = mounts["/etc/grafana/provisioning"]
+    assert provisioning == DEPLOY / "grafana" / "provisioning"
+    [source] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    prometheus_port = container_port(services["prometheus"]["ports"][0])
+    assert source["type"] == "prometheus"
+    assert source["url"] == f"http://prometheus:{prometheus_port}"
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "sverm.yml").read_text())[
+        "providers"
+    ]
+    folder = provider["options"]["path"]
+    assert mounts[folder] == DASHBOARD.parent
+    home = environment_of(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{folder}/{DASHBOARD.name}"
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+    assert panels
+    for panel in panels:
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        assert all(target["datasource"]["uid"] == source["uid"] for target in panel["targets"])
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def test_the_dashboard_queries_what_sverm_exports_and_shows_all_of_it():
+    from sverm.metrics.exposition import exported_series
+
+    exported = exported_series()
+    queried = {name for expr in dashboard_queries() for name in re.findall(r"\bsverm_\w+", expr)}
+    every_series = set().union(*exported.values())
+    assert queried <= every_series, f"not exported by sverm: {sorted(queried - every_series)}"
+    unshown = sorted(metric for metric, series in exported.items() if not series & queried)
+    assert not unshown, f"exported but on no panel: {unshown}"
 
 
 # --- Dockerfile and .dockerignore -----------------------------------------------------------

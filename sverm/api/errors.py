@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.settings import api_settings
 
+from sverm import metrics
 from sverm.api.middleware import current_request_id, error_mark
 
 logger = logging.getLogger("sverm.api")
@@ -119,6 +120,10 @@ class BudgetExceeded(ApplicationError):
 class RateLimited(ApplicationError):
     status, code, title = 429, "rate_limited", "Too many requests"
     default_message = "Too many requests."
+    # /metrics' labels of the refusal (sverm/metrics): what the refused limit counts against
+    # (`key`, `user`, `ip`; else the limit says) and which limit, when `details` do not say.
+    scope = ""
+    limit = ""
 
 
 class InternalError(ApplicationError):
@@ -235,9 +240,11 @@ def to_application_error(exc: BaseException) -> ApplicationError:
         return NotAcceptable(str(exc.detail))
     if isinstance(exc, drf.UnsupportedMediaType):
         return UnsupportedMediaType(f"{exc.detail} Send the body as application/json.")
-    if isinstance(exc, drf.Throttled):
+    if isinstance(exc, drf.Throttled):  # DRF's own throttle: the per-IP limit of /api/auth/*
         wait = int(exc.wait) if exc.wait is not None else 60
-        return RateLimited(str(exc.detail), headers={"Retry-After": str(max(wait, 1))})
+        refused = RateLimited(str(exc.detail), headers={"Retry-After": str(max(wait, 1))})
+        refused.scope, refused.limit = "ip", "auth_per_minute"
+        return refused
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge(str(exc) or None)
     if isinstance(exc, TooManyFieldsSent | SuspiciousOperation):
@@ -301,6 +308,9 @@ WWW_AUTHENTICATE = 'Bearer realm="sverm"'
 
 
 def render_error(request: HttpRequest, error: ApplicationError) -> HttpResponse:
+    if isinstance(error, RateLimited):  # every 429 sverm answers is rendered here, once
+        limit = error.limit or error.details.get("limit") or "unknown"
+        metrics.rate_limit_refused(limit=limit, scope=error.scope)
     body, content_type = error_body(request.path, error)
     response = HttpResponse(
         json.dumps(body, default=str), status=error.status, content_type=content_type

@@ -150,6 +150,7 @@ OPERATION_IDS = {
     ("GET", "/v1/usage"): "get_usage",
     ("GET", "/healthz"): "get_health",
     ("GET", "/readyz"): "get_readiness",
+    ("GET", "/metrics"): "get_metrics",
     ("POST", "/api/auth/login"): "api_login",
     ("POST", "/api/auth/refresh"): "api_refresh_token",
     ("GET", "/api/api-keys"): "api_list_api_keys",

@@ -121,11 +121,13 @@ class QuotaHit:
 
     def refusal(self) -> RateLimited:
         quota = self.quota
-        return RateLimited(
+        refused = RateLimited(
             f"Rate limit of {quota.limit} requests per minute exceeded for {quota.subject}.",
             details={"limit": "requests_per_minute", **quota.details, "allowed": quota.limit},
             headers={"Retry-After": str(max(math.ceil(self.reset - self.now), 1))},
         )
+        refused.scope = quota.identity.partition(":")[0]  # `key:…` or `user:…`
+        return refused
 
 
 def _window(quota: MinuteQuota) -> tuple[float, int, str]:

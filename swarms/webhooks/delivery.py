@@ -21,6 +21,7 @@ from rest_framework.renderers import JSONRenderer
 from ulid import ULID
 
 from audit.services import audit_record
+from sverm import metrics
 from swarms import jobs
 from swarms.engine.events import TERMINAL_EVENT
 from swarms.models import TERMINAL_STATUSES, Run, WebhookDelivery, WebhookEndpoint
@@ -164,6 +165,7 @@ def webhook_attempt(run_id: str, message_id: str, attempt: int, manual: bool = F
     if not manual and endpoint_disabled(run.workspace_id, url):
         record.error = "The endpoint is disabled (it answered 410 Gone)."
         record.save()
+        metrics.webhook_delivery_observe("endpoint_disabled")
         return
     body = _encode(run_payload(run))
     headers = signed_headers(signing_secrets(run.workspace_id), message_id, int(time.time()), body)
@@ -179,18 +181,20 @@ def webhook_attempt(run_id: str, message_id: str, attempt: int, manual: bool = F
         response = _post(target, headers, body)
     except WebhookRefused as exc:
         record.error = f"Refused: {exc}"
-        retry = False
+        retry, outcome = False, "refused"
     except (httpx.HTTPError, OSError, UnicodeError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"[:1000] or type(exc).__name__
+        outcome = "network_error"
     else:
         record.status_code = response.status_code
         record.success = 200 <= response.status_code < 300
+        outcome = "http_error"
         if record.success:
-            retry = False
+            retry, outcome = False, "delivered"
             if manual:
                 webhook_endpoint_enable(workspace_id=run.workspace_id, url=url)
         elif response.status_code == 410:
-            retry = False
+            retry, outcome = False, "gone"
             record.error = "410 Gone: the endpoint is disabled."
             _endpoint_set_disabled(run.workspace_id, url, "Answered 410 Gone.")
         else:
@@ -204,6 +208,7 @@ def webhook_attempt(run_id: str, message_id: str, attempt: int, manual: bool = F
         delay = max(schedule[attempt] * _random.uniform(1.0, 1.0 + JITTER), delay_floor)
         record.next_attempt_at = timezone.now() + timedelta(seconds=delay)
     record.save()
+    metrics.webhook_delivery_observe(outcome)
     if delay is not None:
         _enqueue(run_id, message_id, attempt + 1, delay)
 

@@ -260,6 +260,8 @@ def start_production_stack(stack_env, tmp_path) -> Iterator[Callable[..., Produc
             if name not in ("DATABASE_URL", "REDIS_URL"):  # compose's hosts: ours are local
                 env.setdefault(name, value)
         env.update(SVERM_DATA_DIR=str(tmp_path), **overrides)
+        if "PROMETHEUS_MULTIPROC_DIR" not in overrides:  # compose's in-memory volume: ours
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prometheus")
         commands = {name: as_argv(services[name]["command"]) for name in ("web", "worker", "beat")}
         beat = commands["beat"]
         commands["beat"] = [arg.replace(COMPOSE_DATA_DIR, str(tmp_path)) for arg in beat]

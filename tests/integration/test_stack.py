@@ -9,17 +9,25 @@ from celery import Celery
 
 from tests.integration.conftest import REDIS_URL
 from tests.processes import manage
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def test_readyz_checks_postgres_redis_layer_and_broker(server):
+def test_readyz_checks_postgres_redis_layer_broker_and_worker(server, celery_worker):
+    # The worker's first heartbeat is recorded as it becomes ready.
+    wait_for(
+        lambda: httpx.get(f"{server}/readyz", timeout=10).status_code == 200,
+        "readiness with the worker",
+        timeout=45,
+        interval=0.2,
+    )
     response = httpx.get(f"{server}/readyz", timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.json() == {
-        "status": "ok",
-        "checks": {"database": "ok", "channelLayer": "ok", "broker": "ok"},
-    }
+    body = response.json()
+    checks = {"database": "ok", "channelLayer": "ok", "broker": "ok", "worker": "ok"}
+    assert body["checks"] == checks
+    assert body["workerHeartbeat"]["node"] == celery_worker
+    assert 0 <= body["workerHeartbeat"]["ageSeconds"] <= body["workerHeartbeat"]["maxAgeSeconds"]
 
 
 def test_bootstrap_login_workspace_and_key_over_http(server, stack_env):

@@ -67,7 +67,7 @@ def test_production_settings(tmp_path):
     assert values["SECURE_HSTS_SECONDS"] == 31536000
     assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
     assert values["SECURE_SSL_REDIRECT"] is True
-    assert values["SECURE_REDIRECT_EXEMPT"] == ["^healthz$", "^readyz$"]
+    assert values["SECURE_REDIRECT_EXEMPT"] == ["^healthz$", "^readyz$", "^metrics$"]
     assert values["SECURE_CONTENT_TYPE_NOSNIFF"] is True
     assert values["X_FRAME_OPTIONS"] == "DENY"
 

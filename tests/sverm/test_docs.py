@@ -87,6 +87,7 @@ EXPECTED_PATHS = {
     "/v1/templates/{id}": {"get"},
     "/healthz": {"get"},
     "/readyz": {"get"},
+    "/metrics": {"get"},
 }
 
 
