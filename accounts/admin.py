@@ -1,17 +1,39 @@
-"""Admin for users, workspaces, memberships, API keys and plan limits, for platform operators."""
+"""Admin for users, workspaces, memberships, API keys and plan limits, for platform operators.
+A workspace's page links to its runs, swarms, keys, members and usage report (other apps' admin
+pages, by URL name: this app imports none of them)."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as BaseUserCreationForm
 from django.contrib.auth.models import Group
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from accounts import services
 from accounts.models import ApiKey, Integration, Membership, PlanLimits, User, Workspace
 from accounts.selectors import plan_limits_forget
 from audit.admin import AuditedModelAdmin
+from sverm.admin_format import EMPTY, exact_time, time_ago
+
+ADMIN_CSS = {"all": ["sverm/admin.css"]}
+
+
+def filtered_changelist(url_name: str, **params: str) -> str:
+    return f"{reverse(url_name)}?{urlencode(params)}"
+
+
+def usage_report_url(workspace_id: str) -> str:
+    """Billing's usage report of the workspace for the current month (UTC, as billing's)."""
+    return filtered_changelist(
+        "admin:billing_monthlyusage_report", workspace=workspace_id, month=f"{timezone.now():%Y-%m}"
+    )
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -69,17 +91,20 @@ class GroupAdmin(AuditedModelAdmin, BaseGroupAdmin):
 @admin.register(Workspace)
 class WorkspaceAdmin(AuditedModelAdmin):
     audit_split_fields = {"plan": "plan_change"}  # as the API records it
-    list_display = ["name", "id", "plan", "member_count", "allowed_tools", "created_at"]
+    list_display = ["name", "id", "plan", "member_count", "allowed_tools", "open_links",
+                    "created_at"]  # fmt: skip
     list_filter = ["plan", "created_at"]
     search_fields = ["name", "id", "memberships__user__email"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    fields = ["id", "name", "plan", "allowed_tools", "links", "created_at", "updated_at"]
+    readonly_fields = ["id", "links", "created_at", "updated_at"]
     inlines = [MembershipInline]
     # The Count annotation makes a GROUP BY, which drops Meta.ordering; autocomplete paginates.
     ordering = ["-created_at", "-id"]
 
-    def get_queryset(self, request):
-        from django.db.models import Count
+    class Media:
+        css = ADMIN_CSS
 
+    def get_queryset(self, request):
         return (
             super()
             .get_queryset(request)
@@ -89,6 +114,43 @@ class WorkspaceAdmin(AuditedModelAdmin):
     @admin.display(description="Members", ordering="_member_count")
     def member_count(self, workspace):
         return workspace._member_count
+
+    @admin.display(description="Open")
+    def open_links(self, workspace):
+        by_workspace = {"workspace__id__exact": workspace.pk}
+        return format_html_join(
+            " · ",
+            '<a href="{}">{}</a>',
+            [
+                (filtered_changelist("admin:swarms_run_changelist", **by_workspace), "runs"),
+                (filtered_changelist("admin:accounts_apikey_changelist", **by_workspace), "keys"),
+                (usage_report_url(workspace.pk), "usage"),
+            ],
+        )
+
+    @admin.display(description="Its pages")
+    def links(self, workspace):
+        if workspace is None or workspace.pk is None:
+            return EMPTY
+        by_workspace = {"workspace__id__exact": workspace.pk}
+        keys = workspace.api_keys.aggregate(
+            all=Count("pk"), active=Count("pk", filter=Q(revoked_at__isnull=True))
+        )
+        rows = [
+            (filtered_changelist("admin:swarms_run_changelist", **by_workspace),
+             f"Runs ({workspace.runs.count()})"),
+            (filtered_changelist("admin:swarms_swarm_changelist", **by_workspace),
+             f"Swarms ({workspace.swarms.count()})"),
+            (filtered_changelist("admin:accounts_apikey_changelist", **by_workspace),
+             f"API keys ({keys['all']}, {keys['active']} not revoked)"),
+            (filtered_changelist("admin:accounts_membership_changelist", **by_workspace),
+             f"Members ({workspace.memberships.count()})"),
+            (usage_report_url(workspace.pk), f"Usage report, {timezone.now():%B %Y}"),
+        ]  # fmt: skip
+        return format_html(
+            '<ul class="workspace-links">{}</ul>',
+            format_html_join("", '<li><a href="{}">{}</a></li>', rows),
+        )
 
 
 @admin.register(Membership)
@@ -110,42 +172,126 @@ class ApiKeyAddForm(forms.ModelForm):
         fields = ["workspace", "name", "role"]
 
 
+class KeyStatusFilter(admin.SimpleListFilter):
+    """Active (usable now), expired (past its `expires_at`) or revoked, as `key_status` says."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "expired":
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True).filter(
+                Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+            )
+        return queryset
+
+
+def key_status(api_key: ApiKey, now=None) -> str:
+    """`revoked` once revoked, `expired` from its `expires_at` on, else `active`."""
+    if api_key.revoked_at is not None:
+        return "revoked"
+    if api_key.expires_at is not None and api_key.expires_at <= (now or timezone.now()):
+        return "expired"
+    return "active"
+
+
+def key_link(api_key: ApiKey | None) -> str:
+    if api_key is None:
+        return EMPTY
+    url = reverse("admin:accounts_apikey_change", args=[quote(api_key.pk)])
+    return format_html('<a href="{}">{}</a> ({})', url, str(api_key), key_status(api_key))
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditedModelAdmin):
-    list_display = ["name", "masked", "workspace", "role", "status", "last_used_at", "created_at"]
-    list_filter = ["role", ("revoked_at", admin.EmptyFieldListFilter), "created_at"]
+    """Keys with when they expire, were last used and were revoked, and the rotation chain
+    (`replaces` / replaced by). Made here or through the API (which also rotates them);
+    revoked with the action, never deleted."""
+
+    list_display = ["name_short", "masked", "workspace_name", "role", "status", "expires",
+                    "last_used", "revoked", "created"]  # fmt: skip
+    list_display_links = ["name_short"]
+    list_filter = [KeyStatusFilter, "role", ("expires_at", admin.EmptyFieldListFilter),
+                   "created_at"]  # fmt: skip
     search_fields = ["name", "prefix", "id", "workspace__name", "created_by__email"]
     list_select_related = ["workspace"]
-    readonly_fields = [
-        "id",
-        "masked",
-        "workspace",
-        "created_by",
-        "created_at",
-        "last_used_at",
-        "revoked_at",
-    ]
-    fields = [
-        "id",
-        "name",
-        "masked",
-        "workspace",
-        "role",
-        "created_by",
-        "created_at",
-        "last_used_at",
-        "revoked_at",
-    ]
+    fields = ["id", "name", "masked", "workspace_link", "role", "status", "created_by", "created",
+              "last_used", "expires", "revoked", "replaces_link", "replaced_by_links"]  # fmt: skip
+    readonly_fields = [name for name in fields if name not in ("name", "role")]
     actions = ["revoke_keys"]
     autocomplete_fields = ["workspace"]
+
+    class Media:
+        css = ADMIN_CSS
+
+    @admin.display(description="Name", ordering="name")
+    def name_short(self, api_key):
+        return format_html('<span class="key-name" title="{}">{}</span>', api_key.name,
+                           api_key.name)  # fmt: skip
+
+    @admin.display(description="Workspace", ordering="workspace__name")
+    def workspace_name(self, api_key):
+        return format_html('<span class="key-name" title="{}">{}</span>', api_key.workspace_id,
+                           api_key.workspace.name)  # fmt: skip
+
+    def changelist_view(self, request, extra_context=None):
+        # The columns need the width; the app sidebar would squeeze them off a 1366 px screen.
+        extra_context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Status")
+    def status(self, api_key):
+        status = key_status(api_key)
+        return format_html('<span class="status-badge status-{}">{}</span>', status, status)
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expires(self, api_key):
+        if api_key.expires_at is None:
+            return "never"
+        return format_html('<span title="{}">{}</span>', exact_time(api_key.expires_at),
+                           time_ago(api_key.expires_at))  # fmt: skip
+
+    @admin.display(description="Last used", ordering="last_used_at")
+    def last_used(self, api_key):
+        return time_ago(api_key.last_used_at) if api_key.last_used_at else "never"
+
+    @admin.display(description="Revoked", ordering="revoked_at")
+    def revoked(self, api_key):
+        return time_ago(api_key.revoked_at)
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, api_key):
+        return format_html('<span title="{}">{}</span>', exact_time(api_key.created_at),
+                           f"{timezone.localtime(api_key.created_at):%Y-%m-%d}")  # fmt: skip
+
+    @admin.display(description="Workspace")
+    def workspace_link(self, api_key):
+        url = reverse("admin:accounts_workspace_change", args=[quote(api_key.workspace_id)])
+        return format_html('<a href="{}">{}</a> <code>{}</code>', url, api_key.workspace.name,
+                           api_key.workspace_id)  # fmt: skip
+
+    @admin.display(description="Replaces (rotated from)")
+    def replaces_link(self, api_key):
+        return key_link(api_key.replaces)
+
+    @admin.display(description="Replaced by (rotated to)")
+    def replaced_by_links(self, api_key):
+        newer = list(api_key.replaced_by.order_by("created_at"))
+        if not newer:
+            return EMPTY
+        return format_html_join(", ", "{}", ((key_link(key),) for key in newer))
 
     @admin.display(description="Key")
     def masked(self, api_key):
         return f"{api_key.prefix}…"
-
-    @admin.display(description="Status", boolean=False)
-    def status(self, api_key):
-        return "active" if api_key.revoked_at is None else "revoked"
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:

@@ -167,6 +167,10 @@ class Run(models.Model):
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The API key that started it; empty when a user (or a schedule) did.",
     )  # fmt: skip
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries",
+        help_text="The failed or cancelled run an operator retried as this one.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -439,6 +443,7 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["run", "created_at"], name="webhook_delivery_run")]
+        verbose_name_plural = "webhook deliveries"
 
     def __str__(self) -> str:
         return f"{self.message_id} #{self.attempt} ({self.status_code or self.error[:30]})"

@@ -5,6 +5,7 @@ from swarms.services.runs import (
     run_create,
     run_create_for_swarm,
     run_create_from_source,
+    run_retry,
 )
 from swarms.services.swarms import (
     swarm_create,
@@ -20,6 +21,7 @@ __all__ = [
     "run_create",
     "run_create_for_swarm",
     "run_create_from_source",
+    "run_retry",
     "swarm_create",
     "swarm_purge",
     "swarm_restore",

@@ -57,6 +57,13 @@ def _stale_filter(cutoff: datetime) -> Q:
     return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
 
 
+def runs_silent_filter(*, now: datetime | None = None) -> Q:
+    """Running runs whose worker has been silent longer than SVERM_STALE_AFTER_SECONDS: those
+    the reaper takes for lost (the admin's "stuck" filter shows them)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.SVERM_STALE_AFTER_SECONDS)
+    return Q(status=RunStatus.RUNNING) & _stale_filter(cutoff)
+
+
 def run_resume_claim(*, run_id: str) -> int | None:
     """Take over a running run whose worker went silent: the next lease, or None when the run
     is not stale any more (another attempt beat us to it, or its worker came back), it ended,

@@ -1,4 +1,4 @@
-"""Run writes: starting a run and cancelling it.
+"""Run writes: starting a run, cancelling it and retrying a failed one.
 
 A run starts from a swarm's version (`/api`), or a template or an inline definition (`/v1`),
 once its definition, budget and the plan's quotas allow it. What happens to it after that (the
@@ -312,3 +312,38 @@ def run_cancel(*, run: Run) -> Run:
             transaction.on_commit(lambda: jobs.cancel_local(run.pk), robust=True)
     run.refresh_from_db()
     return run
+
+
+# Statuses a run can be retried from: it ended without an answer.
+RETRYABLE_STATUSES = (RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+def run_retry(*, run: Run, created_by: User | None) -> Run:
+    """Start a failed or cancelled run again, as a new run through `run_create` (its checks,
+    quotas and estimate apply anew): the definition as the old run ran it, its task, budget,
+    swarm and version, template, webhook and budget pause. The new run's `retry_of` names the
+    old one. A run that is still active, or that completed, is 409: there is nothing to retry.
+    (A running run whose worker was lost is resumed by the reaper, not retried.)"""
+    if run.status not in RETRYABLE_STATUSES:
+        hint = "it completed" if run.status == RunStatus.COMPLETED else "cancel it first"
+        raise Conflict(
+            f"Run {run.pk} is {run.status}; only failed or cancelled runs are retried ({hint})."
+        )
+    with transaction.atomic():
+        retry = run_create(
+            workspace_id=run.workspace_id,
+            definition=run.definition,
+            task=run.task,
+            max_budget_usd=run.max_budget_usd,
+            created_by=created_by,
+            swarm=run.swarm,
+            version=run.version,
+            template_id=run.template_id,
+            webhook_url=run.webhook_url,
+            pause_on_budget=run.pause_on_budget,
+        )
+        Run.objects.filter(pk=retry.pk).update(retry_of=run)
+        retry.retry_of = run
+        audit_record(action="run.retry", workspace_id=run.workspace_id, target_type="run",
+                     target_id=run.pk, after={"retry_run_id": retry.pk})  # fmt: skip
+    return retry
