@@ -17,7 +17,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from accounts import services
-from accounts.models import ApiKey, Integration, Membership, PlanLimits, User, Workspace
+from accounts.models import (
+    ApiKey,
+    ApiKeyStatus,
+    Integration,
+    Membership,
+    PlanLimits,
+    User,
+    Workspace,
+)
 from accounts.selectors import plan_limits_forget
 from audit.admin import AuditedModelAdmin
 from sverm.admin_format import EMPTY, exact_time, time_ago
@@ -173,41 +181,25 @@ class ApiKeyAddForm(forms.ModelForm):
 
 
 class KeyStatusFilter(admin.SimpleListFilter):
-    """Active (usable now), expired (past its `expires_at`) or revoked, as `key_status` says."""
+    """Active (usable now), expired (past its `expires_at`) or revoked: ApiKeyQuerySet's rule."""
 
     title = "status"
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
+        return ApiKeyStatus.choices
 
     def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == "revoked":
-            return queryset.filter(revoked_at__isnull=False)
-        if self.value() == "expired":
-            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
-        if self.value() == "active":
-            return queryset.filter(revoked_at__isnull=True).filter(
-                Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-            )
+        if self.value() in ApiKeyStatus.values:
+            return queryset.with_status().filter(status=self.value())
         return queryset
-
-
-def key_status(api_key: ApiKey, now=None) -> str:
-    """`revoked` once revoked, `expired` from its `expires_at` on, else `active`."""
-    if api_key.revoked_at is not None:
-        return "revoked"
-    if api_key.expires_at is not None and api_key.expires_at <= (now or timezone.now()):
-        return "expired"
-    return "active"
 
 
 def key_link(api_key: ApiKey | None) -> str:
     if api_key is None:
         return EMPTY
     url = reverse("admin:accounts_apikey_change", args=[quote(api_key.pk)])
-    return format_html('<a href="{}">{}</a> ({})', url, str(api_key), key_status(api_key))
+    return format_html('<a href="{}">{}</a> ({})', url, str(api_key), api_key.status_at())
 
 
 @admin.register(ApiKey)
@@ -249,7 +241,7 @@ class ApiKeyAdmin(AuditedModelAdmin):
 
     @admin.display(description="Status")
     def status(self, api_key):
-        status = key_status(api_key)
+        status = api_key.status_at()
         return format_html('<span class="status-badge status-{}">{}</span>', status, status)
 
     @admin.display(description="Expires", ordering="expires_at")

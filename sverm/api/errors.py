@@ -240,11 +240,9 @@ def to_application_error(exc: BaseException) -> ApplicationError:
         return NotAcceptable(str(exc.detail))
     if isinstance(exc, drf.UnsupportedMediaType):
         return UnsupportedMediaType(f"{exc.detail} Send the body as application/json.")
-    if isinstance(exc, drf.Throttled):  # DRF's own throttle: the per-IP limit of /api/auth/*
+    if isinstance(exc, drf.Throttled):  # a DRF throttle (sverm's own raise RateLimited)
         wait = int(exc.wait) if exc.wait is not None else 60
-        refused = RateLimited(str(exc.detail), headers={"Retry-After": str(max(wait, 1))})
-        refused.scope, refused.limit = "ip", "auth_per_minute"
-        return refused
+        return RateLimited(str(exc.detail), headers={"Retry-After": str(max(wait, 1))})
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge(str(exc) or None)
     if isinstance(exc, TooManyFieldsSent | SuspiciousOperation):

@@ -126,7 +126,7 @@ class QuotaHit:
             details={"limit": "requests_per_minute", **quota.details, "allowed": quota.limit},
             headers={"Retry-After": str(max(math.ceil(self.reset - self.now), 1))},
         )
-        refused.scope = quota.identity.partition(":")[0]  # `key:…` or `user:…`
+        refused.scope = quota.identity.partition(":")[0]  # `key:…`, `user:…` or `ip:…`
         return refused
 
 
@@ -208,7 +208,7 @@ def ip_quota(request, scope: str) -> MinuteQuota:
         limit=getattr(settings, setting),
         identity=f"ip:{scope}:{client_ip(request)}",
         subject=subject,
-        details={"scope": f"client_ip:{scope}"},
+        details={"limit": f"{scope}_per_minute", "scope": "client_ip"},
     )
 
 

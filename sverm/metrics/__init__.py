@@ -135,6 +135,8 @@ def webhook_delivery_observe(outcome: str) -> None:
 # request limit counts per API key or per user, and says which).
 LIMIT_SCOPES = {
     "auth_per_minute": "ip",
+    "anon_per_minute": "ip",
+    "probe_per_minute": "ip",
     "runs_per_day": "workspace",
     "concurrent_runs": "workspace",
     "batches_per_hour": "workspace",

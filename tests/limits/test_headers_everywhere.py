@@ -85,6 +85,9 @@ def test_over_the_ip_limit_refused_credentials_get_429_but_a_valid_key_still_wor
     refused = anon_client.get("/v1/swarms", **BAD_KEY)
     error = assert_v1_error(refused, 429, "rate_limited")
     assert "client IP" in error["message"]
+    assert error["details"] == {
+        "limit": "anon_per_minute", "scope": "client_ip", "allowed": 3
+    }  # fmt: skip
     assert limit_headers(refused) == (3, 0, WINDOW_END)
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert_problem(anon_client.get("/api/nowhere"), 429, "rate_limited")
