@@ -51,6 +51,20 @@ class UsageRecord(models.Model):
     tokens_out = models.PositiveIntegerField()
     cost_usd = models.DecimalField(**USD)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Who started the run, copied from it when the call is recorded (ids, like run_id, so they
+    # outlive the user and the key). Reports group them within the (workspace, created_at)
+    # range they read, so they need no index of their own. Empty on calls recorded before the
+    # ledger kept them.
+    user_id = models.CharField(
+        max_length=32, blank=True, default="",
+        help_text="The run's creator: the user who started it, or who created the API key that "
+        "did (a key acts as its creator); a schedule's or batch's creator for their runs.",
+    )  # fmt: skip
+    api_key_id = models.CharField(
+        max_length=32, blank=True, default="",
+        help_text="The API key that started the run; empty when a signed-in user, a schedule or "
+        "a batch did.",
+    )  # fmt: skip
 
     objects = ScopedQuerySet.as_manager()
     workspace_lookup = "workspace"
@@ -69,8 +83,8 @@ class UsageRecord(models.Model):
 
 
 class MonthlyUsage(models.Model):
-    """Per workspace, month and swarm type: runs, tokens and cost, updated in the same
-    transaction as the ledger so reading usage never scans the ledger."""
+    """Per workspace, month and swarm type: runs, tokens and cost (exact, and as shown), updated
+    in the same transaction as the ledger so reading usage never scans the ledger."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     month = models.DateField(help_text="First day of the month (UTC).")
@@ -79,6 +93,12 @@ class MonthlyUsage(models.Model):
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(default=Decimal(0), **USD)
+    shown_cost_usd = models.DecimalField(
+        max_digits=20, decimal_places=6, default=Decimal(0),
+        help_text="What `/v1/usage` reports: the sum of its runs' costs in the month as shown, "
+        "each rounded down to 6 places (sverm/money.py), so it equals what a client adds up "
+        "from the runs.",
+    )  # fmt: skip
 
     objects = ScopedQuerySet.as_manager()
     workspace_lookup = "workspace"

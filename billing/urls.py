@@ -6,4 +6,5 @@ from billing import views
 
 urlpatterns = [
     path("usage", views.UsageViewSet.as_view({"get": "list"}), name="usage"),
+    path("usage.csv", views.UsageCSVViewSet.as_view({"get": "list"}), name="usage-csv"),
 ]

@@ -165,6 +165,7 @@ class SwarmViewSet(WorkspaceScopedViewSet):
                 webhook_url=values.get("webhookUrl", ""),
                 created_by=request.user,
                 pause_on_budget=values["pauseOnBudget"],
+                api_key_id=self.caller.api_key_id,
             )
             return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 

@@ -203,6 +203,7 @@ OPERATION_IDS = {
     ("PATCH", "/api/templates/{id}"): "api_update_template",
     ("DELETE", "/api/templates/{id}"): "api_delete_template",
     ("GET", "/api/usage"): "api_get_usage_report",
+    ("GET", "/api/usage.csv"): "api_get_usage_report_csv",
     ("GET", "/api/workspaces"): "api_list_workspaces",
     ("POST", "/api/workspaces"): "api_create_workspace",
     ("GET", "/api/workspaces/{id}"): "api_get_workspace",

@@ -133,6 +133,7 @@ class StatementRecorder:
             ledger, ledger_params = usage_records_add_sql(
                 calls="p", workspace_id=run.workspace_id, run_id=run.pk,
                 swarm_id=run.swarm_id or "", swarm_type=run.swarm_type, at=now,
+                user_id=run.created_by_id or "", api_key_id=run.api_key_id or "",
             )  # fmt: skip
             parts += [_SETTLED_PART, ledger]
             params.update(
@@ -447,13 +448,15 @@ def _steps_write(run: Run, lease: int, steps: Sequence[Step]) -> None:
 
 
 def _ledger_rows(run: Run, charged: Sequence) -> list[UsageRecord]:
-    """The ledger rows of the calls a batch settled (their `Usage`), for billing to write."""
+    """The ledger rows of the calls a batch settled (their `Usage`), for billing to write,
+    with who started the run (its creator and API key)."""
     return [
         UsageRecord(
             workspace_id=run.workspace_id, run_id=run.pk, swarm_id=run.swarm_id or "",
             swarm_type=run.swarm_type, agent_id=usage.agent_id, model=usage.model,
             provider=usage.provider, tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
-            cost_usd=usage.cost_usd,
+            cost_usd=usage.cost_usd, user_id=run.created_by_id or "",
+            api_key_id=run.api_key_id or "",
         )
         for usage in charged
     ]  # fmt: skip

@@ -116,11 +116,15 @@ def run_create(
     webhook_url: str = "",
     prices: dict[str, Price] | None = None,
     pause_on_budget: bool = False,
+    api_key_id: str | None = None,
 ) -> Run:
     """Queue a run after checking its definition, that its expected cost fits the budget
     (422 `budget_exceeded` otherwise) and the plan's run quotas (429 `rate_limited`); it is
     dispatched once the transaction commits. `prices`: `price_map()`, when the caller has read
-    it."""
+    it. Who started it: `created_by` (for an API key, the key's creator: a key acts as its
+    creator) and `api_key_id`, the key's when one did (the caller's `api_key_id`; None for a
+    signed-in user, and for the runs schedules and batches start, which keep no key). The
+    ledger copies both onto every call the run makes, for spend by user and by key."""
     if swarm is not None and swarm.deleted_at is not None:
         raise Conflict(f"Swarm {swarm.pk} is deleted; restore it before running it.")
     budget = (
@@ -148,7 +152,8 @@ def run_create(
         "template_id": template_id, "swarm_type": swarm_type, "definition": definition,
         "task": task, "max_budget_usd": budget, "estimated_cost_usd": expected,
         "agents_total": len(parsed.expanded_agents()), "simulated": simulated_mode(),
-        "webhook_url": webhook_url, "created_by": created_by, "pause_on_budget": pause_on_budget,
+        "webhook_url": webhook_url, "created_by": created_by, "api_key_id": api_key_id,
+        "pause_on_budget": pause_on_budget,
     }  # fmt: skip
     try:
         return _run_insert(values)
@@ -173,10 +178,12 @@ def run_create_for_swarm(
     webhook_url: str,
     created_by: User | None,
     pause_on_budget: bool = False,
+    api_key_id: str | None = None,
 ) -> Run:
     """Start a run of `swarm` (`/api/swarms/{id}/runs`) in `workspace_id` (see selectors'
     `run_workspace_for_swarm`): of the version `version_id` (404 when there is none, 422 when it
-    is another swarm's), else of the swarm's default version."""
+    is another swarm's), else of the swarm's default version. `api_key_id`: the key starting
+    it, if one is (see `run_create`)."""
     version = run_definition_for(swarm=swarm, version_id=version_id)
     return run_create(
         workspace_id=workspace_id,
@@ -188,6 +195,7 @@ def run_create_for_swarm(
         version=version,
         webhook_url=webhook_url,
         pause_on_budget=pause_on_budget,
+        api_key_id=api_key_id,
     )
 
 
@@ -203,7 +211,8 @@ def run_create_from_source(
     pause_on_budget: bool = False,
 ) -> Run:
     """Start a `/v1` run in `workspace_id` from `source`: a template id (one the caller may read
-    there, 404 otherwise) or an inline YAML definition (422 listing its problems)."""
+    there, 404 otherwise) or an inline YAML definition (422 listing its problems). The run
+    records the caller's API key, if it is one (see `run_create`)."""
     source = source.strip()
     prices = price_map()  # read once, for the definition's models and the run's estimate
     if TEMPLATE_ID.match(source):
@@ -222,6 +231,7 @@ def run_create_from_source(
         webhook_url=webhook_url,
         prices=prices,
         pause_on_budget=pause_on_budget,
+        api_key_id=caller.api_key_id,
     )
 
 

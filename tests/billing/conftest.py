@@ -34,8 +34,11 @@ def record(
     tokens: tuple[int, int] = (100, 50),
     run_id: str | None = None,
     swarm_id: str = "",
+    user_id: str = "",
+    api_key_id: str = "",
 ) -> UsageRecord:
-    """One LLM call through `usage_record_add` (ledger + rollup), at `at` (default now)."""
+    """One LLM call through `usage_record_add` (ledger + rollup), at `at` (default now), of a
+    run of its own unless `run_id` names one."""
     return usage_record_add(
         workspace_id=workspace.pk,
         run_id=run_id or f"run_test{next(_runs)}",
@@ -48,6 +51,8 @@ def record(
         tokens_out=tokens[1],
         cost_usd=Decimal(cost),
         created_at=at,
+        user_id=user_id,
+        api_key_id=api_key_id,
     )
 
 

@@ -109,11 +109,25 @@ def test_the_current_utc_month_by_default(api_client, workspace):
 
 
 def test_rows_add_up_to_the_total_after_rounding_down(api_client, workspace):
+    # One run's calls over three days: the run shows 0.000002 (0.0000021 rounded down), split
+    # over its days so that they add up to it.
+    for day in (1, 2, 3):
+        record(workspace, "0.0000007", at=utc(2026, 1, day, 12), run_id="run_split")
+    body = usage(api_client, **JANUARY)
+    assert body["totals"]["costUsd"] == Decimal("0.000002")
+    assert sum(row["costUsd"] for row in body["data"]) == body["totals"]["costUsd"]
+    assert sorted(row["costUsd"] for row in body["data"]) == [0, Decimal("0.000001"),
+                                                               Decimal("0.000001")]  # fmt: skip
+
+
+def test_the_total_is_the_sum_of_the_runs_shown_costs(api_client, workspace):
+    # Three runs of 0.0000007 each show 0.000000: so does their total, whatever the grouping.
     for day in (1, 2, 3):
         record(workspace, "0.0000007", at=utc(2026, 1, day, 12))
-    body = usage(api_client, **JANUARY)
-    assert body["totals"]["costUsd"] == Decimal("0.000002")  # 0.0000021 rounded down
-    assert sum(row["costUsd"] for row in body["data"]) == body["totals"]["costUsd"]
+    for group_by in ("day", "template"):
+        body = usage(api_client, group_by=group_by, **JANUARY)
+        assert body["totals"]["costUsd"] == 0
+        assert [row["costUsd"] for row in body["data"]] == [0] * len(body["data"])
 
 
 def test_a_range_of_366_days_is_allowed(api_client, january):

@@ -38,7 +38,7 @@ def workspaces(user):
 def through_the_statement(workspace, calls, at) -> None:
     ledger, params = usage_records_add_sql(
         calls="calls", workspace_id=workspace.pk, run_id="run_parity", swarm_id="swm_parity",
-        swarm_type=SWARM_TYPE, at=at,
+        swarm_type=SWARM_TYPE, at=at, user_id="usr_parity", api_key_id="key_parity",
     )  # fmt: skip
     columns = list(zip(*calls, strict=True)) if calls else [[]] * 6
     names = ["agents", "models", "providers", "tins", "touts", "costs"]
@@ -57,6 +57,7 @@ def through_the_orm(workspace, calls, at) -> None:
                 workspace_id=workspace.pk, run_id="run_parity", swarm_id="swm_parity",
                 swarm_type=SWARM_TYPE, agent_id=agent, model=model, provider=provider,
                 tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost, created_at=at,
+                user_id="usr_parity", api_key_id="key_parity",
             )
             for agent, model, provider, tokens_in, tokens_out, cost in calls
         ]
@@ -67,7 +68,7 @@ def ledger_rows(workspace) -> list[tuple]:
     return sorted(
         UsageRecord.objects.filter(workspace=workspace).values_list(
             "run_id", "swarm_id", "swarm_type", "agent_id", "model", "provider", "tokens_in",
-            "tokens_out", "cost_usd", "created_at",
+            "tokens_out", "cost_usd", "created_at", "user_id", "api_key_id",
         )
     )  # fmt: skip
 
@@ -75,7 +76,7 @@ def ledger_rows(workspace) -> list[tuple]:
 def rollup_rows(workspace) -> list[tuple]:
     return sorted(
         MonthlyUsage.objects.filter(workspace=workspace).values_list(
-            "month", "swarm_type", "runs", "tokens_in", "tokens_out", "cost_usd"
+            "month", "swarm_type", "runs", "tokens_in", "tokens_out", "cost_usd", "shown_cost_usd"
         )
     )
 
@@ -89,7 +90,8 @@ def test_the_statements_ledger_part_writes_what_usage_records_add_writes(workspa
         assert ledger_rows(by_statement) == ledger_rows(by_orm)
         assert rollup_rows(by_statement) == rollup_rows(by_orm)
     (rollup,) = rollup_rows(by_statement)
-    assert rollup[2:] == (0, 2520, 1005, Decimal("0.0289246912"))
+    # shown: the run's 0.0155123456 -> 0.015512, then its 0.0289246912 -> 0.028924
+    assert rollup[2:] == (0, 2520, 1005, Decimal("0.0289246912"), Decimal("0.028924"))
 
 
 def test_an_empty_batch_writes_no_rollup_row(workspaces):

@@ -136,7 +136,7 @@ def test_months_are_utc_months(capsys, workspace):
     lines = rebuild(capsys, "--month", "2026-01")
     assert lines[0] == (
         f"{workspace.pk} 2026-01 research-swarm-v1: runs 0 -> 1, tokens_in 0 -> 100, "
-        "tokens_out 0 -> 50, cost_usd 0 -> 1"
+        "tokens_out 0 -> 50, cost_usd 0 -> 1, shown_cost_usd 0 -> 1"
     )
 
 

@@ -41,11 +41,32 @@ def test_api_usage_is_documented_with_its_parameters_and_groups(schema):
     operation = schema["paths"]["/api/usage"]["get"]
     parameters = {p["name"]: p for p in operation["parameters"]}
     assert set(parameters) == {"workspace_id", "from", "to", "group_by"}
-    assert parameters["group_by"]["schema"]["enum"] == ["day", "model", "swarm", "template"]
+    assert parameters["group_by"]["schema"]["enum"] == [
+        "day", "model", "swarm", "template", "api_key", "user"
+    ]  # fmt: skip
     assert parameters["from"]["schema"]["format"] == "date"
     components = schema["components"]["schemas"]
     assert set(components["Usage"]["properties"]) == {"data", "totals"}
     row = components["UsageGroup"]
-    assert set(row["properties"]) == {"key", "runs", "costUsd", "tokensIn", "tokensOut", "calls"}
-    assert "runs" not in row["required"]
+    assert set(row["properties"]) == {
+        "key", "name", "prefix", "email", "runs", "costUsd", "tokensIn", "tokensOut", "calls"
+    }  # fmt: skip
+    assert not {"runs", "name", "prefix", "email"} & set(row["required"])
+    # JSON only here, so that generated clients keep a typed body; CSV is its own operation
+    assert set(operation["responses"]["200"]["content"]) == {"application/json"}
+    assert "text/csv" in operation["description"]
+
+
+def test_the_csv_report_is_its_own_operation_declaring_text_csv(schema):
+    operation = schema["paths"]["/api/usage.csv"]["get"]
+    assert operation["operationId"] == "api_get_usage_report_csv"
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {"workspace_id", "from", "to", "group_by"}
+    assert "api_key" in parameters["group_by"]["schema"]["enum"]
+    content = operation["responses"]["200"]["content"]
+    assert set(content) == {"text/csv"}
+    assert content["text/csv"]["schema"]["type"] == "string"
+    assert "attachment" in operation["responses"]["200"]["description"]
+    assert set(operation["responses"]["400"]["content"]) == {"application/problem+json"}
+    assert {"400", "401", "403", "404"} <= set(operation["responses"])
     assert set(operation["responses"]["400"]["content"]) == {"application/problem+json"}

@@ -139,6 +139,7 @@ ENDPOINTS = [
     E("PATCH", "/api/templates/{template}", ADMIN, True, 200, {"name": "Renamed"}),
     E("DELETE", "/api/templates/{template}", ADMIN, True, 200),
     E("GET", "/api/usage?workspace_id={ws}", VIEWER, True, 200),
+    E("GET", "/api/usage.csv?workspace_id={ws}&group_by=api_key", VIEWER, True, 200),
     E("GET", "/api/workspaces/{ws}/mcp-servers", VIEWER, True, 200),
     # Registering asks the server for its tools: this one is refused by the SSRF guard (400),
     # after the role was checked.

@@ -84,6 +84,7 @@ EXPECTED_PATHS = {
     "/v1/templates": {"get"},
     "/v1/usage": {"get"},
     "/api/usage": {"get"},
+    "/api/usage.csv": {"get"},
     "/v1/templates/{id}": {"get"},
     "/healthz": {"get"},
     "/readyz": {"get"},
