@@ -105,6 +105,7 @@ class MonthlyUsage(models.Model):
 
     class Meta:
         ordering = ["-month", "swarm_type"]
+        verbose_name = verbose_name_plural = "monthly usage"
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "month", "swarm_type"], name="monthly_usage_unique"
