@@ -15,13 +15,14 @@ pytestmark = pytest.mark.integration
 
 
 def test_readyz_checks_postgres_redis_layer_broker_and_worker(server, celery_worker):
-    # The worker's first heartbeat is recorded as it becomes ready.
-    wait_for(
-        lambda: httpx.get(f"{server}/readyz", timeout=10).status_code == 200,
-        "readiness with the worker",
-        timeout=45,
-        interval=0.2,
-    )
+    # The worker's first heartbeat is recorded as it becomes ready. Until then the newest may
+    # be the one an earlier test's worker left (still fresh for up to the limit): wait for ours.
+    def ready_with_this_worker() -> bool:
+        response = httpx.get(f"{server}/readyz", timeout=10)
+        beat = response.json().get("workerHeartbeat") or {}
+        return response.status_code == 200 and beat.get("node") == celery_worker
+
+    wait_for(ready_with_this_worker, "readiness with this worker", timeout=45, interval=0.2)
     response = httpx.get(f"{server}/readyz", timeout=10)
     body = response.json()
     checks = {"database": "ok", "channelLayer": "ok", "broker": "ok", "worker": "ok"}
