@@ -115,6 +115,20 @@ def _covers(events: list[AuditEvent], pk) -> bool:
     return any(event.target_id == str(pk) for event in events)
 
 
+class ViewOnlyAdminMixin:
+    """For an admin (or inline) that shows and never adds, changes or deletes, superusers
+    included: history, ledgers, what the engine writes."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class AuditedModelAdmin(admin.ModelAdmin):
     """A ModelAdmin whose adds, changes (forms, list_editable, inlines) and deletions (one or
     selected) are recorded with their values before and after, inside the admin's transaction.
@@ -200,7 +214,7 @@ def _pretty(value) -> str:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     """Read-only for everyone, superusers included: events are appended by the code that makes
     each change and removed only by retention."""
 
@@ -225,12 +239,3 @@ class AuditEventAdmin(admin.ModelAdmin):
             _pretty(event.before),
             _pretty(event.after),
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from accounts.models import Workspace
-from audit.admin import AuditedModelAdmin
+from audit.admin import AuditedModelAdmin, ViewOnlyAdminMixin
 from billing.exports import CSV_MEDIA_TYPE, TOTAL_ROW, csv_text, usage_csv
 from billing.models import ModelPrice, MonthlyUsage, UsageRecord
 from billing.periods import current_month, month_parse, month_span
@@ -44,19 +44,8 @@ class ModelPriceAdmin(AuditedModelAdmin):
     search_fields = ["model", "provider"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(UsageRecord)
-class UsageRecordAdmin(ReadOnlyAdmin):
+class UsageRecordAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "workspace", "run_id", "agent_id", "model", "tokens_in",
                     "tokens_out", "cost_usd", "user_id", "api_key_id"]  # fmt: skip
     list_filter = ["model", "provider", "swarm_type", "created_at"]
@@ -143,7 +132,7 @@ def daily_bars(days: list[DayCost]) -> tuple[list[Bar], Decimal]:
 
 
 @admin.register(MonthlyUsage)
-class MonthlyUsageAdmin(ReadOnlyAdmin):
+class MonthlyUsageAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["month", "workspace", "swarm_type", "runs", "tokens_in", "tokens_out",
                     "cost_usd", "report_link"]  # fmt: skip
     list_filter = ["month", "swarm_type"]

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
-from audit.admin import AuditedModelAdmin
+from audit.admin import AuditedModelAdmin, ViewOnlyAdminMixin
 from billing.models import UsageRecord
 from sverm.admin_format import EMPTY, duration_text, exact_time, time_ago, usd_cell, usd_text
 from sverm.api.errors import ApplicationError
@@ -197,11 +197,12 @@ class RunStepInline(admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(AuditedModelAdmin):
+class RunAdmin(ViewOnlyAdminMixin, AuditedModelAdmin):
     """Runs as operators read and steer them: a compact list that fits a 1366 px screen, with
     the filters that find runs needing attention (stuck), and a run page laid out for reading
     (summary, links, cost report, agents, definition as YAML, the timeline paged) with Cancel
-    and Retry buttons that call the run services."""
+    and Retry buttons that call the run services. View only otherwise: runs are changed by the
+    engine, and by operators through the buttons."""
 
     list_display = ["short_id", "task_short", "origin", "status_badge", "error", "cost",
                     "budget", "attempt", "heartbeat", "creator", "duration",
@@ -234,15 +235,6 @@ class RunAdmin(AuditedModelAdmin):
 
     class Media:
         css = ADMIN_CSS
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False  # runs are changed by the engine, and by operators through the buttons
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_steer_permission(self, request) -> bool:
         """Cancel and retry: the `change_run` permission (superusers have it), although the
@@ -616,7 +608,7 @@ class RunAdmin(AuditedModelAdmin):
 
 
 @admin.register(RunEvent)
-class RunEventAdmin(AuditedModelAdmin):
+class RunEventAdmin(ViewOnlyAdminMixin, AuditedModelAdmin):
     """A run's timeline, 50 events a page (the run page links here filtered to the run)."""
 
     list_display = ["seq", "run_short", "type", "agent_id", "summary", "at"]
@@ -630,15 +622,6 @@ class RunEventAdmin(AuditedModelAdmin):
 
     class Media:
         css = ADMIN_CSS
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Run", ordering="run")
     def run_short(self, event: RunEvent):

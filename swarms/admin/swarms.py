@@ -7,7 +7,7 @@ from django.contrib.admin.utils import quote, unquote
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audit.admin import AuditedModelAdmin
+from audit.admin import AuditedModelAdmin, ViewOnlyAdminMixin
 from sverm.api.errors import ApplicationError
 from swarms import services
 from swarms.admin.pages import (
@@ -140,18 +140,9 @@ class SwarmAdmin(AuditedModelAdmin):
 
 
 @admin.register(SwarmVersion)
-class SwarmVersionAdmin(AuditedModelAdmin):
+class SwarmVersionAdmin(ViewOnlyAdminMixin, AuditedModelAdmin):
     list_display = ["swarm", "number", "id", "created_by", "created_at"]
     search_fields = ["id", "swarm__id", "swarm__name"]
     list_select_related = ["swarm", "created_by"]
     readonly_fields = ["id", "swarm", "number", "definition", "instructions", "model_names",
                        "created_by", "created_at"]  # fmt: skip
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
