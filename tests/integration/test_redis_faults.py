@@ -154,8 +154,16 @@ def test_with_redis_down_runs_are_read_and_created_and_executed_once_it_is_back(
         assert redeliver.status_code == 503, redeliver.text
         assert redeliver.json()["code"] == "service_unavailable"
         assert int(redeliver.headers["Retry-After"]) > 0
+        # What no plan counts is counted per client IP, in memory too: a refused key, an
+        # unknown route and the probe still answer as ever, with the headers.
+        unknown_key = {"Authorization": "Bearer sk-sverm-unknownunknownunknownunknown"}
+        for path, status in (("/v1/swarms", 401), ("/api/nowhere", 404)):
+            refused = http.get(path, headers=unknown_key)
+            assert refused.status_code == status, (path, refused.text)
+            assert int(refused.headers["X-RateLimit-Limit"]) == 60, path
         ready = http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["broker"].startswith("error")
+        assert int(ready.headers["X-RateLimit-Limit"]) == 1200
 
         redis_server.start()
         stack.start("worker")
