@@ -54,14 +54,15 @@ class UsageRecord(models.Model):
     # Who started the run, copied from it when the call is recorded (ids, like run_id, so they
     # outlive the user and the key). Reports group them within the (workspace, created_at)
     # range they read, so they need no index of their own. Empty on calls recorded before the
-    # ledger kept them.
+    # ledger kept them. Defaults in the database too: a worker still on the previous version
+    # during a rolling deploy inserts its calls without these columns.
     user_id = models.CharField(
-        max_length=32, blank=True, default="",
+        max_length=32, blank=True, default="", db_default="",
         help_text="The run's creator: the user who started it, or who created the API key that "
         "did (a key acts as its creator); a schedule's or batch's creator for their runs.",
     )  # fmt: skip
     api_key_id = models.CharField(
-        max_length=32, blank=True, default="",
+        max_length=32, blank=True, default="", db_default="",
         help_text="The API key that started the run; empty when a signed-in user, a schedule or "
         "a batch did.",
     )  # fmt: skip
@@ -94,7 +95,7 @@ class MonthlyUsage(models.Model):
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(default=Decimal(0), **USD)
     shown_cost_usd = models.DecimalField(
-        max_digits=20, decimal_places=6, default=Decimal(0),
+        max_digits=20, decimal_places=6, default=Decimal(0), db_default=Decimal(0),
         help_text="What `/v1/usage` reports: the sum of its runs' costs in the month as shown, "
         "each rounded down to 6 places (sverm/money.py), so it equals what a client adds up "
         "from the runs.",

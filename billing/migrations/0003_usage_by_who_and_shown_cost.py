@@ -44,17 +44,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='monthlyusage',
             name='shown_cost_usd',
-            field=models.DecimalField(decimal_places=6, default=Decimal('0'), help_text="What `/v1/usage` reports: the sum of its runs' costs in the month as shown, each rounded down to 6 places (sverm/money.py), so it equals what a client adds up from the runs.", max_digits=20),
+            field=models.DecimalField(decimal_places=6, default=Decimal('0'), db_default=Decimal('0'), help_text="What `/v1/usage` reports: the sum of its runs' costs in the month as shown, each rounded down to 6 places (sverm/money.py), so it equals what a client adds up from the runs.", max_digits=20),
         ),
         migrations.AddField(
             model_name='usagerecord',
             name='api_key_id',
-            field=models.CharField(blank=True, default='', help_text='The API key that started the run; empty when a signed-in user, a schedule or a batch did.', max_length=32),
+            field=models.CharField(blank=True, default='', db_default='', help_text='The API key that started the run; empty when a signed-in user, a schedule or a batch did.', max_length=32),
         ),
         migrations.AddField(
             model_name='usagerecord',
             name='user_id',
-            field=models.CharField(blank=True, default='', help_text="The run's creator: the user who started it, or who created the API key that did (a key acts as its creator); a schedule's or batch's creator for their runs.", max_length=32),
+            field=models.CharField(blank=True, default='', db_default='', help_text="The run's creator: the user who started it, or who created the API key that did (a key acts as its creator); a schedule's or batch's creator for their runs.", max_length=32),
         ),
         migrations.RunPython(shown_costs_fill, migrations.RunPython.noop, elidable=True),
     ]
