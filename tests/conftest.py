@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -162,3 +163,11 @@ def assert_v1_error(response, status: int, code: str) -> dict:
     assert isinstance(error["details"], dict)
     assert error["correlation_id"] == response["X-Request-ID"]
     return error
+
+
+@pytest.fixture
+def staff(db) -> Client:
+    """The admin as a platform operator (a superuser) sees it: a logged-in Django client."""
+    client = Client()
+    client.force_login(User.objects.create_superuser(email="ops@example.com", password=PASSWORD))
+    return client

@@ -5,14 +5,11 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
-from accounts.models import User
 from billing.admin import CHART_HEIGHT
 from billing.periods import current_month
 from tests.billing.conftest import record, started, utc
-from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -21,14 +18,6 @@ BAR = re.compile(
     r'<title>(?P<label>[^<]+)</title>\s*<rect class="bar" x="[\d.]+" y="[\d.]+"\s*'
     r'width="[\d.]+" height="(?P<height>[\d.]+)"/>'
 )
-
-
-@pytest.fixture
-def staff(db) -> Client:
-    superuser = User.objects.create_superuser(email="ops@example.com", password=PASSWORD)
-    client = Client()
-    client.force_login(superuser)
-    return client
 
 
 @pytest.fixture

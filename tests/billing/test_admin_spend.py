@@ -11,28 +11,17 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.utils import quote
-from django.test import Client
 from django.urls import reverse
 
-from accounts.models import User
 from accounts.roles import Role
 from accounts.services import api_key_create
 from billing.periods import current_month, month_after
 from tests.billing.conftest import record, started, utc
-from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
 REPORT = "admin:billing_monthlyusage_report"
 MARCH = {"month": "2026-03"}
-
-
-@pytest.fixture
-def staff(db) -> Client:
-    superuser = User.objects.create_superuser(email="ops@example.com", password=PASSWORD)
-    client = Client()
-    client.force_login(superuser)
-    return client
 
 
 @pytest.fixture

@@ -7,13 +7,11 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.utils import quote
-from django.test import Client
 from django.urls import reverse
 
-from accounts.models import User
 from swarms.models import Swarm
 from swarms.services.retention import runs_prune_expired, swarms_purge_trash
-from tests.conftest import PASSWORD, assert_v1_error
+from tests.conftest import assert_v1_error
 from tests.factories import make_swarm
 from tests.retention.conftest import NOW, delivery, finished_run
 from tests.runs.conftest import decimal_json
@@ -78,13 +76,6 @@ def test_a_run_of_a_purged_swarm_is_404(api_client, workspace, user):
     usage = decimal_json(api_client.get(f"/v1/usage?month={NOW:%Y-%m}"))
     assert usage["current_month"]["total_usd"] == Decimal("0.0123")
     assert usage["current_month"]["by_swarm_type"]["custom"]["total_usd"] == Decimal("0.0123")
-
-
-@pytest.fixture
-def staff(db) -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser(email="ops@example.com", password=PASSWORD))
-    return client
 
 
 def test_the_admin_shows_pruned_runs_and_the_trash_after_a_purge(staff, workspace, user):

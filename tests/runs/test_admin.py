@@ -7,23 +7,13 @@ from django.contrib.messages import constants as levels
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import User
 from swarms.models import Approval, Run, RunStatus
-from tests.conftest import PASSWORD
 from tests.factories import add_events, create_run, make_run
 from tests.runs.conftest import event_types
 
 pytestmark = pytest.mark.usefixtures("not_executing")
 
 CHANGELIST = "admin:swarms_run_changelist"
-
-
-@pytest.fixture
-def staff(db) -> Client:
-    superuser = User.objects.create_superuser(email="ops@example.com", password=PASSWORD)
-    client = Client()
-    client.force_login(superuser)
-    return client
 
 
 @pytest.fixture

@@ -5,26 +5,15 @@ the latest firings inline, and the pause and resume actions."""
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
-from accounts.models import User
 from audit.models import AuditEvent
 from schedules.models import Schedule
-from tests.conftest import PASSWORD
 from tests.schedules.conftest import parse, stored, tick
 
 pytestmark = pytest.mark.usefixtures("not_executing")
 
 CHANGELIST = "admin:schedules_schedule_changelist"
-
-
-@pytest.fixture
-def staff(db) -> Client:
-    superuser = User.objects.create_superuser(email="ops@example.com", password=PASSWORD)
-    client = Client()
-    client.force_login(superuser)
-    return client
 
 
 def test_changelist_shows_each_schedule(staff, make_schedule):
