@@ -82,6 +82,7 @@ async def _session(endpoint: McpEndpoint, work, timeout: float):
         if response.status_code >= 400:
             refusals.append(f"HTTP {response.status_code} {response.reason_phrase}".strip())
 
+    silent = f"the MCP server gave no answer within {timeout:g} s"
     http = httpx2.AsyncClient(
         headers=dict(endpoint.headers), timeout=timeout, trust_env=False,
         event_hooks={"response": [note_refusal]},
@@ -94,11 +95,15 @@ async def _session(endpoint: McpEndpoint, work, timeout: float):
             ):
                 return await work(client)
     except TimeoutError:
-        raise McpUnavailable(f"the MCP server gave no answer within {timeout:g} s") from None
+        raise McpUnavailable(silent) from None
     except Exception as exc:  # the SDK's transport and protocol errors, in task groups
         inner = _innermost(exc)
         if isinstance(inner, (ToolError, McpUnavailable)):
             raise inner from None
+        if isinstance(inner, httpx2.TimeoutException):
+            # The HTTP client's own timeout (the same seconds) can fire before the deadline
+            # does, on a loaded machine: the same silence, said the same way.
+            raise McpUnavailable(silent) from None
         answered = f"answered {refusals[0]}: " if refusals else "failed: "
         raise McpUnavailable(f"the MCP server {answered}{_describe(exc)}") from exc
 
