@@ -14,7 +14,6 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
 
 from accounts import services
 from accounts.models import (
@@ -28,20 +27,15 @@ from accounts.models import (
 )
 from accounts.selectors import plan_limits_forget
 from audit.admin import AuditedModelAdmin
-from sverm.admin_format import EMPTY, exact_time, time_ago
+from sverm.admin_format import (
+    EMPTY,
+    exact_time,
+    filtered_changelist,
+    time_ago,
+    usage_report_url,
+)
 
 ADMIN_CSS = {"all": ["sverm/admin.css"]}
-
-
-def filtered_changelist(url_name: str, **params: str) -> str:
-    return f"{reverse(url_name)}?{urlencode(params)}"
-
-
-def usage_report_url(workspace_id: str) -> str:
-    """Billing's usage report of the workspace for the current month (UTC, as billing's)."""
-    return filtered_changelist(
-        "admin:billing_monthlyusage_report", workspace=workspace_id, month=f"{timezone.now():%Y-%m}"
-    )
 
 
 class UserCreationForm(BaseUserCreationForm):

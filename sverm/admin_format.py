@@ -1,11 +1,14 @@
 """How the admin pages show times, durations and money: to the second, relative with the exact
-time at hand, and USD with 6 decimals (never rounded to cents: $0.0018 is not "0.00")."""
+time at hand, and USD with 6 decimals (never rounded to cents: $0.0018 is not "0.00"); and the
+links between the apps' pages, by URL name."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from sverm.money import money, money_exact
@@ -63,4 +66,18 @@ def usd_cell(amount: Decimal | None) -> SafeString | str:
         return EMPTY
     return format_html(
         '<span class="money" title="exactly ${}">{}</span>', money_exact(amount), usd_text(amount)
+    )
+
+
+def filtered_changelist(url_name: str, **params: str) -> str:
+    """An admin list's URL, filtered by `params` (its query string)."""
+    return f"{reverse(url_name)}?{urlencode(params)}"
+
+
+def usage_report_url(workspace_id: str, moment: datetime | None = None) -> str:
+    """The billing app's usage report of a workspace for the month (UTC, as billing's months
+    are) of `moment`, now by default."""
+    month = (moment or timezone.now()).astimezone(UTC)
+    return filtered_changelist(
+        "admin:billing_monthlyusage_report", workspace=workspace_id, month=f"{month:%Y-%m}"
     )

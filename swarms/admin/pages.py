@@ -4,16 +4,11 @@ and their stylesheet."""
 from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.http import urlencode
 
 from sverm.admin_format import EMPTY
 
 # The operator pages' stylesheet: compact columns, badges, the run page's sections.
 ADMIN_CSS = {"all": ["sverm/admin.css"]}
-
-
-def filtered_changelist(url_name: str, **params: str) -> str:
-    return f"{reverse(url_name)}?{urlencode(params)}"
 
 
 def run_admin_url(run_id: str) -> str:

@@ -20,17 +20,25 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from audit.admin import AuditedModelAdmin, ViewOnlyAdminMixin
 from billing.models import UsageRecord
-from sverm.admin_format import EMPTY, duration_text, exact_time, time_ago, usd_cell, usd_text
+from sverm.admin_format import (
+    EMPTY,
+    duration_text,
+    exact_time,
+    filtered_changelist,
+    time_ago,
+    usage_report_url,
+    usd_cell,
+    usd_text,
+)
 from sverm.api.errors import ApplicationError
 from swarms import services
 from swarms.admin.pages import (
     ADMIN_CSS,
     clipped,
-    filtered_changelist,
     run_admin_url,
     run_link,
     short_run_id,
@@ -89,13 +97,6 @@ def definition_yaml(definition) -> str:
     """A definition as the YAML one would write (keys in their order), for the run page."""
     return yaml.dump(definition, Dumper=ReadableDumper, sort_keys=False, allow_unicode=True,
                      width=FOLD_AT + 8)  # fmt: skip
-
-
-def usage_report_url(workspace_id: str, moment) -> str:
-    """The billing app's usage report of a workspace for the month of `moment` (its URL name
-    is billing's)."""
-    query = urlencode({"workspace": workspace_id, "month": f"{timezone.localtime(moment):%Y-%m}"})
-    return f"{reverse('admin:billing_monthlyusage_report')}?{query}"
 
 
 class StuckFilter(admin.SimpleListFilter):
@@ -443,11 +444,11 @@ class RunAdmin(ViewOnlyAdminMixin, AuditedModelAdmin):
             return EMPTY
         return format_html('<pre class="run-output">{}</pre>', run.output)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        run = self.get_object(request, unquote(object_id))
-        if run is not None:
-            extra_context = {**self.run_page_context(request, run), **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="",
+                           obj=None):  # fmt: skip
+        if obj is not None:  # the run the change view already read
+            context = {**self.run_page_context(request, obj), **context}
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def run_page_context(self, request, run: Run) -> dict:
         """What the run page shows under its fields: the cost report, the agents, a page of

@@ -8,12 +8,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.admin import AuditedModelAdmin, ViewOnlyAdminMixin
+from sverm.admin_format import filtered_changelist
 from sverm.api.errors import ApplicationError
 from swarms import services
-from swarms.admin.pages import (
-    ADMIN_CSS,
-    filtered_changelist,
-)
+from swarms.admin.pages import ADMIN_CSS
 from swarms.models import (
     Swarm,
     SwarmVersion,
