@@ -14,6 +14,15 @@ SVERM_ADMIN_PLAN ?= team
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_ARGS ?=
+# The suite runs in this many processes (pytest-xdist; each has its own test database, and a
+# file's tests stay in one process). The integration tests run after, in one process: they
+# start servers, workers and Redis restarts whose timing a second process would disturb.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+# pytest's "no tests collected" (5) is not a failure here: PYTEST_ARGS may select tests of
+# one kind only, and the other pass then has none.
+PYTEST_OK := || [ $$? -eq 5 ]
 
 .PHONY: install run test test-typescript test-sqlite test-postgres lint bench clean
 
@@ -56,13 +65,15 @@ test-typescript: install
 
 # The embedded default: SQLite, in-memory channel layer, nothing else installed.
 test-sqlite: install
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -m "not integration" $(XDIST) $(PYTEST_ARGS) \
+		$(PYTEST_OK)
 
 # The same suite on PostgreSQL, plus the integration tests against Redis and a Celery worker.
 test-postgres: install
 	@if $(PY) -m tests.probe postgres "$(TEST_POSTGRES_URL)"; then \
-		DATABASE_URL="$(TEST_POSTGRES_URL)" SVERM_TEST_REDIS_URL="$(TEST_REDIS_URL)" \
-			$(PY) -m pytest $(PYTEST_ARGS); \
+		export DATABASE_URL="$(TEST_POSTGRES_URL)" SVERM_TEST_REDIS_URL="$(TEST_REDIS_URL)"; \
+		{ $(PY) -m pytest -m "not integration" $(XDIST) $(PYTEST_ARGS) $(PYTEST_OK); } && \
+		{ $(PY) -m pytest -m integration $(PYTEST_ARGS) $(PYTEST_OK); }; \
 	elif [ "$$CI" = "true" ]; then \
 		echo "PostgreSQL at $(TEST_POSTGRES_URL) is unreachable and CI=true: failing." >&2; exit 1; \
 	else \

@@ -198,6 +198,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
+    # Tests use an in-memory database (Django's default for SQLite), named so that test runners
+    # which give each process a database of its own (pytest-xdist) keep it in memory too.
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", ":memory:")
 
 # ------------------------------------------------------------------------------
 # CACHE, CHANNELS, CELERY
