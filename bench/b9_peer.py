@@ -6,9 +6,11 @@ twice: its embedded server (`make run`) and its production layout (docker-compos
 machine's PostgreSQL and Redis). Every figure is a sverm side's value over the peer's (target:
 ahead of the peer on every row)."""
 
+import os
 import time
 from collections import Counter
 from contextlib import ExitStack
+from pathlib import Path
 
 from bench import loadgen, stack
 from bench.b9_sides import (
@@ -65,11 +67,48 @@ def _pg_connections() -> int:
         return cursor.fetchone()[0]
 
 
+def _services_cpu() -> dict[str, float]:
+    """CPU seconds used so far by this machine's PostgreSQL (its postmaster's process tree) and
+    Redis (INFO cpu), the services of the production layout; one left out when it cannot be
+    read here (a server elsewhere, no rights)."""
+    import redis
+    from django.db import connection
+
+    found = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW data_directory")
+        data_directory = cursor.fetchone()[0]
+    try:
+        postmaster = int(Path(data_directory, "postmaster.pid").read_text().split()[0])
+        found["PostgreSQL"] = stack.tree_cpu_seconds(postmaster)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        cpu = redis.Redis.from_url(os.environ["REDIS_URL"]).info("cpu")
+        found["Redis"] = sum(cpu[name] for name in ("used_cpu_sys", "used_cpu_user",
+                                                    "used_cpu_sys_children",
+                                                    "used_cpu_user_children"))  # fmt: skip
+    except (redis.RedisError, KeyError):
+        pass
+    return found
+
+
+def _cpu_parts(side: Side) -> dict[str, float]:
+    """CPU seconds used so far by each of the side's process trees and, for sverm's production
+    layout, by the services it uses (`_services_cpu`)."""
+    names = side.parts or ("server",)
+    found = {name: stack.tree_cpu_seconds(process.pid)
+             for name, process in zip(names, side.processes, strict=True)}  # fmt: skip
+    if side.name == "sverm production":
+        found.update(_services_cpu())
+    return found
+
+
 def _measure(ctx: Context, sides: list[Side], count: int) -> dict:
     """Every measurement in turns (embedded, production, peer, embedded, ...), so every side
     sees the same moments of the machine."""
     found: dict = {
-        side.name: {"lone": [], "many": [], "failed": [], "load": [], "api_load": []}
+        side.name: {"lone": [], "many": [], "failed": [], "load": [], "api_load": [], "cpu": []}
         for side in sides
     }
     for side in sides:  # warm-up: a run and a status read on each
@@ -100,7 +139,10 @@ def _measure(ctx: Context, sides: list[Side], count: int) -> dict:
                 )
     for _ in range(ROUNDS):
         for side in sides:
+            before = _cpu_parts(side)
             runs = [run for run, _id in runs_streamed(side, count, MANY_TIMEOUT)]
+            after = _cpu_parts(side)
+            found[side.name]["cpu"].append({part: after[part] - before[part] for part in after})
             found[side.name]["many"] += [run.wall for run in runs if run.ok]
             found[side.name]["failed"] += [run.detail for run in runs if not run.ok]
             time.sleep(1)
@@ -137,7 +179,7 @@ def run(ctx: Context) -> list[Figure]:
     return _figures(ctx, found, [side.name for side in sides], count)
 
 
-def _summarize(found: dict, name: str) -> None:
+def _summarize(found: dict, name: str, count: int) -> None:
     """A side's medians, in place; its failed status reads raise (its failed runs at once are
     the figure's to report)."""
     side = found[name]
@@ -153,6 +195,10 @@ def _summarize(found: dict, name: str) -> None:
     side["first"] = median([run.first for run in side["lone"]]) * 1000
     side["overhead"] = side["wall"] - CRITICAL_PATH * 1000
     side["spread"] = median(side["many"]) * 1000 / side["wall"] if side["many"] else None
+    # CPU per run of the runs at once: each part's median over the rounds, ms.
+    side["cpu_parts"] = {part: median([spent[part] for spent in side["cpu"]]) * 1000 / count
+                         for part in side["cpu"][0]}  # fmt: skip
+    side["cpu_run"] = sum(side["cpu_parts"].values())
 
 
 def _many_how(name: str, side: dict, count: int) -> str:
@@ -168,7 +214,7 @@ def _many_how(name: str, side: dict, count: int) -> str:
 def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Figure]:
     *ours, peer_name = names
     for name in names:
-        _summarize(found, name)
+        _summarize(found, name, count)
     peer = found[peer_name]
     mib = 2**20
     described = {
@@ -231,6 +277,19 @@ def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Fi
                    f"bench's own left out); after the warm-up (a run, a status read) and 1 s "
                    f"idle; after all the measurements: {name} {side['rss_end'] / mib:.0f} MiB, "
                    f"peer {peer['rss_end'] / mib:.0f} MiB")  # fmt: skip
+        cpu_parts = ", ".join(f"{part} {spent:.1f}" for part, spent in side["cpu_parts"].items())
+        services = (" and the PostgreSQL and Redis on this machine it uses (their CPU while the "
+                    "other sides ran is idle time, nearly none)"
+                    if name == "sverm production" else "")  # fmt: skip
+        cpu = Figure.report(
+            f"9. peer: server CPU per run, {count} runs at once, {versus}", side["cpu_run"],
+            peer["cpu_run"], "ms",
+            f"as the figure above; user + system CPU (/proc) of the server's process trees"
+            f"{services}, from the first POST to the last stream's end, over {count}, median of "
+            f"{ROUNDS} rounds, ms: {name} {cpu_parts}; peer {peer['cpu_run']:.1f}. The machine "
+            f"has {os.cpu_count()} CPUs shared with the client: a round of {count} runs cannot "
+            f"end sooner than {count} x this / {os.cpu_count()} CPUs",
+        )  # fmt: skip
         rows.append([
             Figure.ratio_target(
                 f"9. peer: run overhead (wall - {CRITICAL_PATH:g} s critical path) of one run, "
@@ -263,6 +322,7 @@ def _figures(ctx: Context, found: dict, names: list[str], count: int) -> list[Fi
                 f"{side['api_load'].describe()}; against the same peer read.",
             ),
             many,
+            cpu,
             Figure.ratio_target(
                 f"9. peer: server process tree RSS at idle, {versus}", side["rss_idle"] / mib,
                 peer["rss_idle"] / mib, "<=", 1, "MiB", f"{same}; {rss}.",

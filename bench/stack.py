@@ -159,23 +159,44 @@ def celery_worker(env: dict[str, str], log_dir: Path, extra: list[str], name: st
         stop(process, timeout=20)
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used by a process and its live descendants, each with the
+    children it has already waited for (so a PostgreSQL backend that ended still counts in its
+    postmaster's); from /proc."""
+    ticks = 0
+    for current in _tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its live descendants."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        if current in found:
+            continue
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of a process and all its descendants (from /proc)."""
     total = 0
-    pending = [pid]
-    seen = set()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
+    for current in _tree(pid):
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
-            for task in Path(f"/proc/{current}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pending.extend(int(child) for child in children)
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return total
