@@ -28,22 +28,6 @@ from bench.fixtures import database_recreate
 MIB = 1024 * 1024
 
 
-def process_tree(pid: int) -> list[int]:
-    """`pid` and every descendant, parents first."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop(0)
-        if current in found:
-            continue
-        found.append(current)
-        try:
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending.extend(int(child) for child in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return found
-
-
 def process_memory(pid: int) -> dict:
     """RSS, PSS and USS (private clean + dirty) in bytes, threads and the command line."""
     fields: dict[str, int] = {}
@@ -65,7 +49,7 @@ def process_memory(pid: int) -> dict:
 
 
 def table(title: str, roots: list[subprocess.Popen]) -> str:
-    rows = [process_memory(pid) for root in roots for pid in process_tree(root.pid)]
+    rows = [process_memory(pid) for root in roots for pid in stack.process_tree(root.pid)]
     lines = [
         f"{title}",
         f"{'pid':>7} {'thr':>4} {'RSS MiB':>8} {'PSS MiB':>8} {'USS MiB':>8}  command",

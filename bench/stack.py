@@ -164,7 +164,7 @@ def tree_cpu_seconds(pid: int) -> float:
     children it has already waited for (so a PostgreSQL backend that ended still counts in its
     postmaster's); from /proc."""
     ticks = 0
-    for current in _tree(pid):
+    for current in process_tree(pid):
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, PermissionError):
@@ -173,11 +173,11 @@ def tree_cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and its live descendants."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every live descendant, parents first (from /proc)."""
     found, pending = [], [pid]
     while pending:
-        current = pending.pop()
+        current = pending.pop(0)
         if current in found:
             continue
         found.append(current)
@@ -192,7 +192,7 @@ def _tree(pid: int) -> list[int]:
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of a process and all its descendants (from /proc)."""
     total = 0
-    for current in _tree(pid):
+    for current in process_tree(pid):
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
