@@ -82,9 +82,9 @@ def embedded(log_dir: Path) -> str:
     side = sverm_start(_base_env(), log_dir, latency=0.05, threads=100)
     try:
         _warm_up(side)
-        return table("embedded: python -m sverm.server (Daphne, SQLite)", [side.process])
+        return table("embedded: python -m sverm.server (Daphne, SQLite)", side.processes)
     finally:
-        stack.stop(side.process)
+        stack.stop(side.processes[0])
 
 
 def production(log_dir: Path, database_url: str, redis_url: str, web_workers: int) -> str:
@@ -121,7 +121,7 @@ def production(log_dir: Path, database_url: str, redis_url: str, web_workers: in
         base = f"http://127.0.0.1:{port}"
         stack.wait_http(base, started["web"], log_dir / "memory-web.log")
         time.sleep(3)  # the other web workers, the Celery worker and beat come up too
-        side = Side("sverm production", base, started["web"],
+        side = Side("sverm production", base, [started["web"]],
                     {"Authorization": f"Bearer {api_key}"})  # fmt: skip
         _warm_up(side)
         time.sleep(2)
