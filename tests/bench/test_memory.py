@@ -2,19 +2,17 @@
 run as its README says: it starts the embedded server, warms it up and prints each process's
 memory. Its production layout needs PostgreSQL and Redis and shares every step but the start."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.processes import embedded_server_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_embedded_layout_prints_the_servers_memory_and_stops_it():
-    # The embedded layout: none of the suite's settings or services.
-    dropped = ("DATABASE_URL", "REDIS_URL")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DJANGO_", "PYTEST_")) and k not in dropped}  # fmt: skip
+def test_the_embedded_layout_prints_the_servers_memory_and_stops_it(tmp_path):
+    env = embedded_server_env(tmp_path)  # none of the suite's settings or services
     done = subprocess.run(
         [sys.executable, "-m", "bench.memory", "embedded"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
